@@ -58,6 +58,9 @@ pub enum ErrorKind {
     Empty,
     /// The transport does not support this operation.
     Unsupported,
+    /// The broker ended a consumer's subscription (queue deleted, channel
+    /// closed, connection lost).
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -79,6 +82,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::Empty => "empty",
             ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Cancelled => "consumer cancelled",
         }
     }
 }
@@ -279,6 +283,7 @@ impl Error {
                 _ => Recovery::ReopenChannel,
             },
             ErrorKind::Timeout | ErrorKind::Nacked => Recovery::Retry,
+            ErrorKind::Cancelled => Recovery::ReopenChannel,
             ErrorKind::Config
             | ErrorKind::Authentication
             | ErrorKind::Encode
@@ -376,6 +381,11 @@ impl Error {
     /// True when a queue had no message.
     pub fn is_empty(&self) -> bool {
         self.kind() == ErrorKind::Empty
+    }
+
+    /// True when the broker ended a consumer's subscription.
+    pub fn is_cancelled(&self) -> bool {
+        self.kind() == ErrorKind::Cancelled
     }
 
     /// True when the broker reported that an entity does not exist (404).

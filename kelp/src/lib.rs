@@ -1,17 +1,59 @@
 //! kelp: Kombu's messaging model for Rust.
+//!
+//! One model — [`Connection`], [`Exchange`], [`Queue`], [`Producer`],
+//! [`Consumer`], [`Message`] — over several brokers: `memory://` (an
+//! embedded broker, the default), and more transports behind the same API.
+//!
+//! ```
+//! use kelp::{Connection, Exchange, Queue};
+//!
+//! # async fn demo() -> kelp::Result<()> {
+//! let conn = Connection::new("memory://")?;
+//! let exchange = Exchange::direct("media");
+//! let queue = Queue::new("video").exchange(exchange.clone()).routing_key("video");
+//!
+//! let producer = conn.producer().exchange(exchange).build().await?;
+//! let mut consumer = conn.consumer([queue]).prefetch_count(10).build().await?;
+//!
+//! producer.publish(&serde_json::json!({"name": "cat.mp4"})).routing_key("video").send().await?;
+//!
+//! let message = consumer.next().await.expect("a message")?;
+//! let body: serde_json::Value = message.decode()?;
+//! assert_eq!(body["name"], "cat.mp4");
+//! message.ack().await?;
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
 #![warn(missing_docs)]
 
+mod channel;
+mod connection;
+mod consumer;
+mod entity;
 mod error;
+mod failover;
 mod message;
+mod producer;
 mod shared_str;
+mod transport;
+mod util;
 mod value;
 
+pub mod blocking;
 pub mod compression;
 pub mod serialization;
 pub mod url;
 
+pub use channel::Channel;
+pub use compression::Compression;
+pub use connection::{Connection, ConnectionBuilder};
+pub use consumer::{Consumer, ConsumerBuilder, DecodeErrorHandler};
+pub use entity::{Binding, DeclaredQueue, DeliveryMode, Entity, Exchange, ExchangeKind, Queue};
 pub use error::{reply_code, Error, ErrorKind, Recovery, Result};
-pub use message::{DeliveryInfo, Properties, ReturnedMessage};
+pub use failover::{CustomFailover, FailoverStrategy};
+pub use message::{DeliveryInfo, Message, MessageState, Properties, ReturnedMessage};
+pub use producer::{Confirmation, Producer, ProducerBuilder, Publish, ReturnCallback};
+pub use serialization::{Accept, Serializer};
 pub use shared_str::SharedStr;
 pub use url::BrokerUrl;
 pub use value::{FieldTable, Value};

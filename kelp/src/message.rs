@@ -1,9 +1,17 @@
 //! Messages as they are received: properties, delivery information, body,
 //! and the acknowledgement state machine.
 
-use bytes::Bytes;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use crate::{FieldTable, SharedStr};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::compression::{Compression, DEFAULT_DECOMPRESSION_LIMIT};
+use crate::serialization::{self, Accept};
+use crate::transport::{AnyChannel, Delivery};
+use crate::{Error, ErrorKind, FieldTable, Result, SharedStr, Value};
 
 /// AMQP basic properties of a message (Kombu's `message.properties`, with
 /// `content_type`, `content_encoding` and `headers` alongside).
@@ -72,4 +80,266 @@ pub struct ReturnedMessage {
     pub properties: Properties,
     /// Its body, as published.
     pub body: Bytes,
+}
+
+/// Where a received message stands (Kombu's `message.acknowledged` states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageState {
+    /// Received and not yet settled.
+    Received,
+    /// Acknowledged.
+    Acked,
+    /// Rejected without requeue (dropped or dead-lettered by the broker).
+    Rejected,
+    /// Rejected with requeue: the broker will deliver it again.
+    Requeued,
+}
+
+impl MessageState {
+    fn from_u8(v: u8) -> MessageState {
+        match v {
+            1 => MessageState::Acked,
+            2 => MessageState::Rejected,
+            3 => MessageState::Requeued,
+            _ => MessageState::Received,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            MessageState::Received => 0,
+            MessageState::Acked => 1,
+            MessageState::Rejected => 2,
+            MessageState::Requeued => 3,
+        }
+    }
+
+    fn kombu_name(self) -> &'static str {
+        match self {
+            MessageState::Received => "RECEIVED",
+            MessageState::Acked => "ACK",
+            MessageState::Rejected => "REJECTED",
+            MessageState::Requeued => "REQUEUED",
+        }
+    }
+}
+
+/// How a consumer decodes its messages: the accept list and the bound on
+/// decompressed size. Shared by all messages of a consumer.
+#[derive(Debug)]
+pub(crate) struct DecodeSettings {
+    pub(crate) accept: Accept,
+    pub(crate) decompression_limit: usize,
+}
+
+impl DecodeSettings {
+    pub(crate) fn shared_default() -> Arc<DecodeSettings> {
+        static DEFAULT: OnceLock<Arc<DecodeSettings>> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                Arc::new(DecodeSettings {
+                    accept: Accept::default(),
+                    decompression_limit: DEFAULT_DECOMPRESSION_LIMIT,
+                })
+            })
+            .clone()
+    }
+}
+
+/// A message received from a queue, by a consumer or a get.
+///
+/// The body is decoded on demand with [`decode`](Message::decode) or
+/// [`payload`](Message::payload), after the consumer's accept list allowed
+/// its content type. A message must be settled once: [`ack`](Message::ack),
+/// [`reject`](Message::reject) or [`requeue`](Message::requeue); a second
+/// attempt is a [`MessageState`](crate::ErrorKind::MessageState) error and
+/// sends nothing to the broker. Messages of `no_ack` consumers need no
+/// settling (acking them does nothing).
+pub struct Message {
+    info: DeliveryInfo,
+    properties: Properties,
+    body: Bytes,
+    /// The broker channel it came on; `None` when it needs no ack.
+    acker: Option<AnyChannel>,
+    state: AtomicU8,
+    settings: Arc<DecodeSettings>,
+}
+
+impl Message {
+    pub(crate) fn new(
+        delivery: Delivery,
+        acker: Option<AnyChannel>,
+        settings: Arc<DecodeSettings>,
+    ) -> Message {
+        Message {
+            info: delivery.info,
+            properties: delivery.properties,
+            body: delivery.body,
+            acker,
+            state: AtomicU8::new(MessageState::Received.as_u8()),
+            settings,
+        }
+    }
+
+    /// The body as it travelled: still compressed if it was.
+    pub fn raw_body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body, decompressed when the `compression` header says so
+    /// (bounded by the consumer's decompression limit), not deserialized.
+    pub fn body(&self) -> Result<Bytes> {
+        match self.compression() {
+            None => Ok(self.body.clone()),
+            Some(name) => {
+                Compression::from_name(name)?.decompress(&self.body, self.settings.decompression_limit)
+            }
+        }
+    }
+
+    /// The `compression` header (a MIME type such as `application/x-gzip`).
+    pub fn compression(&self) -> Option<&str> {
+        self.properties.headers.get("compression").and_then(Value::as_str)
+    }
+
+    /// The content type, e.g. `application/json`.
+    pub fn content_type(&self) -> Option<&str> {
+        self.properties.content_type.as_deref()
+    }
+
+    /// The content encoding, e.g. `utf-8` or `binary`.
+    pub fn content_encoding(&self) -> Option<&str> {
+        self.properties.content_encoding.as_deref()
+    }
+
+    /// Application headers.
+    pub fn headers(&self) -> &FieldTable {
+        &self.properties.headers
+    }
+
+    /// All properties.
+    pub fn properties(&self) -> &Properties {
+        &self.properties
+    }
+
+    /// Delivery information: exchange, routing key, redelivered, tags.
+    pub fn delivery_info(&self) -> &DeliveryInfo {
+        &self.info
+    }
+
+    /// The delivery tag on its channel.
+    pub fn delivery_tag(&self) -> u64 {
+        self.info.delivery_tag
+    }
+
+    /// True when the broker delivered this message before.
+    pub fn redelivered(&self) -> bool {
+        self.info.redelivered
+    }
+
+    /// The routing key it was published with.
+    pub fn routing_key(&self) -> &str {
+        &self.info.routing_key
+    }
+
+    /// The exchange it was published to.
+    pub fn exchange(&self) -> &str {
+        &self.info.exchange
+    }
+
+    /// Check the content type against the consumer's accept list.
+    pub fn check_accepted(&self) -> Result<()> {
+        self.settings.accept.check(self.content_type())
+    }
+
+    /// Deserialize the body into `T`, after the accept list allowed its content type.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        self.check_accepted()?;
+        let body = self.body()?;
+        serialization::decode(self.content_type(), self.content_encoding(), &body)
+    }
+
+    /// Deserialize the body into a dynamic [`Value`] (Kombu's `message.payload`).
+    pub fn payload(&self) -> Result<Value> {
+        self.check_accepted()?;
+        let body = self.body()?;
+        serialization::decode_value(self.content_type(), self.content_encoding(), &body)
+    }
+
+    /// Where the message stands.
+    pub fn state(&self) -> MessageState {
+        MessageState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// True once acked, rejected or requeued.
+    pub fn is_settled(&self) -> bool {
+        self.state() != MessageState::Received
+    }
+
+    /// Acknowledge the message.
+    pub async fn ack(&self) -> Result<()> {
+        self.settle(MessageState::Acked, |ch, tag| async move { ch.ack(tag, false).await })
+            .await
+    }
+
+    /// Acknowledge this message and every earlier unacknowledged one on its channel.
+    pub async fn ack_multiple(&self) -> Result<()> {
+        self.settle(MessageState::Acked, |ch, tag| async move { ch.ack(tag, true).await })
+            .await
+    }
+
+    /// Reject the message: the broker drops it (or dead-letters it).
+    pub async fn reject(&self) -> Result<()> {
+        self.settle(MessageState::Rejected, |ch, tag| async move { ch.reject(tag, false).await })
+            .await
+    }
+
+    /// Reject the message and have it delivered again (it comes back redelivered).
+    pub async fn requeue(&self) -> Result<()> {
+        self.settle(MessageState::Requeued, |ch, tag| async move { ch.reject(tag, true).await })
+            .await
+    }
+
+    async fn settle<F, Fut>(&self, to: MessageState, send: F) -> Result<()>
+    where
+        F: FnOnce(AnyChannel, u64) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let Some(channel) = &self.acker else {
+            return Ok(()); // no_ack: the broker already forgot it
+        };
+        let received = MessageState::Received.as_u8();
+        if let Err(current) =
+            self.state
+                .compare_exchange(received, to.as_u8(), Ordering::AcqRel, Ordering::Acquire)
+        {
+            return Err(Error::new(
+                ErrorKind::MessageState,
+                format!(
+                    "Message already acknowledged with state: {}",
+                    MessageState::from_u8(current).kombu_name()
+                ),
+            ));
+        }
+        let result = send(channel.clone(), self.info.delivery_tag).await;
+        if result.is_err() {
+            // Nothing reached the broker: let the caller try another way.
+            self.state.store(received, Ordering::Release);
+        }
+        result
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("delivery_tag", &self.info.delivery_tag)
+            .field("exchange", &self.info.exchange)
+            .field("routing_key", &self.info.routing_key)
+            .field("content_type", &self.properties.content_type)
+            .field("body_len", &self.body.len())
+            .field("state", &self.state())
+            .finish()
+    }
 }

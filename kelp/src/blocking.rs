@@ -1,0 +1,573 @@
+//! A synchronous facade over kelp's async API, for code without an async
+//! runtime (in the manner of reqwest's `blocking` module).
+//!
+//! Each call runs the async operation to completion on the calling thread,
+//! while a private runtime thread (`kelp-blocking-runtime`) drives the I/O
+//! and timers. Calling it from inside an async runtime is refused with an
+//! error instead of deadlocking.
+//!
+//! ```
+//! use kelp::blocking::Connection;
+//! use kelp::Queue;
+//!
+//! let conn = Connection::new("memory://")?;
+//! let channel = conn.default_channel()?;
+//! let declared = channel.declare_queue(&Queue::new("blocking-doc"))?;
+//! let producer = conn.producer().build()?;
+//! producer.publish(&"hi").routing_key(declared.name.as_str()).send()?;
+//! let message = channel.get(&Queue::new("blocking-doc"), false)?.expect("one message");
+//! assert_eq!(message.decode::<String>()?, "hi");
+//! message.ack()?;
+//! # Ok::<(), kelp::Error>(())
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{
+    Accept, Compression, DeclaredQueue, DeliveryMode, Entity, Error, Exchange, FieldTable,
+    ReturnedMessage, Result, Serializer, SharedStr, Value,
+};
+
+/// Run `future` to completion on this thread, with kelp's runtime driving I/O.
+fn wait<F: Future>(future: F) -> Result<F::Output> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::config(
+            "kelp::blocking was called from inside an async runtime; use the async API there",
+        ));
+    }
+    Ok(runtime()?.block_on(future))
+}
+
+fn runtime() -> Result<&'static tokio::runtime::Handle> {
+    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    static HANDLE: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle);
+    }
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("kelp-blocking-runtime")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match runtime {
+        Ok(rt) => Ok(HANDLE.get_or_init(|| rt.handle().clone())),
+        Err(e) => Err(Error::config(format!("cannot start kelp's blocking runtime: {e}"))),
+    }
+}
+
+fn run<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
+    wait(future)?
+}
+
+/// A connection; see [`crate::Connection`].
+#[derive(Clone)]
+pub struct Connection {
+    inner: crate::Connection,
+}
+
+impl Connection {
+    /// A connection to `url` (or a `;`-separated list); does not connect yet.
+    pub fn new(url: &str) -> Result<Connection> {
+        Ok(Connection {
+            inner: crate::Connection::new(url)?,
+        })
+    }
+
+    /// Wrap an async connection (built with [`crate::Connection::builder`]).
+    pub fn from_async(inner: crate::Connection) -> Connection {
+        Connection { inner }
+    }
+
+    /// The async connection underneath.
+    pub fn as_async(&self) -> &crate::Connection {
+        &self.inner
+    }
+
+    /// Connect now if not connected.
+    pub fn connect(&self) -> Result<()> {
+        run(self.inner.connect())
+    }
+
+    /// True while connected.
+    pub fn is_connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
+    /// Close the connection (it reconnects on next use).
+    pub fn close(&self) -> Result<()> {
+        run(self.inner.close())
+    }
+
+    /// Same as [`close`](Connection::close).
+    pub fn release(&self) -> Result<()> {
+        self.close()
+    }
+
+    /// Open a new channel.
+    pub fn channel(&self) -> Result<Channel> {
+        Ok(Channel {
+            inner: run(self.inner.channel())?,
+        })
+    }
+
+    /// The default channel.
+    pub fn default_channel(&self) -> Result<Channel> {
+        Ok(Channel {
+            inner: run(self.inner.default_channel())?,
+        })
+    }
+
+    /// A producer on the default channel.
+    pub fn producer(&self) -> ProducerBuilder {
+        ProducerBuilder {
+            inner: self.inner.producer(),
+        }
+    }
+
+    /// A consumer of `queues` on the default channel.
+    pub fn consumer<I: IntoIterator<Item = crate::Queue>>(&self, queues: I) -> ConsumerBuilder {
+        ConsumerBuilder {
+            inner: self.inner.consumer(queues),
+        }
+    }
+
+    /// Declare unless already declared on this connection.
+    pub fn maybe_declare(&self, entity: impl Into<Entity>) -> Result<bool> {
+        run(self.inner.maybe_declare(entity))
+    }
+
+    /// The URL in use, password masked unless asked for.
+    pub fn as_uri(&self, include_password: bool) -> String {
+        self.inner.as_uri(include_password)
+    }
+}
+
+impl fmt::Display for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+/// A channel; see [`crate::Channel`]. Entity operations are methods here.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    inner: crate::Channel,
+}
+
+impl Channel {
+    /// The async channel underneath.
+    pub fn as_async(&self) -> &crate::Channel {
+        &self.inner
+    }
+
+    /// Close the channel (it reopens on next use).
+    pub fn close(&self) -> Result<()> {
+        run(self.inner.close())
+    }
+
+    /// basic.qos.
+    pub fn qos(&self, prefetch_count: u16, global: bool) -> Result<()> {
+        run(self.inner.qos(prefetch_count, global))
+    }
+
+    /// Redeliver unacknowledged messages.
+    pub fn recover(&self, requeue: bool) -> Result<()> {
+        run(self.inner.recover(requeue))
+    }
+
+    /// Declare an exchange.
+    pub fn declare_exchange(&self, exchange: &Exchange) -> Result<()> {
+        run(exchange.declare(&self.inner))
+    }
+
+    /// Delete an exchange.
+    pub fn delete_exchange(&self, exchange: &Exchange, if_unused: bool) -> Result<()> {
+        run(exchange.delete(&self.inner, if_unused))
+    }
+
+    /// Declare a queue with its exchange and bindings.
+    pub fn declare_queue(&self, queue: &crate::Queue) -> Result<DeclaredQueue> {
+        run(queue.declare(&self.inner))
+    }
+
+    /// Bind a queue to an exchange.
+    pub fn bind_queue(
+        &self,
+        queue: &crate::Queue,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<()> {
+        run(queue.bind_to(&self.inner, exchange, routing_key, arguments))
+    }
+
+    /// Remove a binding of a queue.
+    pub fn unbind_queue(
+        &self,
+        queue: &crate::Queue,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<()> {
+        run(queue.unbind_from(&self.inner, exchange, routing_key, arguments))
+    }
+
+    /// Purge a queue.
+    pub fn purge_queue(&self, queue: &crate::Queue) -> Result<u32> {
+        run(queue.purge(&self.inner))
+    }
+
+    /// Delete a queue.
+    pub fn delete_queue(&self, queue: &crate::Queue, if_unused: bool, if_empty: bool) -> Result<u32> {
+        run(queue.delete(&self.inner, if_unused, if_empty))
+    }
+
+    /// Take one message from a queue without a consumer.
+    pub fn get(&self, queue: &crate::Queue, no_ack: bool) -> Result<Option<Message>> {
+        Ok(run(queue.get(&self.inner, no_ack))?.map(|inner| Message { inner }))
+    }
+
+    /// A producer on this channel.
+    pub fn producer(&self) -> ProducerBuilder {
+        ProducerBuilder {
+            inner: self.inner.producer(),
+        }
+    }
+
+    /// A consumer on this channel.
+    pub fn consumer<I: IntoIterator<Item = crate::Queue>>(&self, queues: I) -> ConsumerBuilder {
+        ConsumerBuilder {
+            inner: self.inner.consumer(queues),
+        }
+    }
+}
+
+/// Options of a [`Producer`]; see [`crate::ProducerBuilder`].
+#[must_use = "a builder does nothing until built"]
+pub struct ProducerBuilder {
+    inner: crate::ProducerBuilder,
+}
+
+impl ProducerBuilder {
+    /// The default exchange.
+    pub fn exchange(self, exchange: Exchange) -> Self {
+        ProducerBuilder { inner: self.inner.exchange(exchange) }
+    }
+    /// The default routing key.
+    pub fn routing_key(self, routing_key: impl Into<String>) -> Self {
+        ProducerBuilder { inner: self.inner.routing_key(routing_key) }
+    }
+    /// The default serializer.
+    pub fn serializer(self, serializer: Serializer) -> Self {
+        ProducerBuilder { inner: self.inner.serializer(serializer) }
+    }
+    /// The default compression.
+    pub fn compression(self, compression: Compression) -> Self {
+        ProducerBuilder { inner: self.inner.compression(compression) }
+    }
+    /// Wait for publisher confirms (default on).
+    pub fn confirms(self, confirms: bool) -> Self {
+        ProducerBuilder { inner: self.inner.confirms(confirms) }
+    }
+    /// Declare the exchange when building (default on).
+    pub fn auto_declare(self, auto_declare: bool) -> Self {
+        ProducerBuilder { inner: self.inner.auto_declare(auto_declare) }
+    }
+    /// A UUID message id on every message.
+    pub fn auto_message_id(self, on: bool) -> Self {
+        ProducerBuilder { inner: self.inner.auto_message_id(on) }
+    }
+    /// Called for returned mandatory messages.
+    pub fn on_return<F>(self, callback: F) -> Self
+    where
+        F: Fn(&ReturnedMessage) + Send + Sync + 'static,
+    {
+        ProducerBuilder { inner: self.inner.on_return(callback) }
+    }
+    /// Create the producer.
+    pub fn build(self) -> Result<Producer> {
+        Ok(Producer {
+            inner: run(self.inner.build())?,
+        })
+    }
+}
+
+/// A producer; see [`crate::Producer`].
+#[derive(Clone, Debug)]
+pub struct Producer {
+    inner: crate::Producer,
+}
+
+impl Producer {
+    /// Publish a serialized value.
+    pub fn publish<'p, T: Serialize + ?Sized>(&'p self, body: &'p T) -> Publish<'p, T> {
+        Publish {
+            inner: self.inner.publish(body),
+        }
+    }
+
+    /// Publish bytes as they are.
+    pub fn publish_bytes(&self, body: impl Into<Bytes>) -> Publish<'_, ()> {
+        Publish {
+            inner: self.inner.publish_bytes(body),
+        }
+    }
+
+    /// Publish text as it is.
+    pub fn publish_text(&self, body: impl Into<String>) -> Publish<'_, ()> {
+        Publish {
+            inner: self.inner.publish_text(body),
+        }
+    }
+
+    /// The async producer underneath.
+    pub fn as_async(&self) -> &crate::Producer {
+        &self.inner
+    }
+}
+
+/// One publish; see [`crate::Publish`]. Finish with [`send`](Publish::send).
+#[must_use = "nothing is published until send() is called"]
+pub struct Publish<'p, T: ?Sized> {
+    inner: crate::Publish<'p, T>,
+}
+
+macro_rules! forward_publish {
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        $(#[$doc])*
+        pub fn $name(self, $($arg: $ty),*) -> Self {
+            Publish { inner: self.inner.$name($($arg),*) }
+        }
+    )*};
+}
+
+impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
+    forward_publish! {
+        /// Publish to this exchange.
+        exchange(name: impl Into<SharedStr>);
+        /// Use this routing key.
+        routing_key(key: impl Into<SharedStr>);
+        /// Use this serializer.
+        serializer(serializer: Serializer);
+        /// Use this compression.
+        compression(compression: Compression);
+        /// No compression.
+        no_compression();
+        /// Delivery mode.
+        delivery_mode(mode: DeliveryMode);
+        /// Return if unroutable.
+        mandatory(mandatory: bool);
+        /// Priority.
+        priority(priority: u8);
+        /// Content type label.
+        content_type(content_type: impl Into<SharedStr>);
+        /// Content encoding label.
+        content_encoding(content_encoding: impl Into<SharedStr>);
+        /// Expiration (TTL).
+        expiration(ttl: Duration);
+        /// Correlation id.
+        correlation_id(id: impl Into<SharedStr>);
+        /// Reply-to queue.
+        reply_to(queue: impl Into<SharedStr>);
+        /// Message id.
+        message_id(id: impl Into<SharedStr>);
+        /// Timestamp in seconds.
+        timestamp(seconds: u64);
+        /// Message type.
+        kind(kind: impl Into<SharedStr>);
+        /// Application id.
+        app_id(app_id: impl Into<SharedStr>);
+        /// User id.
+        user_id(user_id: impl Into<SharedStr>);
+        /// Headers.
+        headers(headers: FieldTable);
+    }
+
+    /// Add a header.
+    pub fn header(self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        Publish {
+            inner: self.inner.header(key, value),
+        }
+    }
+
+    /// Declare an entity first.
+    pub fn declare(self, entity: impl Into<Entity>) -> Self {
+        Publish {
+            inner: self.inner.declare(entity),
+        }
+    }
+
+    /// Publish and wait for the broker's confirm.
+    pub fn send(self) -> Result<()> {
+        run(self.inner.send())
+    }
+}
+
+/// Options of a [`Consumer`]; see [`crate::ConsumerBuilder`].
+#[must_use = "a builder does nothing until built"]
+pub struct ConsumerBuilder {
+    inner: crate::ConsumerBuilder,
+}
+
+impl ConsumerBuilder {
+    /// Consume from this queue too.
+    pub fn queue(self, queue: crate::Queue) -> Self {
+        ConsumerBuilder { inner: self.inner.queue(queue) }
+    }
+    /// No acknowledgements.
+    pub fn no_ack(self, no_ack: bool) -> Self {
+        ConsumerBuilder { inner: self.inner.no_ack(no_ack) }
+    }
+    /// Prefetch count.
+    pub fn prefetch_count(self, n: u16) -> Self {
+        ConsumerBuilder { inner: self.inner.prefetch_count(n) }
+    }
+    /// Accept list.
+    pub fn accept(self, accept: Accept) -> Self {
+        ConsumerBuilder { inner: self.inner.accept(accept) }
+    }
+    /// Consumer tag prefix.
+    pub fn tag_prefix(self, prefix: impl Into<String>) -> Self {
+        ConsumerBuilder { inner: self.inner.tag_prefix(prefix) }
+    }
+    /// Declare queues first (default on).
+    pub fn auto_declare(self, auto_declare: bool) -> Self {
+        ConsumerBuilder { inner: self.inner.auto_declare(auto_declare) }
+    }
+    /// Exclusive consumer.
+    pub fn exclusive(self, exclusive: bool) -> Self {
+        ConsumerBuilder { inner: self.inner.exclusive(exclusive) }
+    }
+    /// Decompression limit.
+    pub fn decompression_limit(self, bytes: usize) -> Self {
+        ConsumerBuilder { inner: self.inner.decompression_limit(bytes) }
+    }
+    /// Start consuming.
+    pub fn build(self) -> Result<Consumer> {
+        Ok(Consumer {
+            inner: run(self.inner.build())?,
+        })
+    }
+}
+
+/// A consumer; an [`Iterator`] of messages that blocks for each.
+#[derive(Debug)]
+pub struct Consumer {
+    inner: crate::Consumer,
+}
+
+impl Consumer {
+    /// The next message, waiting at most `timeout`; `Ok(None)` when the
+    /// consumer ended, an [`Empty`](crate::ErrorKind::Empty) error on timeout.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Message>> {
+        match wait(tokio::time::timeout(timeout, self.inner.next()))? {
+            Ok(Some(message)) => Ok(Some(Message { inner: message? })),
+            Ok(None) => Ok(None),
+            Err(_) => Err(Error::new(
+                crate::ErrorKind::Empty,
+                format!("no message within {timeout:?}"),
+            )),
+        }
+    }
+
+    /// Stop consuming.
+    pub fn cancel(&mut self) -> Result<()> {
+        run(self.inner.cancel())
+    }
+
+    /// The consumer tags.
+    pub fn consumer_tags(&self) -> Vec<&str> {
+        self.inner.consumer_tags()
+    }
+
+    /// The queues consumed.
+    pub fn queues(&self) -> Vec<&str> {
+        self.inner.queues()
+    }
+}
+
+impl Iterator for Consumer {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Result<Message>> {
+        match wait(self.inner.next()) {
+            Ok(Some(Ok(inner))) => Some(Ok(Message { inner })),
+            Ok(Some(Err(e))) | Err(e) => Some(Err(e)),
+            Ok(None) => None,
+        }
+    }
+}
+
+/// A received message; see [`crate::Message`]. Its accessors are reached
+/// through `Deref`; settling blocks.
+#[derive(Debug)]
+pub struct Message {
+    inner: crate::Message,
+}
+
+impl Message {
+    /// Acknowledge.
+    pub fn ack(&self) -> Result<()> {
+        run(self.inner.ack())
+    }
+
+    /// Acknowledge this and all earlier messages of the channel.
+    pub fn ack_multiple(&self) -> Result<()> {
+        run(self.inner.ack_multiple())
+    }
+
+    /// Reject (drop or dead-letter).
+    pub fn reject(&self) -> Result<()> {
+        run(self.inner.reject())
+    }
+
+    /// Reject and requeue.
+    pub fn requeue(&self) -> Result<()> {
+        run(self.inner.requeue())
+    }
+
+    /// Decode the body into `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        self.inner.decode()
+    }
+
+    /// The async message underneath.
+    pub fn into_async(self) -> crate::Message {
+        self.inner
+    }
+}
+
+impl Deref for Message {
+    type Target = crate::Message;
+    fn deref(&self) -> &crate::Message {
+        &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_to_block_inside_a_runtime() {
+        let err = Connection::new("memory://").unwrap().connect().unwrap_err();
+        assert!(err.is_config(), "{err}");
+    }
+}

@@ -1,0 +1,335 @@
+//! [`Channel`]: a stable handle on a broker channel.
+//!
+//! When the broker closes the channel (a 404 or 406, say) or the connection
+//! is replaced, the next operation opens a fresh channel on the current
+//! connection and re-applies its QoS and confirm mode, so producers keep
+//! working. Consumers on the old channel are told their subscription ended.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use crate::connection::{Connection, Shared};
+use crate::consumer::ConsumerBuilder;
+use crate::entity::{DeclaredQueue, Exchange, Queue};
+use crate::message::{DecodeSettings, Message};
+use crate::producer::ProducerBuilder;
+use crate::transport::{
+    AnyChannel, BindArgs, Confirm, ConsumeArgs, DeliverySender, ExchangeDeclare, OutgoingMessage,
+    QueueDeclare,
+};
+use crate::{Error, FieldTable, Result, SharedStr};
+
+/// A channel on a [`Connection`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Channel {
+    pub(crate) core: Arc<ChannelCore>,
+    connection: Connection,
+}
+
+/// The part of a channel the connection may keep (the default channel)
+/// without a reference cycle: it points back to the connection weakly.
+pub(crate) struct ChannelCore {
+    connection: Weak<Shared>,
+    slot: RwLock<Option<Slot>>,
+    reopen: tokio::sync::Mutex<()>,
+    qos: Mutex<Option<(u16, bool)>>,
+    confirm: AtomicBool,
+}
+
+#[derive(Clone)]
+struct Slot {
+    channel: AnyChannel,
+    generation: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ChannelCore {
+    pub(crate) fn new(connection: &Connection) -> Arc<ChannelCore> {
+        Arc::new(ChannelCore {
+            connection: Arc::downgrade(&connection.shared),
+            slot: RwLock::new(None),
+            reopen: tokio::sync::Mutex::new(()),
+            qos: Mutex::new(None),
+            confirm: AtomicBool::new(false),
+        })
+    }
+
+    fn current(&self, generation: u64) -> Option<AnyChannel> {
+        let slot = self.slot.read().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some(s) if s.generation == generation && s.channel.is_open() => Some(s.channel.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Channel {
+    pub(crate) fn new(connection: Connection, core: Arc<ChannelCore>) -> Channel {
+        Channel { core, connection }
+    }
+
+    /// The connection this channel belongs to.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// True while the underlying broker channel is open. A closed channel
+    /// reopens by itself on the next operation.
+    pub fn is_open(&self) -> bool {
+        self.core.current(self.connection.generation()).is_some()
+    }
+
+    /// The broker channel to use now, (re)opening it if needed.
+    pub(crate) async fn transport_channel(&self) -> Result<AnyChannel> {
+        if let Some(channel) = self.core.current(self.connection.generation()) {
+            return Ok(channel);
+        }
+        debug_assert!(self.core.connection.upgrade().is_some());
+        let _reopening = self.core.reopen.lock().await;
+        let active = self.connection.transport().await?;
+        if let Some(channel) = self.core.current(active.generation) {
+            return Ok(channel);
+        }
+        let channel = active.transport.open_channel().await?;
+        let qos = *lock(&self.core.qos);
+        if let Some((prefetch, global)) = qos {
+            channel.qos(prefetch, global).await?;
+        }
+        if self.core.confirm.load(Ordering::Acquire) {
+            channel.confirm_select().await?;
+        }
+        *self.core.slot.write().unwrap_or_else(|e| e.into_inner()) = Some(Slot {
+            channel: channel.clone(),
+            generation: active.generation,
+        });
+        Ok(channel)
+    }
+
+    /// Close the channel. The handle stays usable: the next operation opens
+    /// a new one.
+    pub async fn close(&self) -> Result<()> {
+        let slot = self
+            .core
+            .slot
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match slot {
+            Some(slot) => slot.channel.close().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Set the prefetch limit (AMQP basic.qos): at most `prefetch_count`
+    /// unacknowledged messages per consumer created afterwards, or for the
+    /// whole channel with `global`. 0 means unlimited. Re-applied whenever
+    /// the channel is reopened.
+    pub async fn qos(&self, prefetch_count: u16, global: bool) -> Result<()> {
+        *lock(&self.core.qos) = Some((prefetch_count, global));
+        self.transport_channel().await?.qos(prefetch_count, global).await
+    }
+
+    /// Put the channel in publisher-confirm mode (kept across reopenings).
+    pub async fn confirm_select(&self) -> Result<()> {
+        let channel = self.transport_channel().await?;
+        if !self.core.confirm.swap(true, Ordering::AcqRel) {
+            channel.confirm_select().await?;
+        }
+        Ok(())
+    }
+
+    /// True once [`confirm_select`](Channel::confirm_select) was called.
+    pub fn is_confirm_mode(&self) -> bool {
+        self.core.confirm.load(Ordering::Acquire)
+    }
+
+    /// Redeliver every unacknowledged message of this channel (AMQP basic.recover).
+    pub async fn recover(&self, requeue: bool) -> Result<()> {
+        self.transport_channel().await?.recover(requeue).await
+    }
+
+    /// A producer on this channel; finish with [`ProducerBuilder::build`].
+    pub fn producer(&self) -> ProducerBuilder {
+        ProducerBuilder::for_channel(self.clone())
+    }
+
+    /// A consumer on this channel; finish with [`ConsumerBuilder::build`].
+    pub fn consumer<I: IntoIterator<Item = Queue>>(&self, queues: I) -> ConsumerBuilder {
+        ConsumerBuilder::for_channel(self.clone()).queues(queues)
+    }
+
+    // --- operations used by the entities, producers and consumers ---
+
+    pub(crate) async fn exchange_declare(&self, exchange: &Exchange) -> Result<()> {
+        validate_name("exchange", &exchange.name)?;
+        self.transport_channel()
+            .await?
+            .exchange_declare(ExchangeDeclare {
+                name: &exchange.name,
+                kind: &exchange.kind,
+                passive: exchange.passive,
+                durable: exchange.durable,
+                auto_delete: exchange.auto_delete,
+                internal: exchange.internal,
+                arguments: &exchange.arguments,
+            })
+            .await
+    }
+
+    pub(crate) async fn exchange_delete(&self, name: &str, if_unused: bool) -> Result<()> {
+        validate_name("exchange", name)?;
+        self.transport_channel().await?.exchange_delete(name, if_unused).await
+    }
+
+    pub(crate) async fn exchange_bind(
+        &self,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<()> {
+        self.transport_channel()
+            .await?
+            .exchange_bind(BindArgs {
+                destination,
+                source,
+                routing_key,
+                arguments,
+            })
+            .await
+    }
+
+    pub(crate) async fn exchange_unbind(
+        &self,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<()> {
+        self.transport_channel()
+            .await?
+            .exchange_unbind(BindArgs {
+                destination,
+                source,
+                routing_key,
+                arguments,
+            })
+            .await
+    }
+
+    pub(crate) async fn queue_declare(&self, queue: &Queue, passive: bool) -> Result<DeclaredQueue> {
+        validate_name("queue", &queue.name)?;
+        let ok = self
+            .transport_channel()
+            .await?
+            .queue_declare(QueueDeclare {
+                name: &queue.name,
+                passive,
+                durable: queue.durable,
+                exclusive: queue.exclusive,
+                auto_delete: queue.auto_delete,
+                arguments: &queue.arguments,
+            })
+            .await?;
+        Ok(DeclaredQueue {
+            name: ok.name,
+            message_count: ok.message_count,
+            consumer_count: ok.consumer_count,
+        })
+    }
+
+    pub(crate) async fn queue_bind(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<()> {
+        self.transport_channel()
+            .await?
+            .queue_bind(BindArgs {
+                destination: queue,
+                source: exchange,
+                routing_key,
+                arguments,
+            })
+            .await
+    }
+
+    pub(crate) async fn queue_unbind(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> Result<()> {
+        self.transport_channel()
+            .await?
+            .queue_unbind(BindArgs {
+                destination: queue,
+                source: exchange,
+                routing_key,
+                arguments,
+            })
+            .await
+    }
+
+    pub(crate) async fn queue_purge(&self, name: &str) -> Result<u32> {
+        self.transport_channel().await?.queue_purge(name).await
+    }
+
+    pub(crate) async fn queue_delete(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u32> {
+        self.transport_channel()
+            .await?
+            .queue_delete(name, if_unused, if_empty)
+            .await
+    }
+
+    pub(crate) async fn basic_get(&self, queue: &str, no_ack: bool) -> Result<Option<Message>> {
+        let channel = self.transport_channel().await?;
+        let delivery = channel.get(queue, no_ack).await?;
+        Ok(delivery.map(|d| {
+            let acker = (!no_ack).then_some(channel);
+            Message::new(d, acker, DecodeSettings::shared_default())
+        }))
+    }
+
+    pub(crate) async fn publish(&self, message: OutgoingMessage) -> Result<Confirm> {
+        self.transport_channel().await?.publish(message).await
+    }
+
+    pub(crate) async fn consume(
+        &self,
+        args: ConsumeArgs,
+        sink: DeliverySender,
+    ) -> Result<(SharedStr, AnyChannel)> {
+        let channel = self.transport_channel().await?;
+        let tag = channel.consume(args, sink).await?;
+        Ok((tag, channel))
+    }
+}
+
+/// AMQP names are short strings: at most 255 bytes.
+fn validate_name(what: &str, name: &str) -> Result<()> {
+    if name.len() > 255 {
+        return Err(Error::config(format!(
+            "{what} name is {} bytes long; AMQP allows at most 255",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("connection", &self.connection.as_uri(false))
+            .field("open", &self.is_open())
+            .field("confirm_mode", &self.is_confirm_mode())
+            .finish()
+    }
+}

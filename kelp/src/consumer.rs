@@ -1,0 +1,425 @@
+//! [`Consumer`]: receives messages from one or more queues, as an async
+//! `Stream` or through a handler (Kombu's `Consumer`).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use crate::channel::Channel;
+use crate::compression::DEFAULT_DECOMPRESSION_LIMIT;
+use crate::connection::Connection;
+use crate::entity::Queue;
+use crate::message::{DecodeSettings, Message};
+use crate::serialization::Accept;
+use crate::transport::{AnyChannel, CancelReason, ConsumeArgs, ConsumerEvent};
+use crate::{Error, ErrorKind, FieldTable, Result, SharedStr};
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// A hook for messages that cannot be decoded (or are not in the accept
+/// list); it receives the message to settle it.
+pub type DecodeErrorHandler = Arc<dyn Fn(Message, Error) -> BoxFuture + Send + Sync>;
+
+enum Target {
+    Connection(Connection),
+    Channel(Channel),
+}
+
+/// Options of a [`Consumer`]; finish with [`build`](ConsumerBuilder::build).
+#[must_use = "a builder does nothing until built"]
+pub struct ConsumerBuilder {
+    target: Target,
+    queues: Vec<Queue>,
+    no_ack: bool,
+    prefetch_count: Option<u16>,
+    accept: Option<Accept>,
+    tag_prefix: Option<String>,
+    auto_declare: bool,
+    exclusive: bool,
+    decompression_limit: usize,
+    on_decode_error: Option<DecodeErrorHandler>,
+    arguments: FieldTable,
+}
+
+impl ConsumerBuilder {
+    fn new(target: Target) -> ConsumerBuilder {
+        ConsumerBuilder {
+            target,
+            queues: Vec::new(),
+            no_ack: false,
+            prefetch_count: None,
+            accept: None,
+            tag_prefix: None,
+            auto_declare: true,
+            exclusive: false,
+            decompression_limit: DEFAULT_DECOMPRESSION_LIMIT,
+            on_decode_error: None,
+            arguments: FieldTable::new(),
+        }
+    }
+
+    pub(crate) fn for_connection(connection: Connection) -> ConsumerBuilder {
+        ConsumerBuilder::new(Target::Connection(connection))
+    }
+
+    pub(crate) fn for_channel(channel: Channel) -> ConsumerBuilder {
+        ConsumerBuilder::new(Target::Channel(channel))
+    }
+
+    /// Consume from this queue too.
+    pub fn queue(mut self, queue: Queue) -> ConsumerBuilder {
+        self.queues.push(queue);
+        self
+    }
+
+    /// Consume from these queues too.
+    pub fn queues<I: IntoIterator<Item = Queue>>(mut self, queues: I) -> ConsumerBuilder {
+        self.queues.extend(queues);
+        self
+    }
+
+    /// The broker forgets messages as it sends them: no acks, no redelivery.
+    pub fn no_ack(mut self, no_ack: bool) -> ConsumerBuilder {
+        self.no_ack = no_ack;
+        self
+    }
+
+    /// At most this many unacknowledged messages in flight (basic.qos);
+    /// unset leaves the channel's setting, 0 means unlimited.
+    pub fn prefetch_count(mut self, n: u16) -> ConsumerBuilder {
+        self.prefetch_count = Some(n);
+        self
+    }
+
+    /// The content types (or serializer names) this consumer decodes
+    /// (default: every registered serializer).
+    pub fn accept(mut self, accept: Accept) -> ConsumerBuilder {
+        self.accept = Some(accept);
+        self
+    }
+
+    /// Consumer tags are this prefix followed by a number.
+    pub fn tag_prefix(mut self, prefix: impl Into<String>) -> ConsumerBuilder {
+        self.tag_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Declare the queues (and their exchanges and bindings) before
+    /// consuming (default: on).
+    pub fn auto_declare(mut self, auto_declare: bool) -> ConsumerBuilder {
+        self.auto_declare = auto_declare;
+        self
+    }
+
+    /// Be the only consumer of the queues.
+    pub fn exclusive(mut self, exclusive: bool) -> ConsumerBuilder {
+        self.exclusive = exclusive;
+        self
+    }
+
+    /// The largest body decompression may produce (default 128 MiB).
+    pub fn decompression_limit(mut self, bytes: usize) -> ConsumerBuilder {
+        self.decompression_limit = bytes;
+        self
+    }
+
+    /// A consumer argument for every queue (e.g. `x-priority`).
+    pub fn argument(mut self, key: impl Into<String>, value: impl Into<crate::Value>) -> ConsumerBuilder {
+        self.arguments.insert(key.into(), value.into());
+        self
+    }
+
+    /// Called by [`Consumer::run_decoded`] for a message that cannot be
+    /// decoded or whose content type is not accepted; it gets the message to
+    /// reject, requeue or ack it. Returning an error stops the run.
+    pub fn on_decode_error<F, Fut>(mut self, handler: F) -> ConsumerBuilder
+    where
+        F: Fn(Message, Error) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.on_decode_error = Some(Arc::new(move |m, e| Box::pin(handler(m, e))));
+        self
+    }
+
+    /// Declare (unless auto_declare is off), set the prefetch and start
+    /// consuming every queue.
+    pub async fn build(self) -> Result<Consumer> {
+        if self.queues.is_empty() {
+            return Err(Error::config("a consumer needs at least one queue"));
+        }
+        let channel = match self.target {
+            Target::Channel(channel) => channel,
+            Target::Connection(connection) => connection.default_channel().await?,
+        };
+        let mut names = Vec::with_capacity(self.queues.len());
+        for queue in &self.queues {
+            let name = if self.auto_declare {
+                queue.declare(&channel).await?.name
+            } else {
+                queue.name.clone()
+            };
+            names.push(name);
+        }
+        if let Some(n) = self.prefetch_count {
+            channel.qos(n, false).await?;
+        }
+        let prefix = self.tag_prefix.unwrap_or_else(default_tag_prefix);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut subscriptions = Vec::with_capacity(names.len());
+        let mut transport: Option<AnyChannel> = None;
+        for (queue, name) in self.queues.iter().zip(names) {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            let tag = SharedStr::from(format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+            let mut arguments = queue.consumer_arguments.clone();
+            arguments.extend(self.arguments.clone());
+            let args = ConsumeArgs {
+                queue: name.clone(),
+                consumer_tag: tag,
+                no_ack: self.no_ack,
+                exclusive: self.exclusive,
+                arguments,
+            };
+            let (tag, on) = channel.consume(args, tx.clone()).await?;
+            transport = Some(on);
+            subscriptions.push(Subscription { tag, queue: name });
+        }
+        let transport = transport.ok_or_else(|| Error::config("a consumer needs at least one queue"))?;
+        Ok(Consumer {
+            channel,
+            transport,
+            rx,
+            subscriptions,
+            settings: Arc::new(DecodeSettings {
+                accept: self.accept.unwrap_or_default(),
+                decompression_limit: self.decompression_limit,
+            }),
+            no_ack: self.no_ack,
+            on_decode_error: self.on_decode_error,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        })
+    }
+}
+
+fn default_tag_prefix() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    PREFIX
+        .get_or_init(|| format!("kelp.ctag-{:08x}-", crate::util::random_u64() as u32))
+        .clone()
+}
+
+struct Subscription {
+    tag: SharedStr,
+    queue: String,
+}
+
+/// Receives messages. Use it as a [`Stream`] of `Result<Message>`, with
+/// [`next`](Consumer::next), or with [`run`](Consumer::run) and a handler.
+///
+/// The stream yields an error when the broker cancels a subscription (its
+/// queue was deleted, its channel closed) and ends once no subscription is
+/// left. Dropping a consumer cancels it and gives back to the broker the
+/// messages it had received but not handed out.
+pub struct Consumer {
+    channel: Channel,
+    transport: AnyChannel,
+    rx: mpsc::UnboundedReceiver<ConsumerEvent>,
+    subscriptions: Vec<Subscription>,
+    settings: Arc<DecodeSettings>,
+    no_ack: bool,
+    on_decode_error: Option<DecodeErrorHandler>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Consumer {
+    /// A consumer on `channel`; finish with [`ConsumerBuilder::build`].
+    pub fn builder(channel: &Channel) -> ConsumerBuilder {
+        ConsumerBuilder::for_channel(channel.clone())
+    }
+
+    /// The next message; `None` once the consumer was cancelled and drained.
+    pub async fn next(&mut self) -> Option<Result<Message>> {
+        std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    /// The consumer tags, one per queue.
+    pub fn consumer_tags(&self) -> Vec<&str> {
+        self.subscriptions.iter().map(|s| s.tag.as_str()).collect()
+    }
+
+    /// The queues consumed (with server-generated names resolved).
+    pub fn queues(&self) -> Vec<&str> {
+        self.subscriptions.iter().map(|s| s.queue.as_str()).collect()
+    }
+
+    /// The channel it consumes on.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Stop consuming every queue. Messages already received can still be
+    /// read from the stream and settled.
+    pub async fn cancel(&mut self) -> Result<()> {
+        let subscriptions = std::mem::take(&mut self.subscriptions);
+        let mut first_error = None;
+        for s in subscriptions {
+            if let Err(e) = self.transport.cancel(&s.tag).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Stop consuming one queue.
+    pub async fn cancel_by_queue(&mut self, queue: &str) -> Result<()> {
+        let mut result = Ok(());
+        let mut kept = Vec::with_capacity(self.subscriptions.len());
+        for s in std::mem::take(&mut self.subscriptions) {
+            if s.queue == queue {
+                if let Err(e) = self.transport.cancel(&s.tag).await {
+                    result = Err(e);
+                }
+            } else {
+                kept.push(s);
+            }
+        }
+        self.subscriptions = kept;
+        result
+    }
+
+    /// Call `handler` for every message until the consumer ends or the
+    /// handler fails. The handler settles each message (ack, reject, requeue).
+    pub async fn run<F, Fut>(&mut self, mut handler: F) -> Result<()>
+    where
+        F: FnMut(Message) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        while let Some(message) = self.next().await {
+            handler(message?).await?;
+        }
+        Ok(())
+    }
+
+    /// Like [`run`](Consumer::run), with each body decoded into `T` first
+    /// (Kombu's `callbacks(body, message)`). A message that cannot be decoded
+    /// goes to the `on_decode_error` hook; without one, it is requeued and
+    /// the run stops with the decode error, so nothing is lost.
+    pub async fn run_decoded<T, F, Fut>(&mut self, mut handler: F) -> Result<()>
+    where
+        T: DeserializeOwned,
+        F: FnMut(T, Message) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        while let Some(message) = self.next().await {
+            let message = message?;
+            match message.decode::<T>() {
+                Ok(body) => handler(body, message).await?,
+                Err(error) => match &self.on_decode_error {
+                    Some(hook) => hook(message, error).await?,
+                    None => {
+                        if !self.no_ack {
+                            message.requeue().await?;
+                        }
+                        return Err(error);
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(ConsumerEvent::Delivery(delivery))) => {
+                let acker = (!self.no_ack).then(|| self.transport.clone());
+                Poll::Ready(Some(Ok(Message::new(delivery, acker, self.settings.clone()))))
+            }
+            Poll::Ready(Some(ConsumerEvent::Cancelled(tag, reason))) => {
+                let queue = self
+                    .subscriptions
+                    .iter()
+                    .position(|s| s.tag == tag)
+                    .map(|i| self.subscriptions.remove(i).queue)
+                    .unwrap_or_default();
+                Poll::Ready(Some(Err(cancelled_error(&tag, &queue, reason))))
+            }
+        }
+    }
+}
+
+fn cancelled_error(tag: &str, queue: &str, reason: CancelReason) -> Error {
+    match reason {
+        CancelReason::QueueDeleted => Error::new(
+            ErrorKind::Cancelled,
+            format!("consumer {tag} cancelled by the broker: queue '{queue}' was deleted"),
+        ),
+        CancelReason::ChannelClosed(code, text) => Error::new(
+            ErrorKind::Cancelled,
+            format!("consumer {tag} of queue '{queue}' ended: the broker closed its channel"),
+        )
+        .with_reply(code, text),
+        CancelReason::ConnectionLost => Error::new(
+            ErrorKind::Cancelled,
+            format!("consumer {tag} of queue '{queue}' ended: the connection was lost"),
+        ),
+    }
+}
+
+impl Stream for Consumer {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        self.get_mut().poll_message(cx)
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        // Received but never handed out: give them back now rather than when
+        // the channel closes.
+        self.rx.close();
+        let mut pending = Vec::new();
+        while let Ok(event) = self.rx.try_recv() {
+            if let ConsumerEvent::Delivery(d) = event {
+                pending.push(d.info.delivery_tag);
+            }
+        }
+        let tags: Vec<SharedStr> = self.subscriptions.drain(..).map(|s| s.tag).collect();
+        if (pending.is_empty() || self.no_ack) && tags.is_empty() {
+            return;
+        }
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        let transport = self.transport.clone();
+        let no_ack = self.no_ack;
+        runtime.spawn(async move {
+            for tag in tags {
+                let _ = transport.cancel(&tag).await;
+            }
+            if !no_ack {
+                for tag in pending {
+                    let _ = transport.reject(tag, true).await;
+                }
+            }
+        });
+    }
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("queues", &self.queues())
+            .field("consumer_tags", &self.consumer_tags())
+            .field("no_ack", &self.no_ack)
+            .finish()
+    }
+}

@@ -1,0 +1,534 @@
+//! [`Producer`]: publishes messages with defaults for exchange, routing key,
+//! serializer and compression (Kombu's `Producer`).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::channel::Channel;
+use crate::compression::Compression;
+use crate::connection::Connection;
+use crate::entity::{DeliveryMode, Entity, Exchange};
+use crate::message::{Properties, ReturnedMessage};
+use crate::serialization::Serializer;
+use crate::transport::{Confirm, OutgoingMessage};
+use crate::{ErrorKind, FieldTable, Result, SharedStr, Value};
+
+/// A callback for mandatory messages the broker returned as unroutable.
+pub type ReturnCallback = Arc<dyn Fn(&ReturnedMessage) + Send + Sync>;
+
+enum Target {
+    Connection(Connection),
+    Channel(Channel),
+}
+
+/// Options of a [`Producer`]; finish with [`build`](ProducerBuilder::build).
+#[must_use = "a builder does nothing until built"]
+pub struct ProducerBuilder {
+    target: Target,
+    exchange: Exchange,
+    routing_key: String,
+    serializer: Serializer,
+    compression: Option<Compression>,
+    confirms: bool,
+    auto_declare: bool,
+    auto_message_id: bool,
+    on_return: Option<ReturnCallback>,
+}
+
+impl ProducerBuilder {
+    fn new(target: Target) -> ProducerBuilder {
+        ProducerBuilder {
+            target,
+            exchange: Exchange::default_exchange(),
+            routing_key: String::new(),
+            serializer: Serializer::default(),
+            compression: None,
+            confirms: true,
+            auto_declare: true,
+            auto_message_id: false,
+            on_return: None,
+        }
+    }
+
+    pub(crate) fn for_connection(connection: Connection) -> ProducerBuilder {
+        ProducerBuilder::new(Target::Connection(connection))
+    }
+
+    pub(crate) fn for_channel(channel: Channel) -> ProducerBuilder {
+        ProducerBuilder::new(Target::Channel(channel))
+    }
+
+    /// The default exchange to publish to (default: `""`, routing by queue name).
+    pub fn exchange(mut self, exchange: Exchange) -> ProducerBuilder {
+        self.exchange = exchange;
+        self
+    }
+
+    /// The default routing key.
+    pub fn routing_key(mut self, routing_key: impl Into<String>) -> ProducerBuilder {
+        self.routing_key = routing_key.into();
+        self
+    }
+
+    /// The default serializer (default: json).
+    pub fn serializer(mut self, serializer: Serializer) -> ProducerBuilder {
+        self.serializer = serializer;
+        self
+    }
+
+    /// The default compression (default: none).
+    pub fn compression(mut self, compression: Compression) -> ProducerBuilder {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// Wait for publisher confirms (default: on). With confirms off,
+    /// `send()` returns once the message is handed to the transport.
+    pub fn confirms(mut self, confirms: bool) -> ProducerBuilder {
+        self.confirms = confirms;
+        self
+    }
+
+    /// Declare the exchange when building (default: on).
+    pub fn auto_declare(mut self, auto_declare: bool) -> ProducerBuilder {
+        self.auto_declare = auto_declare;
+        self
+    }
+
+    /// Give every message a fresh UUID `message_id` unless one is set
+    /// (default: off, as Kombu). Useful to spot duplicates after a failover.
+    pub fn auto_message_id(mut self, on: bool) -> ProducerBuilder {
+        self.auto_message_id = on;
+        self
+    }
+
+    /// Called for every mandatory message the broker returns as unroutable.
+    pub fn on_return<F>(mut self, callback: F) -> ProducerBuilder
+    where
+        F: Fn(&ReturnedMessage) + Send + Sync + 'static,
+    {
+        self.on_return = Some(Arc::new(callback));
+        self
+    }
+
+    /// Create the producer: puts the channel in confirm mode (unless
+    /// confirms are off) and declares the exchange (unless auto_declare is off).
+    pub async fn build(self) -> Result<Producer> {
+        let channel = match self.target {
+            Target::Channel(channel) => channel,
+            Target::Connection(connection) => connection.default_channel().await?,
+        };
+        if self.confirms {
+            channel.confirm_select().await?;
+        }
+        if self.auto_declare && self.exchange.needs_declaring() {
+            channel.connection().maybe_declare(&self.exchange).await?;
+        }
+        Ok(Producer {
+            inner: Arc::new(ProducerInner {
+                exchange_name: SharedStr::from(self.exchange.name.clone()),
+                exchange: self.exchange,
+                routing_key: SharedStr::from(self.routing_key),
+                serializer: self.serializer,
+                compression: self.compression,
+                confirms: self.confirms,
+                auto_message_id: self.auto_message_id,
+                on_return: self.on_return,
+                channel,
+            }),
+        })
+    }
+}
+
+/// Publishes messages. Cheap to clone; clones share the channel.
+///
+/// ```
+/// # async fn demo() -> kelp::Result<()> {
+/// use kelp::{Connection, Queue};
+/// let conn = Connection::new("memory://")?;
+/// let channel = conn.default_channel().await?;
+/// Queue::new("hello").declare(&channel).await?;
+/// let producer = conn.producer().build().await?;
+/// producer
+///     .publish(&serde_json::json!({"hello": "world"}))
+///     .routing_key("hello")
+///     .send()
+///     .await?;
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<ProducerInner>,
+}
+
+struct ProducerInner {
+    channel: Channel,
+    exchange: Exchange,
+    exchange_name: SharedStr,
+    routing_key: SharedStr,
+    serializer: Serializer,
+    compression: Option<Compression>,
+    confirms: bool,
+    auto_message_id: bool,
+    on_return: Option<ReturnCallback>,
+}
+
+impl Producer {
+    /// A producer on `channel`; finish with [`ProducerBuilder::build`].
+    pub fn builder(channel: &Channel) -> ProducerBuilder {
+        ProducerBuilder::for_channel(channel.clone())
+    }
+
+    /// Publish `body`, serialized with the producer's (or the message's) serializer.
+    pub fn publish<'p, T: Serialize + ?Sized>(&'p self, body: &'p T) -> Publish<'p, T> {
+        Publish::new(self, Body::Value(body))
+    }
+
+    /// Publish bytes as they are: `application/data`, `binary` unless a
+    /// content type and encoding are given (Kombu's behaviour for `bytes`).
+    pub fn publish_bytes(&self, body: impl Into<Bytes>) -> Publish<'_, ()> {
+        Publish::new(self, Body::Bytes(body.into(), "application/data", "binary"))
+    }
+
+    /// Publish text as it is: `text/plain`, `utf-8` (Kombu's behaviour for `str`).
+    pub fn publish_text(&self, body: impl Into<String>) -> Publish<'_, ()> {
+        Publish::new(self, Body::Bytes(Bytes::from(body.into()), "text/plain", "utf-8"))
+    }
+
+    /// The channel it publishes on.
+    pub fn channel(&self) -> &Channel {
+        &self.inner.channel
+    }
+
+    /// The default exchange.
+    pub fn exchange(&self) -> &Exchange {
+        &self.inner.exchange
+    }
+
+    /// The default routing key.
+    pub fn routing_key(&self) -> &str {
+        &self.inner.routing_key
+    }
+
+    /// The default serializer.
+    pub fn serializer(&self) -> &Serializer {
+        &self.inner.serializer
+    }
+
+    /// True when publishes wait for broker confirms.
+    pub fn confirms(&self) -> bool {
+        self.inner.confirms
+    }
+}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("exchange", &self.inner.exchange.name)
+            .field("routing_key", &self.inner.routing_key)
+            .field("serializer", &self.inner.serializer)
+            .field("compression", &self.inner.compression)
+            .field("confirms", &self.inner.confirms)
+            .finish()
+    }
+}
+
+enum Body<'p, T: ?Sized> {
+    Value(&'p T),
+    Bytes(Bytes, &'static str, &'static str),
+}
+
+/// One publish being prepared; finish with [`send`](Publish::send) (waits
+/// for the broker's confirm) or [`enqueue`](Publish::enqueue) (returns a
+/// [`Confirmation`] to await later, to keep many publishes in flight).
+#[must_use = "nothing is published until send() or enqueue() is awaited"]
+pub struct Publish<'p, T: ?Sized> {
+    producer: &'p Producer,
+    body: Body<'p, T>,
+    exchange: Option<SharedStr>,
+    routing_key: Option<SharedStr>,
+    serializer: Option<Serializer>,
+    compression: Option<Option<Compression>>,
+    mandatory: bool,
+    properties: Properties,
+    declare: Vec<Entity>,
+}
+
+impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
+    fn new(producer: &'p Producer, body: Body<'p, T>) -> Publish<'p, T> {
+        Publish {
+            producer,
+            body,
+            exchange: None,
+            routing_key: None,
+            serializer: None,
+            compression: None,
+            mandatory: false,
+            properties: Properties::default(),
+            declare: Vec::new(),
+        }
+    }
+
+    /// Publish to this exchange instead of the producer's.
+    pub fn exchange(mut self, name: impl Into<SharedStr>) -> Self {
+        self.exchange = Some(name.into());
+        self
+    }
+
+    /// Use this routing key instead of the producer's.
+    pub fn routing_key(mut self, routing_key: impl Into<SharedStr>) -> Self {
+        self.routing_key = Some(routing_key.into());
+        self
+    }
+
+    /// Serialize with this serializer instead of the producer's.
+    pub fn serializer(mut self, serializer: Serializer) -> Self {
+        self.serializer = Some(serializer);
+        self
+    }
+
+    /// Compress with this method (overrides the producer's).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(Some(compression));
+        self
+    }
+
+    /// Do not compress, whatever the producer's default.
+    pub fn no_compression(mut self) -> Self {
+        self.compression = Some(None);
+        self
+    }
+
+    /// Transient or persistent (default: the exchange's, else persistent).
+    pub fn delivery_mode(mut self, mode: DeliveryMode) -> Self {
+        self.properties.delivery_mode = Some(mode.as_u8());
+        self
+    }
+
+    /// Return the message if it cannot be routed to any queue.
+    pub fn mandatory(mut self, mandatory: bool) -> Self {
+        self.mandatory = mandatory;
+        self
+    }
+
+    /// Message priority (default 0).
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.properties.priority = Some(priority);
+        self
+    }
+
+    /// Label the body with this content type.
+    pub fn content_type(mut self, content_type: impl Into<SharedStr>) -> Self {
+        self.properties.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Label the body with this content encoding.
+    pub fn content_encoding(mut self, content_encoding: impl Into<SharedStr>) -> Self {
+        self.properties.content_encoding = Some(content_encoding.into());
+        self
+    }
+
+    /// Add an application header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.properties.headers.insert(key.into(), value.into());
+        self
+    }
+
+    /// Add application headers.
+    pub fn headers(mut self, headers: FieldTable) -> Self {
+        self.properties.headers.extend(headers);
+        self
+    }
+
+    /// Per-message TTL; sent as milliseconds text, as Kombu does.
+    pub fn expiration(mut self, ttl: Duration) -> Self {
+        self.properties.expiration = Some(SharedStr::from(ttl.as_millis().to_string()));
+        self
+    }
+
+    /// Correlation id (replies carry the request's).
+    pub fn correlation_id(mut self, id: impl Into<SharedStr>) -> Self {
+        self.properties.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Where replies should go.
+    pub fn reply_to(mut self, queue: impl Into<SharedStr>) -> Self {
+        self.properties.reply_to = Some(queue.into());
+        self
+    }
+
+    /// Application message id.
+    pub fn message_id(mut self, id: impl Into<SharedStr>) -> Self {
+        self.properties.message_id = Some(id.into());
+        self
+    }
+
+    /// Timestamp in seconds since the Unix epoch.
+    pub fn timestamp(mut self, seconds: u64) -> Self {
+        self.properties.timestamp = Some(seconds);
+        self
+    }
+
+    /// Timestamp of now.
+    pub fn timestamp_now(self) -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.timestamp(now)
+    }
+
+    /// Application message type (AMQP `type`).
+    pub fn kind(mut self, kind: impl Into<SharedStr>) -> Self {
+        self.properties.kind = Some(kind.into());
+        self
+    }
+
+    /// Application id.
+    pub fn app_id(mut self, app_id: impl Into<SharedStr>) -> Self {
+        self.properties.app_id = Some(app_id.into());
+        self
+    }
+
+    /// User id (RabbitMQ checks it against the connection's user).
+    pub fn user_id(mut self, user_id: impl Into<SharedStr>) -> Self {
+        self.properties.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Declare this entity first (cached per connection, as Kombu's `declare=`).
+    pub fn declare(mut self, entity: impl Into<Entity>) -> Self {
+        self.declare.push(entity.into());
+        self
+    }
+
+    /// Publish and wait until the broker took responsibility for the
+    /// message (its confirm, when the producer uses confirms).
+    ///
+    /// Fails with [`ErrorKind::Unroutable`] for a mandatory message nobody
+    /// could take (when confirms are on) and [`ErrorKind::Nacked`] when the
+    /// broker refused it.
+    pub async fn send(self) -> Result<()> {
+        self.enqueue().await?.await
+    }
+
+    /// Publish, and return the pending confirmation without waiting for it.
+    pub async fn enqueue(self) -> Result<Confirmation> {
+        let producer = self.producer.inner.clone();
+        for entity in &self.declare {
+            producer.channel.connection().maybe_declare(entity.clone()).await?;
+        }
+        let message = self.prepare()?;
+        let mandatory = message.mandatory;
+        let confirm = producer.channel.publish(message).await?;
+        Ok(Confirmation {
+            confirm,
+            confirms: producer.confirms,
+            on_return: if mandatory { producer.on_return.clone() } else { None },
+        })
+    }
+
+    /// Serialize, compress and fill in the properties as Kombu does.
+    fn prepare(self) -> Result<OutgoingMessage> {
+        let producer = &self.producer.inner;
+        let mut properties = self.properties;
+        let body = match self.body {
+            Body::Value(value) => {
+                let serializer = self.serializer.as_ref().unwrap_or(&producer.serializer);
+                if properties.content_type.is_none() {
+                    properties.content_type = Some(SharedStr::from(serializer.content_type().to_owned()));
+                }
+                if properties.content_encoding.is_none() {
+                    properties.content_encoding =
+                        Some(SharedStr::from(serializer.content_encoding().to_owned()));
+                }
+                serializer.encode(value)?
+            }
+            Body::Bytes(bytes, content_type, content_encoding) => {
+                if properties.content_type.is_none() {
+                    properties.content_type = Some(SharedStr::from_static(content_type));
+                }
+                if properties.content_encoding.is_none() {
+                    properties.content_encoding = Some(SharedStr::from_static(content_encoding));
+                }
+                bytes
+            }
+        };
+        let compression = self.compression.unwrap_or(producer.compression);
+        let body = match compression {
+            Some(method) => {
+                properties
+                    .headers
+                    .insert("compression".to_owned(), Value::from(method.mime_type()));
+                method.compress(&body)?
+            }
+            None => body,
+        };
+        if properties.delivery_mode.is_none() {
+            let mode = producer.exchange.delivery_mode.unwrap_or_default();
+            properties.delivery_mode = Some(mode.as_u8());
+        }
+        if properties.priority.is_none() {
+            properties.priority = Some(0); // Kombu always sends priority 0
+        }
+        if producer.auto_message_id && properties.message_id.is_none() {
+            properties.message_id = Some(SharedStr::from(crate::util::uuid4()));
+        }
+        Ok(OutgoingMessage {
+            exchange: self.exchange.unwrap_or_else(|| producer.exchange_name.clone()),
+            routing_key: self.routing_key.unwrap_or_else(|| producer.routing_key.clone()),
+            mandatory: self.mandatory,
+            properties,
+            body,
+        })
+    }
+}
+
+/// A publish handed to the transport, awaiting the broker's confirm.
+///
+/// Resolves to `Ok(())` once the broker took responsibility, or to the
+/// error that tells why not.
+#[must_use = "a confirmation tells whether the broker took the message"]
+pub struct Confirmation {
+    confirm: Confirm,
+    /// With confirms off, a nack or a return is not an error of the publish.
+    confirms: bool,
+    on_return: Option<ReturnCallback>,
+}
+
+impl Future for Confirmation {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        let result = match Pin::new(&mut this.confirm).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(result) => result,
+        };
+        Poll::Ready(match result {
+            Err(e) if e.kind() == ErrorKind::Unroutable => {
+                if let (Some(callback), Some(returned)) = (&this.on_return, e.returned_message()) {
+                    callback(returned);
+                }
+                if this.confirms { Err(e) } else { Ok(()) }
+            }
+            Err(e) if e.kind() == ErrorKind::Nacked && !this.confirms => Ok(()),
+            result => result,
+        })
+    }
+}
+
+impl fmt::Debug for Confirmation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Confirmation")
+    }
+}
