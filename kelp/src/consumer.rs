@@ -294,11 +294,13 @@ impl Consumer {
     }
 
     /// Call `handler` for every message until the consumer ends or the
-    /// handler fails. The handler settles each message (ack, reject, requeue).
-    pub async fn run<F, Fut>(&mut self, mut handler: F) -> Result<()>
+    /// handler fails. The handler settles each message (ack, reject, requeue)
+    /// and may use its own error type, as long as kelp's errors convert into it.
+    pub async fn run<F, Fut, E>(&mut self, mut handler: F) -> Result<(), E>
     where
         F: FnMut(Message) -> Fut,
-        Fut: Future<Output = Result<()>>,
+        Fut: Future<Output = Result<(), E>>,
+        E: From<Error>,
     {
         while let Some(message) = self.next().await {
             handler(message?).await?;
@@ -310,11 +312,12 @@ impl Consumer {
     /// (Kombu's `callbacks(body, message)`). A message that cannot be decoded
     /// goes to the `on_decode_error` hook; without one, it is requeued and
     /// the run stops with the decode error, so nothing is lost.
-    pub async fn run_decoded<T, F, Fut>(&mut self, mut handler: F) -> Result<()>
+    pub async fn run_decoded<T, F, Fut, E>(&mut self, mut handler: F) -> Result<(), E>
     where
         T: DeserializeOwned,
         F: FnMut(T, Message) -> Fut,
-        Fut: Future<Output = Result<()>>,
+        Fut: Future<Output = Result<(), E>>,
+        E: From<Error>,
     {
         while let Some(message) = self.next().await {
             let message = message?;
@@ -326,7 +329,7 @@ impl Consumer {
                         if !self.no_ack {
                             message.requeue().await?;
                         }
-                        return Err(error);
+                        return Err(error.into());
                     }
                 },
             }

@@ -1,0 +1,374 @@
+//! `kelp bench`: one producer and one consumer in one process, measured
+//! side by side with reference peers in the same run, so results are ratios
+//! rather than absolute numbers that depend on the machine.
+//!
+//! On `memory://` the reference is the same workload through a bare
+//! `tokio::sync::mpsc` channel: the cost of moving a message between two
+//! tasks, with nothing else.
+
+use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use kelp::{Connection, Queue};
+
+use crate::CliError;
+use crate::commands::UrlArg;
+
+/// Options of `kelp bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub url: UrlArg,
+    /// Messages to send (default: 1,000,000 on memory://, 100,000 elsewhere).
+    #[arg(long)]
+    pub messages: Option<u64>,
+    /// Body size in bytes (at least 8: the send time travels in the body).
+    #[arg(long, default_value_t = 100)]
+    pub size: usize,
+    /// Publish without waiting for publisher confirms.
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Publishes kept in flight before waiting for the oldest confirm; also the
+/// consumer's prefetch.
+const WINDOW: usize = 1_000;
+
+/// What one contender achieved.
+#[derive(Debug, Clone)]
+pub struct BenchResult {
+    /// Contender name, e.g. `kelp` or `tokio-mpsc`.
+    pub name: String,
+    /// Messages received.
+    pub messages: u64,
+    /// Body size.
+    pub size: usize,
+    /// First publish to last receive.
+    pub elapsed: Duration,
+    /// Send-to-receive latency of every message, sorted, in nanoseconds.
+    pub latencies_ns: Vec<u64>,
+    /// Process CPU time (user + system) spent during the run, when known.
+    pub cpu: Option<Duration>,
+}
+
+impl BenchResult {
+    /// Messages per second.
+    pub fn rate(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Megabytes (10^6) of body per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        self.rate() * self.size as f64 / 1e6
+    }
+
+    /// The latency at `quantile` (0..=1) in microseconds.
+    pub fn latency_us(&self, quantile: f64) -> f64 {
+        if self.latencies_ns.is_empty() {
+            return 0.0;
+        }
+        let last = self.latencies_ns.len() - 1;
+        let index = ((last as f64) * quantile).round() as usize;
+        self.latencies_ns[index.min(last)] as f64 / 1_000.0
+    }
+
+    /// CPU microseconds per message, when CPU time is known.
+    pub fn cpu_us_per_message(&self) -> Option<f64> {
+        self.cpu
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / self.messages.max(1) as f64)
+    }
+
+    /// The result as JSON (the `--json` format's entry).
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "name": self.name,
+            "messages": self.messages,
+            "elapsed_secs": self.elapsed.as_secs_f64(),
+            "messages_per_sec": self.rate(),
+            "mb_per_sec": self.mb_per_sec(),
+            "latency_us": {
+                "p50": self.latency_us(0.50),
+                "p90": self.latency_us(0.90),
+                "p99": self.latency_us(0.99),
+                "p999": self.latency_us(0.999),
+                "max": self.latency_us(1.0),
+            },
+            "cpu_us_per_message": self.cpu_us_per_message(),
+        })
+    }
+}
+
+/// Process CPU time (user + system) from /proc, in clock ticks of 10 ms.
+/// Coarse, but runs last seconds; `None` where /proc is missing.
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// A body of `size` bytes starting with the send time in nanoseconds since `epoch`.
+fn stamped_body(size: usize, epoch: Instant) -> Bytes {
+    let mut body = BytesMut::with_capacity(size);
+    body.put_u64(epoch.elapsed().as_nanos() as u64);
+    body.resize(size, b'k');
+    body.freeze()
+}
+
+fn latency_of(body: &[u8], epoch: Instant) -> u64 {
+    let sent = body
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0);
+    (epoch.elapsed().as_nanos() as u64).saturating_sub(sent)
+}
+
+fn progress(total: u64, name: &str, visible: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total),
+        if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template("{msg:12} {bar:40} {pos}/{len} {per_sec}") {
+        bar.set_style(style);
+    }
+    bar.set_message(name.to_owned());
+    bar
+}
+
+/// Update a progress bar from a shared counter until the run finishes.
+fn spawn_ticker(bar: ProgressBar, counter: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let n = counter.load(Ordering::Relaxed);
+            bar.set_position(n);
+            if bar.length().is_some_and(|len| n >= len) {
+                bar.finish_and_clear();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// Run kelp's producer and consumer against `url`.
+pub async fn run_kelp(url: &str, messages: u64, size: usize, confirms: bool, visible: bool) -> Result<BenchResult, CliError> {
+    let conn = Connection::new(url)?;
+    let name = format!("kelp-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let queue = Queue::new(name.clone()).durable(true).auto_delete(false);
+    let setup = conn.channel().await?;
+    queue.declare(&setup).await?;
+    queue.purge(&setup).await?;
+
+    let consumer_conn = Connection::new(url)?;
+    let mut consumer = consumer_conn
+        .consumer([queue.clone()])
+        .auto_declare(false)
+        .prefetch_count(u16::try_from(WINDOW).unwrap_or(u16::MAX))
+        .build()
+        .await?;
+    let producer = conn
+        .channel()
+        .await?
+        .producer()
+        .routing_key(name.clone())
+        .confirms(confirms)
+        .build()
+        .await?;
+
+    let counter = Arc::new(AtomicU64::new(0));
+    let ticker = spawn_ticker(progress(messages, "kelp", visible), counter.clone());
+    let epoch = Instant::now();
+    let cpu_before = process_cpu_time();
+
+    let consuming = {
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(usize::try_from(messages).unwrap_or(0));
+            while (latencies.len() as u64) < messages {
+                let message = match consumer.next().await {
+                    Some(m) => m?,
+                    None => return Err(CliError::failure("the benchmark consumer ended early")),
+                };
+                latencies.push(latency_of(message.raw_body(), epoch));
+                message.ack().await?;
+                if latencies.len() % 1024 == 0 {
+                    counter.store(latencies.len() as u64, Ordering::Relaxed);
+                }
+            }
+            counter.store(latencies.len() as u64, Ordering::Relaxed);
+            consumer.cancel().await?;
+            Ok::<_, CliError>((latencies, epoch.elapsed()))
+        })
+    };
+
+    let mut in_flight = VecDeque::with_capacity(WINDOW);
+    for _ in 0..messages {
+        let confirmation = producer.publish_bytes(stamped_body(size, epoch)).enqueue().await?;
+        in_flight.push_back(confirmation);
+        if in_flight.len() >= WINDOW {
+            if let Some(c) = in_flight.pop_front() {
+                c.await?;
+            }
+        }
+    }
+    for c in in_flight {
+        c.await?;
+    }
+    let (mut latencies, elapsed) = consuming
+        .await
+        .map_err(|e| CliError::failure(format!("benchmark consumer task failed: {e}")))??;
+    let cpu = cpu_before.zip(process_cpu_time()).map(|(a, b)| b.saturating_sub(a));
+    ticker.abort();
+    latencies.sort_unstable();
+    queue.delete(&setup, false, false).await?;
+    conn.close().await?;
+    consumer_conn.close().await?;
+    Ok(BenchResult {
+        name: "kelp".to_owned(),
+        messages,
+        size,
+        elapsed,
+        latencies_ns: latencies,
+        cpu,
+    })
+}
+
+/// The anchor: the same workload through a bare bounded `tokio::sync::mpsc`
+/// channel, with the consumer "acking" through a second channel (as a
+/// consumer acks to its broker).
+pub async fn run_mpsc(messages: u64, size: usize, visible: bool) -> Result<BenchResult, CliError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WINDOW);
+    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let counter = Arc::new(AtomicU64::new(0));
+    let ticker = spawn_ticker(progress(messages, "tokio-mpsc", visible), counter.clone());
+    let epoch = Instant::now();
+    let cpu_before = process_cpu_time();
+    let consuming = {
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(usize::try_from(messages).unwrap_or(0));
+            while let Some(body) = rx.recv().await {
+                latencies.push(latency_of(&body, epoch));
+                let _ = ack_tx.send(latencies.len() as u64);
+                if latencies.len() % 1024 == 0 {
+                    counter.store(latencies.len() as u64, Ordering::Relaxed);
+                }
+            }
+            counter.store(latencies.len() as u64, Ordering::Relaxed);
+            (latencies, epoch.elapsed())
+        })
+    };
+    let acks = tokio::spawn(async move { while ack_rx.recv().await.is_some() {} });
+    for _ in 0..messages {
+        if tx.send(stamped_body(size, epoch)).await.is_err() {
+            return Err(CliError::failure("the mpsc consumer ended early"));
+        }
+    }
+    drop(tx);
+    let (mut latencies, elapsed) = consuming
+        .await
+        .map_err(|e| CliError::failure(format!("mpsc consumer task failed: {e}")))?;
+    let _ = acks.await;
+    let cpu = cpu_before.zip(process_cpu_time()).map(|(a, b)| b.saturating_sub(a));
+    ticker.abort();
+    latencies.sort_unstable();
+    Ok(BenchResult {
+        name: "tokio-mpsc".to_owned(),
+        messages,
+        size,
+        elapsed,
+        latencies_ns: latencies,
+        cpu,
+    })
+}
+
+/// `kelp bench`.
+pub async fn run(args: BenchArgs) -> Result<(), CliError> {
+    if args.size < 8 {
+        return Err(CliError::usage("--size must be at least 8 bytes (the send time travels in the body)"));
+    }
+    let url = args.url.url.clone();
+    let memory = kelp::BrokerUrl::parse_list(&url)?
+        .first()
+        .is_some_and(|u| u.transport() == kelp::url::TransportKind::Memory);
+    let messages = args.messages.unwrap_or(if memory { 1_000_000 } else { 100_000 });
+    if messages == 0 {
+        return Err(CliError::usage("--messages must be at least 1"));
+    }
+    let visible = !args.json && std::io::stderr().is_terminal();
+    let confirms = !args.no_confirm;
+
+    let mut results = vec![run_kelp(&url, messages, args.size, confirms, visible).await?];
+    if memory {
+        results.push(run_mpsc(messages, args.size, visible).await?);
+    }
+    let shown_url = kelp::BrokerUrl::parse_list(&url)?
+        .iter()
+        .map(|u| u.to_string())
+        .collect::<Vec<_>>()
+        .join(";");
+    let ratios: serde_json::Map<String, serde_json::Value> = results
+        .iter()
+        .skip(1)
+        .map(|peer| (format!("kelp/{}", peer.name), json!(results[0].rate() / peer.rate().max(1e-9))))
+        .collect();
+    if args.json {
+        let report = json!({
+            "url": shown_url,
+            "messages": messages,
+            "size": args.size,
+            "confirms": confirms,
+            "acks": true,
+            "results": results.iter().map(BenchResult::to_json).collect::<Vec<_>>(),
+            "ratios": ratios,
+        });
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "kelp bench: {shown_url}: {messages} messages of {} bytes, confirms {}, acks on",
+        args.size,
+        if confirms { "on" } else { "off" }
+    );
+    println!(
+        "{:<12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11}",
+        "name", "msg/s", "MB/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "CPU µs/msg"
+    );
+    for r in &results {
+        println!(
+            "{:<12} {:>12.0} {:>9.2} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>11}",
+            r.name,
+            r.rate(),
+            r.mb_per_sec(),
+            r.latency_us(0.50),
+            r.latency_us(0.99),
+            r.latency_us(0.999),
+            r.latency_us(1.0),
+            r.cpu_us_per_message()
+                .map_or_else(|| "n/a".to_owned(), |c| format!("{c:.2}"))
+        );
+    }
+    for (name, ratio) in &ratios {
+        println!("throughput ratio {name}: {:.3}", ratio.as_f64().unwrap_or(0.0));
+    }
+    Ok(())
+}

@@ -1,0 +1,919 @@
+//! The conformance suite: one set of behaviour scenarios, written once and
+//! run against every transport (`memory.rs`, and later `amqp.rs`,
+//! `redis.rs`). Each scenario takes the broker URL and uses fresh,
+//! uniquely named entities, so scenarios run in parallel against one broker.
+//!
+//! It covers Kombu's own integration scenarios (connect/close/reconnect,
+//! default channel, publish and consume, empty queue, direct/topic/fanout
+//! routing, unroutable messages, TTL, priorities, ack/reject/requeue,
+//! simple put/get) and the AMQP semantics kelp promises on top.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kelp::{
+    Accept, Binding, Compression, Connection, DeliveryMode, ErrorKind, Exchange, FieldTable,
+    Message, MessageState, Queue, Serializer, Value,
+};
+use serde_json::json;
+
+/// Expands to one `#[tokio::test]` per named scenario, run against `$url`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($url:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let url: String = $url;
+                conformance::$name(&url).await;
+            }
+        )*
+    };
+}
+
+/// Generous bound for waiting on a message that must come; only there so a
+/// broken test fails instead of hanging. Nothing asserts on elapsed time.
+const PATIENCE: Duration = Duration::from_secs(20);
+/// How long to watch for a message that must not come.
+const QUIET: Duration = Duration::from_millis(300);
+
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "kelp-test.{prefix}.{}.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    )
+}
+
+async fn connect(url: &str) -> Connection {
+    let conn = Connection::new(url).expect("valid URL");
+    conn.connect().await.unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    conn
+}
+
+/// A transient, auto-deleted queue (so failed runs leave nothing behind on a
+/// real broker), bound to `exchange` with `routing_key`.
+fn temp_queue(exchange: &Exchange, routing_key: &str) -> Queue {
+    Queue::new(unique("q"))
+        .exchange(exchange.clone())
+        .routing_key(routing_key)
+        .durable(false)
+        .argument("x-expires", 60_000u32)
+}
+
+async fn next(consumer: &mut kelp::Consumer) -> Message {
+    match tokio::time::timeout(PATIENCE, consumer.next()).await {
+        Ok(Some(Ok(m))) => m,
+        Ok(Some(Err(e))) => panic!("consumer failed: {e}"),
+        Ok(None) => panic!("consumer ended"),
+        Err(_) => panic!("no message within {PATIENCE:?}"),
+    }
+}
+
+async fn assert_quiet(consumer: &mut kelp::Consumer) {
+    if let Ok(Some(m)) = tokio::time::timeout(QUIET, consumer.next()).await {
+        panic!("expected no message, got {m:?}");
+    }
+}
+
+/// Poll `get` until a message arrives (brokers may route asynchronously).
+async fn get_eventually(channel: &kelp::Channel, queue: &Queue) -> Message {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(m) = queue.get(channel, false).await.expect("get") {
+            return m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no message in {}", queue.name);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connection
+
+pub async fn connect_close_reconnect(url: &str) {
+    let conn = Connection::new(url).unwrap();
+    assert!(!conn.is_connected(), "connections are lazy");
+    conn.connect().await.unwrap();
+    assert!(conn.is_connected());
+    conn.close().await.unwrap();
+    assert!(!conn.is_connected());
+    conn.connect().await.unwrap();
+    assert!(conn.is_connected());
+    conn.release().await.unwrap();
+    assert!(!conn.is_connected());
+}
+
+pub async fn default_channel_connects_lazily(url: &str) {
+    let conn = Connection::new(url).unwrap();
+    assert!(!conn.is_connected());
+    let channel = conn.default_channel().await.unwrap();
+    assert!(conn.is_connected());
+    assert!(channel.is_open());
+    // The same channel every time.
+    let again = conn.default_channel().await.unwrap();
+    let q = Queue::new(unique("default")).durable(false).auto_delete(true);
+    let declared = q.declare(&channel).await.unwrap();
+    let passive = q.queue_declare(&again, true).await.unwrap();
+    assert_eq!(declared.name, passive.name);
+}
+
+pub async fn as_uri_masks_password(url: &str) {
+    let conn = Connection::new(url).unwrap();
+    let shown = format!("{conn} {conn:?} {}", conn.as_uri(false));
+    if let Some(password) = conn.current_url().password() {
+        if !password.is_empty() {
+            assert!(!shown.contains(&format!(":{password}@")), "password leaked: {shown}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Publish and consume
+
+pub async fn publish_consume_json(url: &str) {
+    let conn = connect(url).await;
+    let exchange = Exchange::direct(unique("ex")).durable(false).auto_delete(true);
+    let queue = temp_queue(&exchange, "rk");
+    let mut consumer = conn.consumer([queue.clone()]).build().await.unwrap();
+    let producer = conn.producer().exchange(exchange.clone()).routing_key("rk").build().await.unwrap();
+    producer
+        .publish(&json!({"hello": "world", "n": [1, 2.5]}))
+        .header("x-trace", "abc")
+        .correlation_id("cid-1")
+        .reply_to("replies")
+        .send()
+        .await
+        .unwrap();
+    let m = next(&mut consumer).await;
+    assert_eq!(m.content_type(), Some("application/json"));
+    assert_eq!(m.content_encoding(), Some("utf-8"));
+    assert_eq!(m.properties().delivery_mode, Some(2), "persistent by default");
+    assert_eq!(m.properties().priority, Some(0));
+    assert_eq!(m.properties().correlation_id.as_deref(), Some("cid-1"));
+    assert_eq!(m.properties().reply_to.as_deref(), Some("replies"));
+    assert_eq!(m.headers().get("x-trace"), Some(&Value::from("abc")));
+    assert_eq!(m.exchange(), exchange.name);
+    assert_eq!(m.routing_key(), "rk");
+    assert!(!m.redelivered());
+    assert_eq!(
+        m.delivery_info().consumer_tag.as_deref(),
+        consumer.consumer_tags().first().copied()
+    );
+    let body: serde_json::Value = m.decode().unwrap();
+    assert_eq!(body, json!({"hello": "world", "n": [1, 2.5]}));
+    let payload = m.payload().unwrap();
+    assert_eq!(payload.get("hello"), Some(&Value::from("world")));
+    m.ack().await.unwrap();
+    assert_eq!(m.state(), MessageState::Acked);
+}
+
+pub async fn every_serializer_round_trips(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("ser")).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    let value = json!({"name": "kelp", "list": [1, "two", null, true], "nested": {"f": 1.5}});
+    for serializer in [Serializer::json(), Serializer::msgpack(), Serializer::yaml()] {
+        let content_type = serializer.content_type().to_owned();
+        producer.publish(&value).serializer(serializer).send().await.unwrap();
+        let m = get_eventually(&channel, &queue).await;
+        assert_eq!(m.content_type(), Some(content_type.as_str()));
+        assert_eq!(m.decode::<serde_json::Value>().unwrap(), value, "{content_type}");
+        m.ack().await.unwrap();
+    }
+    producer.publish("plain text").serializer(Serializer::text()).send().await.unwrap();
+    let m = get_eventually(&channel, &queue).await;
+    assert_eq!(m.content_type(), Some("text/plain"));
+    assert_eq!(m.decode::<String>().unwrap(), "plain text");
+    m.ack().await.unwrap();
+    producer.publish_bytes(&b"\x00\x01\xfe"[..]).send().await.unwrap();
+    let m = get_eventually(&channel, &queue).await;
+    assert_eq!(m.content_type(), Some("application/data"));
+    assert_eq!(m.content_encoding(), Some("binary"));
+    assert_eq!(m.body().unwrap().as_ref(), b"\x00\x01\xfe");
+    m.ack().await.unwrap();
+}
+
+pub async fn compression_round_trips(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("zip")).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    let text = "kelp ".repeat(1000);
+    for method in [
+        Compression::Zlib,
+        Compression::Bzip2,
+        Compression::Lzma,
+        Compression::Zstd,
+        Compression::Brotli,
+    ] {
+        producer.publish(&text).compression(method).send().await.unwrap();
+        let m = get_eventually(&channel, &queue).await;
+        assert_eq!(m.compression(), Some(method.mime_type()));
+        assert!(m.raw_body().len() < text.len(), "{method:?} compresses");
+        assert_eq!(m.decode::<String>().unwrap(), text);
+        m.ack().await.unwrap();
+    }
+}
+
+pub async fn empty_queue_get_returns_none(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("empty")).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    assert!(queue.get(&channel, false).await.unwrap().is_none());
+}
+
+pub async fn simple_put_get(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("simple")).durable(false).argument("x-expires", 60_000u32);
+    let declared = queue.declare(&channel).await.unwrap();
+    assert_eq!(declared.message_count, 0);
+    let producer = conn.producer().build().await.unwrap();
+    for i in 0..3 {
+        producer.publish(&i).routing_key(queue.name.clone()).send().await.unwrap();
+    }
+    for i in 0..3 {
+        let m = get_eventually(&channel, &queue).await;
+        assert_eq!(m.decode::<i32>().unwrap(), i, "FIFO order");
+        m.ack().await.unwrap();
+    }
+    assert!(queue.get(&channel, false).await.unwrap().is_none());
+}
+
+// ---------------------------------------------------------------------------
+// Routing
+
+pub async fn direct_routing(url: &str) {
+    let conn = connect(url).await;
+    let exchange = Exchange::direct(unique("direct")).durable(false).auto_delete(true);
+    let a = temp_queue(&exchange, "a");
+    let b = temp_queue(&exchange, "b");
+    let mut ca = conn.consumer([a]).build().await.unwrap();
+    let mut cb = conn.channel().await.unwrap().consumer([b]).build().await.unwrap();
+    let producer = conn.producer().exchange(exchange).build().await.unwrap();
+    producer.publish("to a").routing_key("a").send().await.unwrap();
+    producer.publish("to b").routing_key("b").send().await.unwrap();
+    producer.publish("to nobody").routing_key("c").send().await.unwrap();
+    let m = next(&mut ca).await;
+    assert_eq!(m.decode::<String>().unwrap(), "to a");
+    m.ack().await.unwrap();
+    let m = next(&mut cb).await;
+    assert_eq!(m.decode::<String>().unwrap(), "to b");
+    m.ack().await.unwrap();
+    assert_quiet(&mut ca).await;
+    assert_quiet(&mut cb).await;
+}
+
+pub async fn topic_routing(url: &str) {
+    let conn = connect(url).await;
+    let exchange = Exchange::topic(unique("topic")).durable(false).auto_delete(true);
+    let star = temp_queue(&exchange, "t.*");
+    let hash = temp_queue(&exchange, "t.#");
+    let mut cstar = conn.consumer([star]).build().await.unwrap();
+    let mut chash = conn.channel().await.unwrap().consumer([hash]).build().await.unwrap();
+    let producer = conn.producer().exchange(exchange).build().await.unwrap();
+    for key in ["t", "t.a", "t.a.b", "x.a"] {
+        producer.publish(key).routing_key(key).send().await.unwrap();
+    }
+    // `t.*` matches exactly one more word: only "t.a".
+    let m = next(&mut cstar).await;
+    assert_eq!(m.routing_key(), "t.a");
+    m.ack().await.unwrap();
+    assert_quiet(&mut cstar).await;
+    // `t.#` matches zero or more words: "t", "t.a", "t.a.b".
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let m = next(&mut chash).await;
+        seen.push(m.routing_key().to_owned());
+        m.ack().await.unwrap();
+    }
+    assert_eq!(seen, ["t", "t.a", "t.a.b"]);
+    assert_quiet(&mut chash).await;
+}
+
+pub async fn fanout_routing(url: &str) {
+    let conn = connect(url).await;
+    let exchange = Exchange::fanout(unique("fanout")).durable(false).auto_delete(true);
+    let mut consumers = Vec::new();
+    for _ in 0..2 {
+        let q = temp_queue(&exchange, "");
+        consumers.push(conn.channel().await.unwrap().consumer([q]).build().await.unwrap());
+    }
+    let producer = conn.producer().exchange(exchange).build().await.unwrap();
+    producer.publish("everyone").routing_key("ignored").send().await.unwrap();
+    for c in &mut consumers {
+        let m = next(c).await;
+        assert_eq!(m.decode::<String>().unwrap(), "everyone");
+        m.ack().await.unwrap();
+    }
+}
+
+pub async fn headers_routing(url: &str) {
+    let conn = connect(url).await;
+    let exchange = Exchange::headers(unique("headers")).durable(false).auto_delete(true);
+    let all = Queue::new(unique("all"))
+        .durable(false)
+        .argument("x-expires", 60_000u32)
+        .binding(
+            Binding::new(exchange.clone(), "")
+                .argument("x-match", "all")
+                .argument("format", "pdf")
+                .argument("type", "report"),
+        );
+    let any = Queue::new(unique("any"))
+        .durable(false)
+        .argument("x-expires", 60_000u32)
+        .binding(
+            Binding::new(exchange.clone(), "")
+                .argument("x-match", "any")
+                .argument("format", "zip")
+                .argument("type", "report"),
+        );
+    let mut call = conn.consumer([all]).build().await.unwrap();
+    let mut cany = conn.channel().await.unwrap().consumer([any]).build().await.unwrap();
+    let producer = conn.producer().exchange(exchange).build().await.unwrap();
+    producer
+        .publish("pdf report")
+        .header("format", "pdf")
+        .header("type", "report")
+        .send()
+        .await
+        .unwrap();
+    producer.publish("zip log").header("format", "zip").header("type", "log").send().await.unwrap();
+    let m = next(&mut call).await;
+    assert_eq!(m.decode::<String>().unwrap(), "pdf report");
+    m.ack().await.unwrap();
+    assert_quiet(&mut call).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = next(&mut cany).await;
+        got.push(m.decode::<String>().unwrap());
+        m.ack().await.unwrap();
+    }
+    got.sort();
+    assert_eq!(got, ["pdf report", "zip log"]);
+}
+
+pub async fn exchange_to_exchange_binding(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let upstream = Exchange::topic(unique("up")).durable(false).auto_delete(true);
+    let downstream = Exchange::fanout(unique("down")).durable(false).auto_delete(true);
+    upstream.declare(&channel).await.unwrap();
+    downstream.declare(&channel).await.unwrap();
+    downstream
+        .bind_to(&channel, &upstream.name, "orders.#", &FieldTable::new())
+        .await
+        .unwrap();
+    let queue = temp_queue(&downstream, "");
+    let mut consumer = conn.consumer([queue]).build().await.unwrap();
+    let producer = conn.producer().exchange(upstream).build().await.unwrap();
+    producer.publish("o1").routing_key("orders.eu").send().await.unwrap();
+    producer.publish("x").routing_key("stock.eu").send().await.unwrap();
+    let m = next(&mut consumer).await;
+    assert_eq!(m.decode::<String>().unwrap(), "o1");
+    m.ack().await.unwrap();
+    assert_quiet(&mut consumer).await;
+}
+
+pub async fn unroutable_mandatory_is_returned(url: &str) {
+    let conn = connect(url).await;
+    let exchange = Exchange::direct(unique("unroutable")).durable(false).auto_delete(true);
+    let returned = Arc::new(Mutex::new(Vec::new()));
+    let seen = returned.clone();
+    let producer = conn
+        .producer()
+        .exchange(exchange.clone())
+        .on_return(move |r| seen.lock().unwrap().push(r.routing_key.to_string()))
+        .build()
+        .await
+        .unwrap();
+    let err = producer
+        .publish("lost?")
+        .routing_key("nowhere")
+        .mandatory(true)
+        .send()
+        .await
+        .expect_err("an unroutable mandatory message comes back");
+    assert_eq!(err.kind(), ErrorKind::Unroutable);
+    assert_eq!(err.reply_code(), Some(312));
+    let back = err.returned_message().expect("the returned message");
+    assert_eq!(back.routing_key, "nowhere");
+    assert_eq!(back.exchange, exchange.name.as_str());
+    assert_eq!(returned.lock().unwrap().as_slice(), ["nowhere"]);
+    // Without mandatory, an unroutable message is dropped silently.
+    producer.publish("dropped").routing_key("nowhere").send().await.unwrap();
+}
+
+pub async fn publish_to_missing_exchange_is_a_channel_error(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let producer = conn.producer().confirms(true).build().await.unwrap();
+    let missing = unique("missing");
+    let err = producer
+        .publish("x")
+        .exchange(missing.clone())
+        .routing_key("k")
+        .send()
+        .await
+        .expect_err("the exchange does not exist");
+    assert_eq!(err.reply_code(), Some(404), "{err}");
+    assert!(err.is_not_found() && err.is_fatal(), "{err}");
+    // The connection is still usable and the channel reopens by itself.
+    assert!(conn.is_connected());
+    let queue = Queue::new(unique("after404")).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    producer.publish("ok").routing_key(queue.name.clone()).send().await.unwrap();
+    let m = get_eventually(&channel, &queue).await;
+    assert_eq!(m.decode::<String>().unwrap(), "ok");
+    m.ack().await.unwrap();
+}
+
+pub async fn conflicting_redeclare_is_a_precondition_error(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let name = unique("conflict");
+    let queue = Queue::new(name.clone()).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    let conflicting = Queue::new(name.clone()).durable(true).argument("x-expires", 60_000u32);
+    let err = conflicting.declare(&channel).await.expect_err("406");
+    assert_eq!(err.reply_code(), Some(406), "{err}");
+    assert!(err.is_precondition_failed() && err.is_channel() && err.is_fatal());
+    let exchange = Exchange::direct(unique("xconflict")).durable(false).auto_delete(true);
+    exchange.declare(&channel).await.unwrap();
+    let err = Exchange::fanout(exchange.name.clone())
+        .durable(false)
+        .auto_delete(true)
+        .declare(&channel)
+        .await
+        .expect_err("406 for another type");
+    assert_eq!(err.reply_code(), Some(406));
+    // Still usable.
+    assert!(conn.is_connected());
+    let again = queue.declare(&channel).await.unwrap();
+    assert_eq!(again.name, name);
+}
+
+pub async fn passive_declare_of_missing_queue_is_not_found(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let err = Queue::new(unique("nope"))
+        .queue_declare(&channel, true)
+        .await
+        .expect_err("404");
+    assert!(err.is_not_found(), "{err}");
+    let err = Exchange::direct(unique("nope"))
+        .passive(true)
+        .declare(&channel)
+        .await
+        .expect_err("404");
+    assert!(err.is_not_found(), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Message lifecycle
+
+pub async fn ack_reject_requeue(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("life")).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+
+    // ack: gone for good; a second ack is refused locally.
+    producer.publish("ack me").send().await.unwrap();
+    let m = get_eventually(&channel, &queue).await;
+    m.ack().await.unwrap();
+    let err = m.ack().await.expect_err("double ack");
+    assert_eq!(err.kind(), ErrorKind::MessageState);
+    assert!(err.to_string().contains("ACK"), "{err}");
+    assert!(m.reject().await.is_err(), "no reject after ack");
+
+    // reject: dropped.
+    producer.publish("reject me").send().await.unwrap();
+    let m = get_eventually(&channel, &queue).await;
+    m.reject().await.unwrap();
+    assert_eq!(m.state(), MessageState::Rejected);
+
+    // requeue: comes back, flagged redelivered.
+    producer.publish("requeue me").send().await.unwrap();
+    let m = get_eventually(&channel, &queue).await;
+    assert!(!m.redelivered());
+    m.requeue().await.unwrap();
+    assert_eq!(m.state(), MessageState::Requeued);
+    let again = get_eventually(&channel, &queue).await;
+    assert_eq!(again.decode::<String>().unwrap(), "requeue me");
+    assert!(again.redelivered());
+    again.ack().await.unwrap();
+    assert!(queue.get(&channel, false).await.unwrap().is_none());
+}
+
+pub async fn ack_multiple(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("multi")).durable(false).argument("x-expires", 60_000u32);
+    let mut consumer = conn.consumer([queue.clone()]).prefetch_count(10).build().await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    for i in 0..5 {
+        producer.publish(&i).send().await.unwrap();
+    }
+    let mut messages = Vec::new();
+    for _ in 0..5 {
+        messages.push(next(&mut consumer).await);
+    }
+    messages[4].ack_multiple().await.unwrap();
+    consumer.cancel().await.unwrap();
+    drop(consumer);
+    conn.default_channel().await.unwrap().close().await.unwrap();
+    // Nothing comes back after the channel closed: all five were acked.
+    let channel = conn.channel().await.unwrap();
+    let declared = queue.queue_declare(&channel, true).await.unwrap();
+    assert_eq!(declared.message_count, 0);
+}
+
+pub async fn unacked_messages_return_when_the_channel_closes(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("unacked")).durable(false).argument("x-expires", 60_000u32);
+    let channel = conn.channel().await.unwrap();
+    let mut consumer = channel.consumer([queue.clone()]).build().await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    producer.publish("precious").send().await.unwrap();
+    let m = next(&mut consumer).await;
+    assert_eq!(m.decode::<String>().unwrap(), "precious");
+    channel.close().await.unwrap(); // without acking
+    let other = conn.channel().await.unwrap();
+    let again = get_eventually(&other, &queue).await;
+    assert_eq!(again.decode::<String>().unwrap(), "precious");
+    assert!(again.redelivered());
+    again.ack().await.unwrap();
+}
+
+pub async fn dropped_consumer_gives_back_its_messages(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("drop")).durable(false).argument("x-expires", 60_000u32);
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    let consumer_channel = conn.channel().await.unwrap();
+    let mut consumer = consumer_channel.consumer([queue.clone()]).prefetch_count(10).build().await.unwrap();
+    for i in 0..3 {
+        producer.publish(&i).send().await.unwrap();
+    }
+    let first = next(&mut consumer).await;
+    first.ack().await.unwrap();
+    drop(consumer); // two delivered, never handed out
+    let other = conn.channel().await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = get_eventually(&other, &queue).await;
+        got.push(m.decode::<i32>().unwrap());
+        m.ack().await.unwrap();
+    }
+    got.sort_unstable();
+    assert_eq!(got, [1, 2]);
+}
+
+pub async fn prefetch_limits_unacked_deliveries(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("prefetch")).durable(false).argument("x-expires", 60_000u32);
+    let mut consumer = conn.consumer([queue.clone()]).prefetch_count(2).build().await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    for i in 0..5 {
+        producer.publish(&i).send().await.unwrap();
+    }
+    let a = next(&mut consumer).await;
+    let b = next(&mut consumer).await;
+    assert_quiet(&mut consumer).await; // a third needs an ack first
+    a.ack().await.unwrap();
+    let c = next(&mut consumer).await;
+    assert_eq!(c.decode::<i32>().unwrap(), 2);
+    assert_quiet(&mut consumer).await;
+    b.ack().await.unwrap();
+    c.ack().await.unwrap();
+    for expected in 3..5 {
+        let m = next(&mut consumer).await;
+        assert_eq!(m.decode::<i32>().unwrap(), expected);
+        m.ack().await.unwrap();
+    }
+}
+
+pub async fn no_ack_consumer_needs_no_settling(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("noack")).durable(false).argument("x-expires", 60_000u32);
+    let mut consumer = conn.consumer([queue.clone()]).no_ack(true).build().await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    producer.publish("fire").send().await.unwrap();
+    let m = next(&mut consumer).await;
+    m.ack().await.expect("a no-op on no_ack consumers");
+    consumer.cancel().await.unwrap();
+    conn.close().await.unwrap();
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    assert!(queue.get(&channel, false).await.unwrap().is_none(), "nothing redelivered");
+}
+
+pub async fn accept_list_refuses_without_losing(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("accept")).durable(false).argument("x-expires", 60_000u32);
+    let mut consumer = conn
+        .consumer([queue.clone()])
+        .accept(Accept::new(["json"]).unwrap())
+        .build()
+        .await
+        .unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    producer.publish(&json!({"a": 1})).serializer(Serializer::yaml()).send().await.unwrap();
+    let m = next(&mut consumer).await;
+    let err = m.decode::<serde_json::Value>().expect_err("yaml is not accepted");
+    assert_eq!(err.kind(), ErrorKind::ContentDisallowed);
+    assert!(m.payload().unwrap_err().is_content_disallowed());
+    // The raw body is still there, and the message can go back to the queue.
+    assert!(!m.raw_body().is_empty());
+    m.requeue().await.unwrap();
+    let again = next(&mut consumer).await;
+    assert!(again.redelivered());
+    assert!(again.decode::<serde_json::Value>().is_err());
+    again.reject().await.unwrap();
+}
+
+pub async fn decode_errors_go_to_the_hook(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("hook")).durable(false).argument("x-expires", 60_000u32);
+    let failures = Arc::new(AtomicUsize::new(0));
+    let counted = failures.clone();
+    let mut consumer = conn
+        .consumer([queue.clone()])
+        .on_decode_error(move |message, error| {
+            let counted = counted.clone();
+            async move {
+                assert!(error.is_decode(), "{error}");
+                counted.fetch_add(1, Ordering::SeqCst);
+                message.reject().await
+            }
+        })
+        .build()
+        .await
+        .unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    producer
+        .publish_bytes(&b"{not json"[..])
+        .content_type("application/json")
+        .content_encoding("utf-8")
+        .send()
+        .await
+        .unwrap();
+    producer.publish(&7u32).send().await.unwrap();
+    #[derive(Debug)]
+    enum Stop {
+        Done,
+        Kelp(kelp::Error),
+    }
+    impl From<kelp::Error> for Stop {
+        fn from(e: kelp::Error) -> Stop {
+            Stop::Kelp(e)
+        }
+    }
+    let mut got = None;
+    let run = consumer.run_decoded(|n: u32, m| {
+        got = Some(n);
+        async move {
+            m.ack().await?;
+            Err::<(), Stop>(Stop::Done)
+        }
+    });
+    let stop = tokio::time::timeout(PATIENCE, run).await.expect("run ends").unwrap_err();
+    assert!(matches!(stop, Stop::Done), "stopped by the handler: {stop:?}");
+    assert_eq!(got, Some(7));
+    assert_eq!(failures.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Queue features
+
+pub async fn message_ttl_expires(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("ttl")).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    producer.publish("short").expiration(Duration::from_millis(100)).send().await.unwrap();
+    producer.publish("long").expiration(Duration::from_secs(60)).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let m = get_eventually(&channel, &queue).await;
+    assert_eq!(m.decode::<String>().unwrap(), "long");
+    assert_eq!(m.properties().expiration.as_deref(), Some("60000"));
+    m.ack().await.unwrap();
+    assert!(queue.get(&channel, false).await.unwrap().is_none());
+
+    // Per-queue TTL (x-message-ttl).
+    let short_lived = Queue::new(unique("qttl"))
+        .durable(false)
+        .message_ttl(Duration::from_millis(100))
+        .argument("x-expires", 60_000u32);
+    short_lived.declare(&channel).await.unwrap();
+    producer.publish("gone").routing_key(short_lived.name.clone()).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(short_lived.get(&channel, false).await.unwrap().is_none());
+}
+
+pub async fn priority_ordering(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("prio"))
+        .durable(false)
+        .max_priority(10)
+        .argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    for p in [1u8, 5, 10, 3, 5] {
+        producer.publish(&p).priority(p).send().await.unwrap();
+    }
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        let m = get_eventually(&channel, &queue).await;
+        order.push(m.decode::<u8>().unwrap());
+        m.ack().await.unwrap();
+    }
+    assert_eq!(order, [10, 5, 5, 3, 1], "highest priority first, FIFO within a priority");
+}
+
+pub async fn max_length_drops_head_or_rejects(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let drop_head = Queue::new(unique("maxlen"))
+        .durable(false)
+        .max_length(2)
+        .argument("x-expires", 60_000u32);
+    drop_head.declare(&channel).await.unwrap();
+    let producer = conn.producer().build().await.unwrap();
+    for i in 0..4 {
+        producer.publish(&i).routing_key(drop_head.name.clone()).send().await.unwrap();
+    }
+    let declared = drop_head.queue_declare(&channel, true).await.unwrap();
+    assert_eq!(declared.message_count, 2);
+    let m = get_eventually(&channel, &drop_head).await;
+    assert_eq!(m.decode::<i32>().unwrap(), 2, "the oldest were dropped");
+    m.ack().await.unwrap();
+
+    let reject = Queue::new(unique("reject"))
+        .durable(false)
+        .max_length(1)
+        .argument("x-overflow", "reject-publish")
+        .argument("x-expires", 60_000u32);
+    reject.declare(&channel).await.unwrap();
+    producer.publish(&1).routing_key(reject.name.clone()).send().await.unwrap();
+    let err = producer
+        .publish(&2)
+        .routing_key(reject.name.clone())
+        .send()
+        .await
+        .expect_err("the full queue refuses it");
+    assert_eq!(err.kind(), ErrorKind::Nacked, "{err}");
+    assert!(err.is_recoverable());
+}
+
+pub async fn purge_and_delete(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("purge")).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    for i in 0..3 {
+        producer.publish(&i).send().await.unwrap();
+    }
+    // Publishing is confirmed; the broker may still be counting.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while queue.queue_declare(&channel, true).await.unwrap().message_count < 3 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let err = queue.delete(&channel, false, true).await.expect_err("not empty");
+    assert!(err.is_precondition_failed(), "{err}");
+    assert_eq!(queue.purge(&channel).await.unwrap(), 3);
+    assert_eq!(queue.delete(&channel, false, true).await.unwrap(), 0);
+    let err = queue.queue_declare(&channel, true).await.expect_err("deleted");
+    assert!(err.is_not_found());
+
+    let busy = Queue::new(unique("busy")).durable(false).argument("x-expires", 60_000u32);
+    let _consumer = conn.channel().await.unwrap().consumer([busy.clone()]).build().await.unwrap();
+    let err = busy.delete(&channel, true, false).await.expect_err("in use");
+    assert!(err.is_precondition_failed(), "{err}");
+}
+
+pub async fn server_named_queue(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let declared = Queue::server_named().declare(&channel).await.unwrap();
+    assert!(declared.name.starts_with("amq.gen-"), "{}", declared.name);
+    let producer = conn.producer().build().await.unwrap();
+    producer.publish("hi").routing_key(declared.name.clone()).send().await.unwrap();
+    let m = get_eventually(&channel, &Queue::new(declared.name.clone())).await;
+    assert_eq!(m.decode::<String>().unwrap(), "hi");
+    m.ack().await.unwrap();
+}
+
+pub async fn exclusive_queue_is_locked_to_its_connection(url: &str) {
+    let owner = connect(url).await;
+    let other = connect(url).await;
+    let queue = Queue::new(unique("excl")).durable(false).exclusive(true);
+    queue.declare(&owner.default_channel().await.unwrap()).await.unwrap();
+    let err = queue
+        .declare(&other.default_channel().await.unwrap())
+        .await
+        .expect_err("locked");
+    assert!(err.is_resource_locked(), "{err}");
+    owner.close().await.unwrap();
+    // Gone with its connection.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match queue.queue_declare(&other.default_channel().await.unwrap(), true).await {
+            Err(e) if e.is_not_found() => break,
+            _ => {
+                assert!(tokio::time::Instant::now() < deadline, "exclusive queue outlived its connection");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+pub async fn auto_delete_queue_goes_with_its_last_consumer(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("autodel")).durable(false).auto_delete(true);
+    let mut consumer = conn.channel().await.unwrap().consumer([queue.clone()]).build().await.unwrap();
+    queue.queue_declare(&channel, true).await.expect("exists while consumed");
+    consumer.cancel().await.unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match queue.queue_declare(&channel, true).await {
+            Err(e) if e.is_not_found() => break,
+            _ => {
+                assert!(tokio::time::Instant::now() < deadline, "auto-delete queue survived");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+pub async fn deleting_a_consumed_queue_cancels_the_consumer(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("cancelme")).durable(false).argument("x-expires", 60_000u32);
+    let mut consumer = conn.channel().await.unwrap().consumer([queue.clone()]).build().await.unwrap();
+    queue.delete(&conn.default_channel().await.unwrap(), false, false).await.unwrap();
+    let event = tokio::time::timeout(PATIENCE, consumer.next())
+        .await
+        .expect("a cancel notification")
+        .expect("an item");
+    let err = event.expect_err("the subscription ended");
+    assert!(err.is_cancelled(), "{err}");
+    assert!(err.to_string().contains(&queue.name), "{err}");
+    assert!(consumer.consumer_tags().is_empty());
+}
+
+pub async fn transient_delivery_mode(url: &str) {
+    let conn = connect(url).await;
+    let channel = conn.default_channel().await.unwrap();
+    let queue = Queue::new(unique("transient")).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    producer.publish("t").delivery_mode(DeliveryMode::Transient).send().await.unwrap();
+    let m = get_eventually(&channel, &queue).await;
+    assert_eq!(m.properties().delivery_mode, Some(1));
+    m.ack().await.unwrap();
+}
+
+pub async fn many_messages_in_flight(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("flight")).durable(false).argument("x-expires", 60_000u32);
+    let mut consumer = conn.consumer([queue.clone()]).prefetch_count(100).build().await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    const N: u32 = 2_000;
+    let publisher = tokio::spawn(async move {
+        let mut pending = std::collections::VecDeque::new();
+        for i in 0..N {
+            pending.push_back(producer.publish(&i).enqueue().await.unwrap());
+            if pending.len() >= 256 {
+                pending.pop_front().unwrap().await.unwrap();
+            }
+        }
+        for c in pending {
+            c.await.unwrap();
+        }
+    });
+    for expected in 0..N {
+        let m = next(&mut consumer).await;
+        assert_eq!(m.decode::<u32>().unwrap(), expected);
+        m.ack().await.unwrap();
+    }
+    publisher.await.unwrap();
+}
