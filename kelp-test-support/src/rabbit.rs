@@ -915,9 +915,46 @@ impl RabbitCluster {
         node.rabbitmqctl(&["cluster_status"])
     }
 
+    /// The cluster's running nodes as seen by the first running member
+    /// (`rabbitmqctl cluster_status --formatter json`, key `running_nodes`).
+    pub fn running_nodes(&self) -> Result<Vec<String>> {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running())
+            .ok_or_else(|| Error::new("no node of the cluster is running"))?;
+        let json = node.rabbitmqctl(&["cluster_status", "--formatter", "json"])?;
+        json_string_array(&json, "running_nodes")
+            .ok_or_else(|| Error::new(format!("no running_nodes in cluster_status output: {json}")))
+    }
+
     /// Takes the nodes out of the cluster handle.
     pub fn into_nodes(self) -> Vec<RabbitNode> {
         self.nodes
+    }
+}
+
+/// Extracts `"key":["a","b"]` from JSON text (node names need no unescaping).
+fn json_string_array(json: &str, key: &str) -> Option<Vec<String>> {
+    let start = json.find(&format!("\"{key}\":["))? + key.len() + 4;
+    let end = start + json[start..].find(']')?;
+    Some(
+        json[start..end]
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_array() {
+        let j = r#"{"disk_nodes":["a@h"],"running_nodes":["a@h","b@h"],"x":[]}"#;
+        assert_eq!(super::json_string_array(j, "running_nodes").unwrap(), vec!["a@h", "b@h"]);
+        assert_eq!(super::json_string_array(j, "x").unwrap(), Vec::<String>::new());
+        assert!(super::json_string_array(j, "nope").is_none());
     }
 }
 

@@ -171,19 +171,25 @@ impl RedisProc {
         let deadline = t0 + self.start_timeout;
         let mut last = String::from("no attempt yet");
         loop {
+            let mut ready_check = false;
             if let Ok(Some(status)) = child.try_wait() {
                 let _ = child.wait();
                 return Err(self.fail(format!("exited with {status}"), &last));
             }
             match redis_command(self.addr(), &["PING"], Duration::from_secs(2)) {
-                Ok(RespValue::Simple(s)) if s == "PONG" => {
-                    if procs::pid_listens_on(child.id(), self.port) {
-                        break;
-                    }
-                    last = "PONG came from another process than ours".into();
+                // A server that wants AUTH is up as well.
+                Ok(RespValue::Simple(ref s)) if s == "PONG" => ready_check = true,
+                Ok(RespValue::Error(ref e)) if e.starts_with("NOAUTH") || e.starts_with("WRONGPASS") => {
+                    ready_check = true
                 }
                 Ok(other) => last = format!("PING answered {other:?}"),
                 Err(e) => last = e.to_string(),
+            }
+            if ready_check {
+                if procs::pid_listens_on(child.id(), self.port) {
+                    break;
+                }
+                last = "the answer came from another process than ours".into();
             }
             if Instant::now() >= deadline {
                 procs::kill_tree(&mut child);

@@ -99,6 +99,14 @@ fn is_reset_or_eof(r: &io::Result<usize>) -> bool {
     }
 }
 
+/// Connects and reads until the connection ends. A reset that arrives
+/// before the (non-blocking) connect has been confirmed makes `connect`
+/// itself fail with ECONNRESET, which counts as a reset too.
+async fn connect_and_read_until_closed(addr: SocketAddr) -> io::Result<usize> {
+    let mut s = TcpStream::connect(addr).await?;
+    read_until_closed(&mut s).await
+}
+
 async fn wait_count(p: &FaultProxy, n: usize) {
     wait_for_async(|| async { p.connections() == n }, GUARD)
         .await
@@ -158,8 +166,7 @@ async fn reset_mode_resets_existing_and_new_connections() {
     wait_count(&p, 0).await;
 
     // New connections are accepted, then reset.
-    let mut b = TcpStream::connect(p.addr()).await.unwrap();
-    let r = read_until_closed(&mut b).await;
+    let r = connect_and_read_until_closed(p.addr()).await;
     assert!(is_reset_or_eof(&r), "new connection: expected reset/EOF, got {r:?}");
 
     p.set_mode(FaultMode::Pass).await;
@@ -305,8 +312,7 @@ async fn upstream_down_resets_client_and_drop_releases_port() {
     // Nothing listens upstream.
     let dead = SocketAddr::from(([127, 0, 0, 1], kelp_test_support::free_port()));
     let p = FaultProxy::start(dead).await.unwrap();
-    let mut a = TcpStream::connect(p.addr()).await.unwrap();
-    let r = read_until_closed(&mut a).await;
+    let r = connect_and_read_until_closed(p.addr()).await;
     assert!(is_reset_or_eof(&r), "expected reset/EOF, got {r:?}");
 
     // Dropping the proxy closes its connections and its port.
