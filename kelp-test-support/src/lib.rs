@@ -68,7 +68,9 @@ pub mod tls;
 pub use procs::reap_orphans;
 pub use proxy::{FaultMode, FaultProxy};
 pub use rabbit::{RabbitCluster, RabbitNode, RabbitNodeOptions, TlsListener};
-pub use redis::{RedisOptions, RedisSentinel, RedisServer, RespValue, SentinelOptions, redis_command};
+pub use redis::{
+    RedisOptions, RedisSentinel, RedisServer, RespValue, SentinelOptions, redis_command,
+};
 
 /// The error type of this crate: a human-readable message.
 ///
@@ -83,7 +85,10 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(msg: impl Into<String>) -> Self {
-        Error { msg: msg.into(), port_conflict: false }
+        Error {
+            msg: msg.into(),
+            port_conflict: false,
+        }
     }
 
     /// The message.
@@ -205,26 +210,37 @@ fn url_socket_addr(url: &str, default_port: u16) -> Result<SocketAddr> {
         .map(|(_, r)| r)
         .ok_or_else(|| Error::new("no scheme (expected scheme://host:port/...)"))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let hostport = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
     let (host, port) = if let Some(stripped) = hostport.strip_prefix('[') {
         let (h, after) = stripped
             .split_once(']')
             .ok_or_else(|| Error::new("unterminated [ in host"))?;
         let port = match after.strip_prefix(':') {
-            Some(p) if !p.is_empty() => p.parse().map_err(|_| Error::new(format!("bad port {p:?}")))?,
+            Some(p) if !p.is_empty() => p
+                .parse()
+                .map_err(|_| Error::new(format!("bad port {p:?}")))?,
             _ => default_port,
         };
         (h.to_string(), port)
     } else {
         match hostport.rsplit_once(':') {
-            Some((h, p)) if !p.is_empty() => {
-                (h.to_string(), p.parse().map_err(|_| Error::new(format!("bad port {p:?}")))?)
-            }
+            Some((h, p)) if !p.is_empty() => (
+                h.to_string(),
+                p.parse()
+                    .map_err(|_| Error::new(format!("bad port {p:?}")))?,
+            ),
             Some((h, _)) => (h.to_string(), default_port),
             None => (hostport.to_string(), default_port),
         }
     };
-    let host = if host.is_empty() { "127.0.0.1".to_string() } else { host };
+    let host = if host.is_empty() {
+        "127.0.0.1".to_string()
+    } else {
+        host
+    };
     (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| Error::new(format!("cannot resolve {host}:{port}: {e}")))?
@@ -242,7 +258,9 @@ pub fn amqp_probe(addr: SocketAddr, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| Error::new(format!("cannot connect to {addr}: {e}")))?;
-    let remaining = timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(10));
+    let remaining = timeout
+        .saturating_sub(start.elapsed())
+        .max(Duration::from_millis(10));
     let _ = s.set_read_timeout(Some(remaining));
     let _ = s.set_write_timeout(Some(remaining));
     s.write_all(b"AMQP\x00\x00\x09\x01")
@@ -258,7 +276,12 @@ pub fn amqp_probe(addr: SocketAddr, timeout: Duration) -> Result<()> {
             }
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(Error::new(format!(
                     "{addr} accepted the connection but sent no connection.start within {timeout:?}"
                 )));
@@ -283,7 +306,10 @@ pub fn amqp_probe(addr: SocketAddr, timeout: Duration) -> Result<()> {
 static NAME_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn nanos_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// A name unique to this call: `<prefix>-<pid>-<counter>-<time>`, e.g.
@@ -351,11 +377,18 @@ impl Signal {
 /// Sends `signal` to process `pid` (`kill(2)`).
 pub fn kill_pid(pid: u32, signal: Signal) -> io::Result<()> {
     if pid == 0 || pid > i32::MAX as u32 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad pid {pid}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad pid {pid}"),
+        ));
     }
     // SAFETY: kill(2) has no memory-safety preconditions.
     let rc = unsafe { libc::kill(pid as libc::pid_t, signal.as_raw()) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Whether process `pid` exists and is not a zombie.
@@ -374,7 +407,9 @@ pub fn wait_for<F: FnMut() -> bool>(mut condition: F, timeout: Duration) -> Resu
             return Ok(());
         }
         if start.elapsed() >= timeout {
-            return Err(Error::new(format!("condition still false after {timeout:?}")));
+            return Err(Error::new(format!(
+                "condition still false after {timeout:?}"
+            )));
         }
         std::thread::sleep(interval.min(timeout.saturating_sub(start.elapsed())));
         interval = (interval * 2).min(Duration::from_millis(200));
@@ -393,12 +428,15 @@ where
     let mut interval = Duration::from_millis(10);
     loop {
         let remaining = timeout.saturating_sub(start.elapsed());
-        match tokio::time::timeout(remaining.max(Duration::from_millis(1)), condition()).await {
-            Ok(true) => return Ok(()),
-            Ok(false) | Err(_) => {}
+        if let Ok(true) =
+            tokio::time::timeout(remaining.max(Duration::from_millis(1)), condition()).await
+        {
+            return Ok(());
         }
         if start.elapsed() >= timeout {
-            return Err(Error::new(format!("condition still false after {timeout:?}")));
+            return Err(Error::new(format!(
+                "condition still false after {timeout:?}"
+            )));
         }
         tokio::time::sleep(interval.min(timeout.saturating_sub(start.elapsed()))).await;
         interval = (interval * 2).min(Duration::from_millis(200));

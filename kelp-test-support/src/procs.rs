@@ -53,10 +53,16 @@ fn splitmix(mut x: u64) -> u64 {
 pub(crate) fn free_port() -> u16 {
     let (lo, hi) = ephemeral_range();
     // Prefer [10000, lo); if the ephemeral range starts too low, use (hi, 65535].
-    let (start, end) = if lo > 11_000 { (10_000u32, lo as u32) } else { (hi as u32 + 1, 65_536u32) };
+    let (start, end) = if lo > 11_000 {
+        (10_000u32, lo as u32)
+    } else {
+        (hi as u32 + 1, 65_536u32)
+    };
     let span = end.saturating_sub(start).max(1);
     let seed = splitmix(
-        nanos_now() ^ ((std::process::id() as u64) << 32) ^ PORT_COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos_now()
+            ^ ((std::process::id() as u64) << 32)
+            ^ PORT_COUNTER.fetch_add(1, Ordering::Relaxed),
     );
     let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let handed = guard.get_or_insert_with(HashSet::new);
@@ -85,13 +91,17 @@ pub(crate) fn port_is_free(port: u16) -> bool {
 pub(crate) fn pid_listens_on(pid: u32, port: u16) -> bool {
     let mut inodes = HashSet::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = fs::read_to_string(table) else { continue };
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() < 10 || f[3] != "0A" {
                 continue; // not LISTEN
             }
-            let Some((_, p)) = f[1].rsplit_once(':') else { continue };
+            let Some((_, p)) = f[1].rsplit_once(':') else {
+                continue;
+            };
             if u16::from_str_radix(p, 16).ok() == Some(port) {
                 inodes.insert(format!("socket:[{}]", f[9]));
             }
@@ -100,7 +110,9 @@ pub(crate) fn pid_listens_on(pid: u32, port: u16) -> bool {
     if inodes.is_empty() {
         return false;
     }
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
     fds.flatten().any(|fd| {
         fs::read_link(fd.path())
             .map(|l| inodes.contains(l.to_string_lossy().as_ref()))
@@ -119,7 +131,11 @@ fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
     let rest = &s[s.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest fields: 0 state, 1 ppid, ..., 19 starttime (field 22 overall)
-    Some((f.first()?.chars().next()?, f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
+    Some((
+        f.first()?.chars().next()?,
+        f.get(1)?.parse().ok()?,
+        f.get(19)?.parse().ok()?,
+    ))
 }
 
 pub(crate) fn pid_alive(pid: u32) -> bool {
@@ -127,7 +143,9 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
 }
 
 pub(crate) fn proc_comm(pid: u32) -> Option<String> {
-    fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim_end().to_string())
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
 }
 
 pub(crate) fn proc_cmdline(pid: u32) -> Option<Vec<String>> {
@@ -152,7 +170,11 @@ fn proc_environ(pid: u32) -> Option<Vec<String>> {
 
 fn all_pids() -> Vec<u32> {
     fs::read_dir("/proc")
-        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -205,13 +227,9 @@ pub fn reap_orphans() -> usize {
         if pid == me {
             continue;
         }
-        let Some(env) = proc_environ(pid) else { continue };
-        let Some(owner) = env.iter().find_map(|v| v.strip_prefix(&format!("{OWNER_ENV}="))) else {
+        let Some((owner_alive, dir)) = owner_of(pid) else {
             continue;
         };
-        let Some((opid, ostart)) = owner.split_once(':') else { continue };
-        let (Ok(opid), Ok(ostart)) = (opid.parse::<u32>(), ostart.parse::<u64>()) else { continue };
-        let owner_alive = matches!(proc_stat(opid), Some((s, _, st)) if st == ostart && s != 'Z');
         if owner_alive {
             continue;
         }
@@ -219,15 +237,18 @@ pub fn reap_orphans() -> usize {
         if kill_pid(pid, Signal::Kill).is_ok() {
             killed += 1;
         }
-        if let Some(d) = env.iter().find_map(|v| v.strip_prefix(&format!("{DIR_ENV}="))) {
-            dirs.insert(PathBuf::from(d));
+        if let Some(d) = dir {
+            dirs.insert(d);
         }
     }
     if killed > 0 {
         std::thread::sleep(Duration::from_millis(200));
     }
     for d in dirs {
-        let is_ours = d.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(DIR_PREFIX));
+        let is_ours = d
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(DIR_PREFIX));
         if is_ours {
             let _ = fs::remove_dir_all(&d);
         }
@@ -236,6 +257,43 @@ pub fn reap_orphans() -> usize {
         eprintln!("kelp-test-support: killed {killed} orphaned test process(es) of dead test runs");
     }
     killed
+}
+
+/// Whether `pid` was started by this crate, and if so whether its owner is
+/// alive and which directory it used. Two ways to tell:
+/// * the `KELP_TEST_OWNER` environment marker (owner pid and start time);
+/// * for `redis-server` only, whose process-title code overwrites the
+///   environment block: its working directory, named
+///   `kelp-test-<kind>-<owner pid>-<n>-<time>`.
+fn owner_of(pid: u32) -> Option<(bool, Option<PathBuf>)> {
+    let env = proc_environ(pid).unwrap_or_default();
+    let owner_prefix = format!("{OWNER_ENV}=");
+    let dir_prefix = format!("{DIR_ENV}=");
+    if let Some(owner) = env.iter().find_map(|v| v.strip_prefix(&owner_prefix)) {
+        let (opid, ostart) = owner.split_once(':')?;
+        let (opid, ostart) = (opid.parse::<u32>().ok()?, ostart.parse::<u64>().ok()?);
+        let alive = matches!(proc_stat(opid), Some((s, _, st)) if st == ostart && s != 'Z');
+        let dir = env
+            .iter()
+            .find_map(|v| v.strip_prefix(&dir_prefix))
+            .map(PathBuf::from);
+        return Some((alive, dir));
+    }
+    if !proc_comm(pid)?.starts_with("redis") {
+        return None;
+    }
+    let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    let cwd = PathBuf::from(cwd.to_string_lossy().trim_end_matches(" (deleted)"));
+    let name = cwd.file_name()?.to_str()?;
+    if !name.starts_with(DIR_PREFIX) {
+        return None;
+    }
+    // kelp-test-<kind>-<owner pid>-<n>-<time>
+    let mut parts = name.rsplit('-');
+    let (_time, _n) = (parts.next()?, parts.next()?);
+    let opid: u32 = parts.next()?.parse().ok()?;
+    let alive = pid_alive(opid);
+    Some((alive, Some(cwd)))
 }
 
 static REAP_ONCE: Once = Once::new();
@@ -264,12 +322,14 @@ pub(crate) fn make_temp_dir(kind: &str) -> Result<PathBuf> {
         std::process::id(),
         (nanos_now() / 1000) & 0xff_ffff_ffff
     ));
-    fs::create_dir_all(&dir).map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
+    fs::create_dir_all(&dir)
+        .map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
 }
 
 pub(crate) fn write_file(path: &Path, contents: &str) -> Result<()> {
-    fs::write(path, contents).map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
+    fs::write(path, contents)
+        .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
 }
 
 /// The last `lines` lines of a file (at most the last 64 KiB), or a note that
@@ -345,11 +405,12 @@ pub(crate) fn wait_pid_gone(pid: u32, timeout: Duration) -> bool {
 /// SIGCONT + SIGKILL `child` and all its descendants, then reap `child`.
 pub(crate) fn kill_tree(child: &mut Child) {
     let root = child.id();
-    let mut pids = descendants(root);
-    pids.push(root);
+    let mut pids = vec![root];
+    pids.extend(descendants(root)); // parents first
     for &p in &pids {
         let _ = kill_pid(p, Signal::Cont);
     }
+    // Deepest first, so that parents can still reap their children.
     for &p in pids.iter().rev() {
         let _ = kill_pid(p, Signal::Kill);
     }
@@ -368,7 +429,11 @@ pub(crate) struct CmdOutput {
 
 /// Runs `cmd` with stdout/stderr captured to files in `scratch` (no pipe
 /// dead-locks), killing it (and its descendants) after `timeout`.
-pub(crate) fn run_with_timeout(mut cmd: Command, scratch: &Path, timeout: Duration) -> Result<CmdOutput> {
+pub(crate) fn run_with_timeout(
+    mut cmd: Command,
+    scratch: &Path,
+    timeout: Duration,
+) -> Result<CmdOutput> {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let out_path = scratch.join(format!("cmd-{n}.out"));
@@ -376,9 +441,13 @@ pub(crate) fn run_with_timeout(mut cmd: Command, scratch: &Path, timeout: Durati
     let create = |p: &Path| {
         fs::File::create(p).map_err(|e| Error::new(format!("cannot create {}: {e}", p.display())))
     };
-    cmd.stdin(Stdio::null()).stdout(create(&out_path)?).stderr(create(&err_path)?);
+    cmd.stdin(Stdio::null())
+        .stdout(create(&out_path)?)
+        .stderr(create(&err_path)?);
     let program = format!("{:?}", cmd.get_program());
-    let mut child = cmd.spawn().map_err(|e| Error::new(format!("cannot run {program}: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::new(format!("cannot run {program}: {e}")))?;
     let status = wait_child(&mut child, timeout);
     if status.is_none() {
         kill_tree(&mut child);
@@ -387,18 +456,26 @@ pub(crate) fn run_with_timeout(mut cmd: Command, scratch: &Path, timeout: Durati
     let stderr = fs::read_to_string(&err_path).unwrap_or_default();
     let _ = fs::remove_file(&out_path);
     let _ = fs::remove_file(&err_path);
-    Ok(CmdOutput { status, stdout, stderr })
+    Ok(CmdOutput {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// Finds `name` in `PATH`.
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// A short random-looking token (letters only).
 pub(crate) fn random_token(len: usize) -> String {
-    let mut x = splitmix(nanos_now() ^ ((std::process::id() as u64) << 20) ^ DIR_COUNTER.load(Ordering::Relaxed));
+    let mut x = splitmix(
+        nanos_now() ^ ((std::process::id() as u64) << 20) ^ DIR_COUNTER.load(Ordering::Relaxed),
+    );
     (0..len)
         .map(|_| {
             x = splitmix(x);

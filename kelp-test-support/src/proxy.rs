@@ -101,7 +101,11 @@ const MAX_QUEUED: usize = 256 * 1024;
 const CHUNK: usize = 16 * 1024;
 
 fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     sock.set_reuseaddr(true)?;
     sock.bind(addr)?;
     sock.listen(1024)
@@ -119,17 +123,22 @@ impl FaultProxy {
                 Err(e) => last_err = Some(e),
             }
         }
-        Err(Error::new(format!("FaultProxy: cannot bind a port on 127.0.0.1: {last_err:?}")))
+        Err(Error::new(format!(
+            "FaultProxy: cannot bind a port on 127.0.0.1: {last_err:?}"
+        )))
     }
 
     /// Starts a proxy on the given local address (e.g. a fixed port).
     pub async fn start_on(local: SocketAddr, upstream: SocketAddr) -> Result<FaultProxy> {
-        let l = bind_listener(local).map_err(|e| Error::new(format!("FaultProxy: cannot bind {local}: {e}")))?;
+        let l = bind_listener(local)
+            .map_err(|e| Error::new(format!("FaultProxy: cannot bind {local}: {e}")))?;
         Ok(Self::with_listener(l, upstream))
     }
 
     fn with_listener(listener: TcpListener, upstream: SocketAddr) -> FaultProxy {
-        let addr = listener.local_addr().expect("bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("bound listener has an address");
         let shared = Arc::new(Shared {
             addr,
             upstream,
@@ -139,7 +148,10 @@ impl FaultProxy {
             conns: Mutex::new(HashMap::new()),
             listener_gen: AtomicU64::new(0),
         });
-        let (ctl, rx) = watch::channel(Control { mode: FaultMode::Pass, generation: 0 });
+        let (ctl, rx) = watch::channel(Control {
+            mode: FaultMode::Pass,
+            generation: 0,
+        });
         tokio::spawn(accept_loop(shared.clone(), rx, listener));
         FaultProxy { shared, ctl }
     }
@@ -162,10 +174,15 @@ impl FaultProxy {
     /// `url` with its `host:port` replaced by the proxy's address, e.g.
     /// `amqp://guest:guest@127.0.0.1:5672//` → `amqp://guest:guest@127.0.0.1:<proxy port>//`.
     pub fn url_for(&self, url: &str) -> String {
-        let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_string();
+        };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
-        let userinfo = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
+        let userinfo = authority
+            .rsplit_once('@')
+            .map(|(u, _)| format!("{u}@"))
+            .unwrap_or_default();
         format!("{scheme}://{userinfo}{}{tail}", self.shared.addr)
     }
 
@@ -332,7 +349,12 @@ enum Event {
     Timer,
 }
 
-async fn connection(guard: ConnGuard, seen: Arc<AtomicU64>, mut rx: watch::Receiver<Control>, client: TcpStream) {
+async fn connection(
+    guard: ConnGuard,
+    seen: Arc<AtomicU64>,
+    mut rx: watch::Receiver<Control>,
+    client: TcpStream,
+) {
     let _guard = guard;
     let _ = client.set_nodelay(true);
     let upstream_addr = _guard.shared.upstream;
@@ -427,10 +449,18 @@ async fn connection(guard: ConnGuard, seen: Arc<AtomicU64>, mut rx: watch::Recei
         let can_read_c2s = !blackhole && !c2s.eof && c2s.queued < MAX_QUEUED;
         let can_read_s2c = !blackhole && !s2c.eof && s2c.queued < MAX_QUEUED;
         let due = |d: &Dir| d.queue.front().map(|c| c.read_at + delay);
-        let (due_c2s, due_s2c) = if blackhole { (None, None) } else { (due(&c2s), due(&s2c)) };
+        let (due_c2s, due_s2c) = if blackhole {
+            (None, None)
+        } else {
+            (due(&c2s), due(&s2c))
+        };
         let write_c2s = due_c2s.is_some_and(|t| t <= now);
         let write_s2c = due_s2c.is_some_and(|t| t <= now);
-        let timer = [due_c2s, due_s2c].into_iter().flatten().filter(|t| *t > now).min();
+        let timer = [due_c2s, due_s2c]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min();
 
         let ev = tokio::select! {
             r = rx.changed() => Event::Changed(r.is_ok()),
@@ -444,7 +474,11 @@ async fn connection(guard: ConnGuard, seen: Arc<AtomicU64>, mut rx: watch::Recei
             Event::Changed(true) | Event::Timer => {}
             Event::Changed(false) => return, // proxy dropped: close both (FIN)
             Event::Readable { c2s: dir_c2s, ok } => {
-                let (src, dir) = if dir_c2s { (&client, &mut c2s) } else { (&upstream, &mut s2c) };
+                let (src, dir) = if dir_c2s {
+                    (&client, &mut c2s)
+                } else {
+                    (&upstream, &mut s2c)
+                };
                 if !ok {
                     reset(client);
                     reset(upstream);
@@ -454,7 +488,11 @@ async fn connection(guard: ConnGuard, seen: Arc<AtomicU64>, mut rx: watch::Recei
                     Ok(0) => dir.eof = true,
                     Ok(n) => {
                         dir.queued += n;
-                        dir.queue.push_back(Chunk { data: buf[..n].to_vec(), off: 0, read_at: Instant::now() });
+                        dir.queue.push_back(Chunk {
+                            data: buf[..n].to_vec(),
+                            off: 0,
+                            read_at: Instant::now(),
+                        });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -478,8 +516,14 @@ async fn connection(guard: ConnGuard, seen: Arc<AtomicU64>, mut rx: watch::Recei
                 if now_ctl.generation != ctl.generation {
                     continue;
                 }
-                let (dst, dir) = if dir_c2s { (&upstream, &mut c2s) } else { (&client, &mut s2c) };
-                let Some(front) = dir.queue.front_mut() else { continue };
+                let (dst, dir) = if dir_c2s {
+                    (&upstream, &mut c2s)
+                } else {
+                    (&client, &mut s2c)
+                };
+                let Some(front) = dir.queue.front_mut() else {
+                    continue;
+                };
                 let mut end = front.data.len();
                 if let Some(b) = budget {
                     end = end.min(front.off + usize::try_from(b).unwrap_or(usize::MAX));
@@ -519,7 +563,13 @@ mod tests {
             p.url_for("amqp://guest:guest@127.0.0.1:5672//"),
             format!("amqp://guest:guest@127.0.0.1:{port}//")
         );
-        assert_eq!(p.url_for("redis://127.0.0.1:6379/0"), format!("redis://127.0.0.1:{port}/0"));
-        assert_eq!(p.url_for("amqp://localhost"), format!("amqp://127.0.0.1:{port}"));
+        assert_eq!(
+            p.url_for("redis://127.0.0.1:6379/0"),
+            format!("redis://127.0.0.1:{port}/0")
+        );
+        assert_eq!(
+            p.url_for("amqp://localhost"),
+            format!("amqp://127.0.0.1:{port}")
+        );
     }
 }

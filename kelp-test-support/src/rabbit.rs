@@ -60,7 +60,11 @@ pub struct TlsListener {
 impl TlsListener {
     /// A listener on a free port using the given files, with
     /// `verify = verify_peer` and `fail_if_no_peer_cert = false`.
-    pub fn new(cacert: impl Into<PathBuf>, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        cacert: impl Into<PathBuf>,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
         TlsListener {
             port: None,
             cacert: cacert.into(),
@@ -192,12 +196,11 @@ fn rabbitmq_sbin() -> Result<PathBuf> {
     if let Some(p) = procs::which("rabbitmq-server") {
         let real = std::fs::canonicalize(&p).unwrap_or(p);
         // Debian/Ubuntu's /usr/sbin/rabbitmq-server `su`s to the rabbitmq user: not usable.
-        let is_wrapper =
-            std::fs::read_to_string(&real).map(|s| s.contains("su rabbitmq")).unwrap_or(false);
-        if !is_wrapper {
-            if let Some(dir) = real.parent() {
-                return Ok(dir.to_path_buf());
-            }
+        let is_wrapper = std::fs::read_to_string(&real)
+            .map(|s| s.contains("su rabbitmq"))
+            .unwrap_or(false);
+        if !is_wrapper && let Some(dir) = real.parent() {
+            return Ok(dir.to_path_buf());
         }
     }
     Err(Error::new(
@@ -258,7 +261,10 @@ impl NodeConfig {
             .env("RABBITMQ_PID_FILE", self.pid_file())
             .env(
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                format!("-kernel inet_dist_use_interface {{127,0,0,1}} -kelp_test_node {}", self.name),
+                format!(
+                    "-kernel inet_dist_use_interface {{127,0,0,1}} -kelp_test_node {}",
+                    self.name
+                ),
             )
             .env("ERL_EPMD_ADDRESS", "127.0.0.1")
             .current_dir(d);
@@ -305,12 +311,17 @@ impl NodeInner {
         let mut cmd = Command::new(cfg.sbin.join("rabbitmq-server"));
         cfg.apply_env(&mut cmd);
         let (out, err) = procs::append_log(&cfg.startup_log())?;
-        cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
         let _ = std::fs::remove_file(cfg.pid_file());
         let t0 = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::new(format!("cannot run {}/rabbitmq-server: {e}", cfg.sbin.display())))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::new(format!(
+                "cannot run {}/rabbitmq-server: {e}",
+                cfg.sbin.display()
+            ))
+        })?;
         let deadline = t0 + cfg.start_timeout;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cfg.amqp_port));
         let mut beam: Option<u32> = None;
@@ -332,17 +343,28 @@ impl NodeInner {
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => {
-                    return Err(fail(&mut child, format!("rabbitmq-server exited with {status}")));
+                    return Err(fail(
+                        &mut child,
+                        format!("rabbitmq-server exited with {status}"),
+                    ));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(fail(&mut child, format!("cannot wait for rabbitmq-server: {e}"))),
+                Err(e) => {
+                    return Err(fail(
+                        &mut child,
+                        format!("cannot wait for rabbitmq-server: {e}"),
+                    ));
+                }
             }
             if beam.is_none() {
                 beam = find_beam(child.id(), &cfg.name);
             }
             if let Some(pid) = beam {
                 if !procs::pid_alive(pid) {
-                    return Err(fail(&mut child, format!("the Erlang VM (pid {pid}) died during boot")));
+                    return Err(fail(
+                        &mut child,
+                        format!("the Erlang VM (pid {pid}) died during boot"),
+                    ));
                 }
                 match amqp_probe(addr, Duration::from_secs(2)) {
                     Ok(()) => {
@@ -375,15 +397,17 @@ impl NodeInner {
         }
         let pid = beam.expect("beam pid known when ready");
         // Cross-check with the pid file RabbitMQ writes.
-        if let Ok(text) = std::fs::read_to_string(cfg.pid_file()) {
-            if let Ok(file_pid) = text.trim().parse::<u32>() {
-                if file_pid != pid {
-                    return Err(fail(
-                        &mut child,
-                        format!("pid file {} says {file_pid}, but /proc says the VM is {pid}", cfg.pid_file().display()),
-                    ));
-                }
-            }
+        if let Ok(text) = std::fs::read_to_string(cfg.pid_file())
+            && let Ok(file_pid) = text.trim().parse::<u32>()
+            && file_pid != pid
+        {
+            return Err(fail(
+                &mut child,
+                format!(
+                    "pid file {} says {file_pid}, but /proc says the VM is {pid}",
+                    cfg.pid_file().display()
+                ),
+            ));
         }
         if let Some(tls_port) = cfg.tls_port {
             let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], tls_port));
@@ -396,7 +420,9 @@ impl NodeInner {
                 if Instant::now() >= deadline {
                     return Err(fail(
                         &mut child,
-                        format!("AMQP is up but the TLS listener on 127.0.0.1:{tls_port} is not (check the certificate paths)"),
+                        format!(
+                            "AMQP is up but the TLS listener on 127.0.0.1:{tls_port} is not (check the certificate paths)"
+                        ),
                     ));
                 }
                 std::thread::sleep(Duration::from_millis(200));
@@ -478,7 +504,9 @@ impl NodeInner {
         let exited = match st.script.as_mut() {
             Some(child) => procs::wait_child(child, Duration::from_secs(60)).is_some(),
             None => true,
-        } && beam.map(|p| procs::wait_pid_gone(p, Duration::from_secs(10))).unwrap_or(true);
+        } && beam
+            .map(|p| procs::wait_pid_gone(p, Duration::from_secs(10)))
+            .unwrap_or(true);
         if !exited {
             self.kill_locked(st);
             return Err(Error::new(format!(
@@ -514,7 +542,8 @@ fn find_beam(script_pid: u32, node_name: &str) -> Option<u32> {
     candidates.into_iter().find(|&pid| {
         procs::proc_comm(pid).as_deref() == Some("beam.smp")
             && procs::proc_cmdline(pid).is_some_and(|args| {
-                args.windows(2).any(|w| w[0] == "-kelp_test_node" && w[1] == node_name)
+                args.windows(2)
+                    .any(|w| w[0] == "-kelp_test_node" && w[1] == node_name)
             })
     })
 }
@@ -546,7 +575,8 @@ impl RabbitNode {
     pub fn start_with(opts: RabbitNodeOptions) -> Result<RabbitNode> {
         procs::reap_orphans_once();
         let sbin = rabbitmq_sbin()?;
-        let retries_allowed = opts.amqp_port.is_none() && opts.tls.as_ref().is_none_or(|t| t.port.is_none());
+        let retries_allowed =
+            opts.amqp_port.is_none() && opts.tls.as_ref().is_none_or(|t| t.port.is_none());
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -558,7 +588,10 @@ impl RabbitNode {
             match res {
                 Ok(()) => return Ok(node),
                 Err(e) if e.port_conflict && retries_allowed && attempt < 3 => {
-                    eprintln!("kelp-test-support: port conflict starting {}, retrying with new ports", node.node_name());
+                    eprintln!(
+                        "kelp-test-support: port conflict starting {}, retrying with new ports",
+                        node.node_name()
+                    );
                     drop(node);
                 }
                 Err(e) => return Err(e),
@@ -580,7 +613,10 @@ impl RabbitNode {
     fn prepare(opts: &RabbitNodeOptions, sbin: &Path) -> Result<RabbitNode> {
         let amqp_port = opts.amqp_port.unwrap_or_else(procs::free_port);
         let dist_port = procs::free_port();
-        let tls_port = opts.tls.as_ref().map(|t| t.port.unwrap_or_else(procs::free_port));
+        let tls_port = opts
+            .tls
+            .as_ref()
+            .map(|t| t.port.unwrap_or_else(procs::free_port));
         let name = format!("kelp-test-{amqp_port}@localhost");
         let dir = procs::make_temp_dir(&format!("rabbit-{amqp_port}"))?;
         let cfg = NodeConfig {
@@ -594,16 +630,24 @@ impl RabbitNode {
         };
         // From here on, dropping `node` removes the directory.
         let node = RabbitNode {
-            inner: Arc::new(NodeInner { cfg, state: Mutex::new(NodeState::default()), pid: AtomicU32::new(0) }),
+            inner: Arc::new(NodeInner {
+                cfg,
+                state: Mutex::new(NodeState::default()),
+                pid: AtomicU32::new(0),
+            }),
         };
         let mk = |p: PathBuf| {
-            std::fs::create_dir_all(&p).map_err(|e| Error::new(format!("cannot create {}: {e}", p.display())))
+            std::fs::create_dir_all(&p)
+                .map_err(|e| Error::new(format!("cannot create {}: {e}", p.display())))
         };
         mk(dir.join("home"))?;
         mk(dir.join("mnesia"))?;
         mk(dir.join("log"))?;
         mk(dir.join("conf.d"))?;
-        let cookie = opts.erlang_cookie.clone().unwrap_or_else(|| procs::random_token(20));
+        let cookie = opts
+            .erlang_cookie
+            .clone()
+            .unwrap_or_else(|| procs::random_token(20));
         let cookie_path = dir.join("home").join(".erlang.cookie");
         procs::write_file(&cookie_path, &cookie)?;
         {
@@ -621,14 +665,30 @@ impl RabbitNode {
         conf.push_str("loopback_users.guest = true\n");
         if let (Some(tls), Some(port)) = (&opts.tls, tls_port) {
             conf.push_str(&format!("listeners.ssl.1 = 127.0.0.1:{port}\n"));
-            conf.push_str(&format!("ssl_options.cacertfile = {}\n", abs(&tls.cacert).display()));
-            conf.push_str(&format!("ssl_options.certfile = {}\n", abs(&tls.cert).display()));
-            conf.push_str(&format!("ssl_options.keyfile = {}\n", abs(&tls.key).display()));
+            conf.push_str(&format!(
+                "ssl_options.cacertfile = {}\n",
+                abs(&tls.cacert).display()
+            ));
+            conf.push_str(&format!(
+                "ssl_options.certfile = {}\n",
+                abs(&tls.cert).display()
+            ));
+            conf.push_str(&format!(
+                "ssl_options.keyfile = {}\n",
+                abs(&tls.key).display()
+            ));
             conf.push_str(&format!(
                 "ssl_options.verify = {}\n",
-                if tls.verify_peer { "verify_peer" } else { "verify_none" }
+                if tls.verify_peer {
+                    "verify_peer"
+                } else {
+                    "verify_none"
+                }
             ));
-            conf.push_str(&format!("ssl_options.fail_if_no_peer_cert = {}\n", tls.fail_if_no_peer_cert));
+            conf.push_str(&format!(
+                "ssl_options.fail_if_no_peer_cert = {}\n",
+                tls.fail_if_no_peer_cert
+            ));
         }
         for line in &opts.extra_config {
             conf.push_str(line);
@@ -660,13 +720,19 @@ impl RabbitNode {
 
     /// `amqp://guest:guest@127.0.0.1:<port>//`
     pub fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}//", self.inner.cfg.amqp_port)
+        format!(
+            "amqp://guest:guest@127.0.0.1:{}//",
+            self.inner.cfg.amqp_port
+        )
     }
 
     /// `amqps://guest:guest@localhost:<tls port>//` (host `localhost` so that
     /// it matches the test server certificate), if TLS is configured.
     pub fn amqps_url(&self) -> Option<String> {
-        self.inner.cfg.tls_port.map(|p| format!("amqps://guest:guest@localhost:{p}//"))
+        self.inner
+            .cfg
+            .tls_port
+            .map(|p| format!("amqps://guest:guest@localhost:{p}//"))
     }
 
     /// The Erlang node name, `kelp-test-<amqp port>@localhost`.
@@ -720,7 +786,9 @@ impl RabbitNode {
     /// backlog) but nothing is answered. Undo with [`thaw`](Self::thaw).
     pub fn freeze(&self) -> Result<()> {
         let mut st = self.inner.lock();
-        let pid = st.beam.ok_or_else(|| Error::new(format!("node {} is not running", self.node_name())))?;
+        let pid = st
+            .beam
+            .ok_or_else(|| Error::new(format!("node {} is not running", self.node_name())))?;
         kill_pid(pid, Signal::Stop).map_err(|e| Error::new(format!("SIGSTOP {pid}: {e}")))?;
         st.frozen = true;
         Ok(())
@@ -729,7 +797,9 @@ impl RabbitNode {
     /// SIGCONTs the Erlang VM after [`freeze`](Self::freeze).
     pub fn thaw(&self) -> Result<()> {
         let mut st = self.inner.lock();
-        let pid = st.beam.ok_or_else(|| Error::new(format!("node {} is not running", self.node_name())))?;
+        let pid = st
+            .beam
+            .ok_or_else(|| Error::new(format!("node {} is not running", self.node_name())))?;
         kill_pid(pid, Signal::Cont).map_err(|e| Error::new(format!("SIGCONT {pid}: {e}")))?;
         st.frozen = false;
         Ok(())
@@ -791,7 +861,11 @@ impl RabbitNode {
     /// [`rabbitmqctl`](Self::rabbitmqctl) with a custom timeout, returning
     /// `(exit code or None if killed at the timeout, stdout, stderr)` whatever
     /// the outcome.
-    pub fn rabbitmqctl_raw(&self, args: &[&str], timeout: Duration) -> Result<(Option<i32>, String, String)> {
+    pub fn rabbitmqctl_raw(
+        &self,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<(Option<i32>, String, String)> {
         let out = self.inner.ctl(args, timeout)?;
         Ok((out.status.and_then(|s| s.code()), out.stdout, out.stderr))
     }
@@ -812,7 +886,9 @@ fn abs(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -852,7 +928,9 @@ impl RabbitCluster {
             return Err(Error::new("a cluster needs at least one node"));
         }
         if opts.amqp_port.is_some() || opts.tls.as_ref().is_some_and(|t| t.port.is_some()) {
-            return Err(Error::new("RabbitCluster: leave amqp_port and the TLS port as None (each node needs its own)"));
+            return Err(Error::new(
+                "RabbitCluster: leave amqp_port and the TLS port as None (each node needs its own)",
+            ));
         }
         if opts.erlang_cookie.is_none() {
             opts.erlang_cookie = Some(procs::random_token(20));
@@ -866,15 +944,17 @@ impl RabbitCluster {
             node.rabbitmqctl(&["join_cluster", &seed])?;
             node.rabbitmqctl(&["start_app"])?;
             let addr = node.addr();
-            crate::wait_for(|| amqp_probe(addr, Duration::from_secs(2)).is_ok(), opts.start_timeout).map_err(
-                |_| {
-                    Error::new(format!(
-                        "node {} did not answer AMQP after joining {seed}\n{}",
-                        node.node_name(),
-                        node.inner.cfg.diagnostics()
-                    ))
-                },
-            )?;
+            crate::wait_for(
+                || amqp_probe(addr, Duration::from_secs(2)).is_ok(),
+                opts.start_timeout,
+            )
+            .map_err(|_| {
+                Error::new(format!(
+                    "node {} did not answer AMQP after joining {seed}\n{}",
+                    node.node_name(),
+                    node.inner.cfg.diagnostics()
+                ))
+            })?;
             nodes.push(node);
         }
         Ok(RabbitCluster { nodes })
@@ -902,7 +982,10 @@ impl RabbitCluster {
 
     /// The node names of all nodes.
     pub fn node_names(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.node_name().to_string()).collect()
+        self.nodes
+            .iter()
+            .map(|n| n.node_name().to_string())
+            .collect()
     }
 
     /// `rabbitmqctl cluster_status` as seen by the first running node.
@@ -947,20 +1030,26 @@ fn json_string_array(json: &str, key: &str) -> Option<Vec<String>> {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn json_array() {
-        let j = r#"{"disk_nodes":["a@h"],"running_nodes":["a@h","b@h"],"x":[]}"#;
-        assert_eq!(super::json_string_array(j, "running_nodes").unwrap(), vec!["a@h", "b@h"]);
-        assert_eq!(super::json_string_array(j, "x").unwrap(), Vec::<String>::new());
-        assert!(super::json_string_array(j, "nope").is_none());
-    }
-}
-
 #[allow(dead_code)]
 fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<RabbitNode>();
     is::<RabbitCluster>();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_array() {
+        let j = r#"{"disk_nodes":["a@h"],"running_nodes":["a@h","b@h"],"x":[]}"#;
+        assert_eq!(
+            super::json_string_array(j, "running_nodes").unwrap(),
+            vec!["a@h", "b@h"]
+        );
+        assert_eq!(
+            super::json_string_array(j, "x").unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(super::json_string_array(j, "nope").is_none());
+    }
 }

@@ -64,11 +64,17 @@ fn read_reply(r: &mut impl BufRead) -> std::io::Result<RespValue> {
     }
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
     }
     let line = line.trim_end_matches(['\r', '\n']);
     let (kind, rest) = line.split_at(line.len().min(1));
-    let num = || rest.parse::<i64>().map_err(|_| bad(format!("bad RESP length {line:?}")));
+    let num = || {
+        rest.parse::<i64>()
+            .map_err(|_| bad(format!("bad RESP length {line:?}")))
+    };
     Ok(match kind {
         "+" => RespValue::Simple(rest.to_string()),
         "-" => RespValue::Error(rest.to_string()),
@@ -111,7 +117,8 @@ pub fn redis_command(addr: SocketAddr, args: &[&str], timeout: Duration) -> Resu
     let _ = s.set_write_timeout(Some(timeout));
     (&s).write_all(&encode_command(args))
         .map_err(|e| Error::new(format!("sending {args:?} to {addr}: {e}")))?;
-    read_reply(&mut BufReader::new(&s)).map_err(|e| Error::new(format!("reading the reply to {args:?} from {addr}: {e}")))
+    read_reply(&mut BufReader::new(&s))
+        .map_err(|e| Error::new(format!("reading the reply to {args:?} from {addr}: {e}")))
 }
 
 // ---------------------------------------------------------------------------
@@ -179,7 +186,9 @@ impl RedisProc {
             match redis_command(self.addr(), &["PING"], Duration::from_secs(2)) {
                 // A server that wants AUTH is up as well.
                 Ok(RespValue::Simple(ref s)) if s == "PONG" => ready_check = true,
-                Ok(RespValue::Error(ref e)) if e.starts_with("NOAUTH") || e.starts_with("WRONGPASS") => {
+                Ok(RespValue::Error(ref e))
+                    if e.starts_with("NOAUTH") || e.starts_with("WRONGPASS") =>
+                {
                     ready_check = true
                 }
                 Ok(other) => last = format!("PING answered {other:?}"),
@@ -235,11 +244,12 @@ impl RedisProc {
 
     fn signal(&self, sig: Signal) -> Result<()> {
         let mut st = self.lock();
-        let pid = st
-            .child
-            .as_ref()
-            .map(Child::id)
-            .ok_or_else(|| Error::new(format!("{} on port {} is not running", self.what, self.port)))?;
+        let pid = st.child.as_ref().map(Child::id).ok_or_else(|| {
+            Error::new(format!(
+                "{} on port {} is not running",
+                self.what, self.port
+            ))
+        })?;
         kill_pid(pid, sig).map_err(|e| Error::new(format!("kill({pid}, {sig:?}): {e}")))?;
         match sig {
             Signal::Stop => st.frozen = true,
@@ -252,14 +262,19 @@ impl RedisProc {
     fn stop_graceful(&self) -> Result<()> {
         let mut st = self.lock();
         let frozen = st.frozen;
-        let Some(child) = st.child.as_mut() else { return Ok(()) };
+        let Some(child) = st.child.as_mut() else {
+            return Ok(());
+        };
         if frozen {
             let _ = kill_pid(child.id(), Signal::Cont);
         }
         let _ = kill_pid(child.id(), Signal::Term);
         if procs::wait_child(child, Duration::from_secs(30)).is_none() {
             self.kill_locked(&mut st);
-            return Err(Error::new(format!("{} on port {} ignored SIGTERM for 30 s; killed", self.what, self.port)));
+            return Err(Error::new(format!(
+                "{} on port {} ignored SIGTERM for 30 s; killed",
+                self.what, self.port
+            )));
         }
         st.child = None;
         st.frozen = false;
@@ -342,7 +357,11 @@ pub struct RedisOptions {
 
 impl Default for RedisOptions {
     fn default() -> Self {
-        RedisOptions { port: None, extra_args: Vec::new(), start_timeout: Duration::from_secs(30) }
+        RedisOptions {
+            port: None,
+            extra_args: Vec::new(),
+            start_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -365,7 +384,11 @@ impl RedisOptions {
 
     /// Makes the server a replica of `127.0.0.1:<port>`.
     pub fn replica_of(self, master_port: u16) -> Self {
-        self.args(["--replicaof".to_string(), "127.0.0.1".to_string(), master_port.to_string()])
+        self.args([
+            "--replicaof".to_string(),
+            "127.0.0.1".to_string(),
+            master_port.to_string(),
+        ])
     }
 
     /// Starts the server ([`RedisServer::start_with`]).
@@ -391,29 +414,34 @@ impl RedisServer {
     /// Starts a server and waits until it answers PING.
     pub fn start_with(opts: RedisOptions) -> Result<RedisServer> {
         let extra = opts.extra_args.clone();
-        let proc = start_proc("redis-server", opts.port, opts.start_timeout, |port, dir| {
-            let mut args: Vec<String> = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--logfile",
-                "",
-                "--dir",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            args.push(dir.display().to_string());
-            args.extend(extra.iter().cloned());
-            Ok(args)
-        })?;
+        let proc = start_proc(
+            "redis-server",
+            opts.port,
+            opts.start_timeout,
+            |port, dir| {
+                let mut args: Vec<String> = [
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--logfile",
+                    "",
+                    "--dir",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                args.push(dir.display().to_string());
+                args.extend(extra.iter().cloned());
+                Ok(args)
+            },
+        )?;
         Ok(RedisServer { proc })
     }
 
@@ -538,11 +566,15 @@ impl RedisSentinel {
     /// Starts a sentinel and waits until it answers PING.
     pub fn start(opts: SentinelOptions) -> Result<RedisSentinel> {
         let o = opts.clone();
-        let proc = start_proc("redis sentinel", opts.port, opts.start_timeout, move |port, dir| {
-            let conf = dir.join("sentinel.conf");
-            let name = &o.master_name;
-            let mut text = format!(
-                "# generated by kelp-test-support\n\
+        let proc = start_proc(
+            "redis sentinel",
+            opts.port,
+            opts.start_timeout,
+            move |port, dir| {
+                let conf = dir.join("sentinel.conf");
+                let name = &o.master_name;
+                let mut text = format!(
+                    "# generated by kelp-test-support\n\
                  port {port}\n\
                  bind 127.0.0.1\n\
                  daemonize no\n\
@@ -552,28 +584,34 @@ impl RedisSentinel {
                  sentinel down-after-milliseconds {name} {down}\n\
                  sentinel failover-timeout {name} {fo}\n\
                  sentinel parallel-syncs {name} 1\n",
-                dir = dir.display(),
-                host = o.master_host,
-                mport = o.master_port,
-                quorum = o.quorum,
-                down = o.down_after.as_millis().max(1),
-                fo = o.failover_timeout.as_millis().max(1),
-            );
-            for l in &o.extra_config {
-                text.push_str(l);
-                text.push('\n');
-            }
-            procs::write_file(&conf, &text)?;
-            Ok(vec![conf.display().to_string(), "--sentinel".to_string()])
-        })?;
-        Ok(RedisSentinel { proc, master_name: opts.master_name })
+                    dir = dir.display(),
+                    host = o.master_host,
+                    mport = o.master_port,
+                    quorum = o.quorum,
+                    down = o.down_after.as_millis().max(1),
+                    fo = o.failover_timeout.as_millis().max(1),
+                );
+                for l in &o.extra_config {
+                    text.push_str(l);
+                    text.push('\n');
+                }
+                procs::write_file(&conf, &text)?;
+                Ok(vec![conf.display().to_string(), "--sentinel".to_string()])
+            },
+        )?;
+        Ok(RedisSentinel {
+            proc,
+            master_name: opts.master_name,
+        })
     }
 
     /// Starts `n` sentinels with the same options (each on its own free port;
     /// `opts.port` must be `None` if `n > 1`).
     pub fn start_many(n: usize, opts: SentinelOptions) -> Result<Vec<RedisSentinel>> {
         if n > 1 && opts.port.is_some() {
-            return Err(Error::new("start_many: leave SentinelOptions::port as None"));
+            return Err(Error::new(
+                "start_many: leave SentinelOptions::port as None",
+            ));
         }
         (0..n).map(|_| Self::start(opts.clone())).collect()
     }
@@ -644,7 +682,9 @@ impl RedisSentinel {
                 Ok(Some((host, port)))
             }
             RespValue::Array(None) | RespValue::Bulk(None) => Ok(None),
-            other => Err(Error::new(format!("unexpected reply to get-master-addr-by-name: {other:?}"))),
+            other => Err(Error::new(format!(
+                "unexpected reply to get-master-addr-by-name: {other:?}"
+            ))),
         }
     }
 }
@@ -666,7 +706,13 @@ mod tests {
                 RespValue::Array(None),
             ]))
         );
-        assert_eq!(read_reply(&mut &b"-ERR x\r\n"[..]).unwrap(), RespValue::Error("ERR x".into()));
-        assert_eq!(read_reply(&mut &b"$-1\r\n"[..]).unwrap(), RespValue::Bulk(None));
+        assert_eq!(
+            read_reply(&mut &b"-ERR x\r\n"[..]).unwrap(),
+            RespValue::Error("ERR x".into())
+        );
+        assert_eq!(
+            read_reply(&mut &b"$-1\r\n"[..]).unwrap(),
+            RespValue::Bulk(None)
+        );
     }
 }

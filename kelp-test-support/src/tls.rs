@@ -54,7 +54,9 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
     let mut cmd = Command::new("openssl");
     cmd.args(args).current_dir(dir);
     let out = procs::run_with_timeout(cmd, dir, Duration::from_secs(120)).map_err(|e| {
-        Error::new(format!("{e} (the openssl command line tool is needed; Debian: apt-get install openssl)"))
+        Error::new(format!(
+            "{e} (the openssl command line tool is needed; Debian: apt-get install openssl)"
+        ))
     })?;
     match out.status {
         Some(s) if s.success() => Ok(()),
@@ -72,8 +74,10 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
 /// the CA, valid from now for ~2 years (RSA 2048, SHA-256). Uses the `openssl`
 /// command line tool; takes about a second.
 pub fn generate_test_pki(dir: &Path) -> Result<TestPki> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
-    let dir = std::fs::canonicalize(dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
+    let dir =
+        std::fs::canonicalize(dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
     let p = |n: &str| dir.join(n);
     let pki = TestPki {
         dir: dir.clone(),
@@ -102,24 +106,90 @@ pub fn generate_test_pki(dir: &Path) -> Result<TestPki> {
          extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n",
     )?;
     // CA: a CSR self-signed with the CA extensions.
-    openssl(&dir, &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.csr", "-subj", "/CN=kelp test CA"])?;
-    openssl(&dir, &["x509", "-req", "-in", "ca.csr", "-signkey", "ca.key", "-sha256", "-days", "3650", "-extfile", "ca.ext", "-out", "ca.crt"])?;
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.csr",
+            "-subj",
+            "/CN=kelp test CA",
+        ],
+    )?;
+    openssl(
+        &dir,
+        &[
+            "x509", "-req", "-in", "ca.csr", "-signkey", "ca.key", "-sha256", "-days", "3650",
+            "-extfile", "ca.ext", "-out", "ca.crt",
+        ],
+    )?;
     for (name, cn) in [("server", "localhost"), ("client", "kelp-test-client")] {
         let subj = format!("/CN={cn}");
-        let (key, csr, crt, ext) =
-            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("{name}.ext"));
-        openssl(&dir, &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj])?;
-        // Distinct serials per certificate (and per run).
-        let serial = format!("0x{:x}{}", crate::nanos_now() & 0xffff_ffff_ffff, if name == "server" { 1 } else { 2 });
+        let (key, csr, crt, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
         openssl(
             &dir,
-            &["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial", &serial, "-sha256", "-days", "825", "-extfile", &ext, "-out", &crt],
+            &[
+                "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr,
+                "-subj", &subj,
+            ],
+        )?;
+        // Distinct serials per certificate (and per run).
+        let serial = format!(
+            "0x{:x}{}",
+            crate::nanos_now() & 0xffff_ffff_ffff,
+            if name == "server" { 1 } else { 2 }
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                &serial,
+                "-sha256",
+                "-days",
+                "825",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
+            ],
         )?;
     }
     let pass = format!("pass:{CLIENT_P12_PASSWORD}");
     openssl(
         &dir,
-        &["pkcs12", "-export", "-out", "client.p12", "-inkey", "client.key", "-in", "client.crt", "-certfile", "ca.crt", "-passout", &pass],
+        &[
+            "pkcs12",
+            "-export",
+            "-out",
+            "client.p12",
+            "-inkey",
+            "client.key",
+            "-in",
+            "client.crt",
+            "-certfile",
+            "ca.crt",
+            "-passout",
+            &pass,
+        ],
     )?;
     Ok(pki)
 }
@@ -130,16 +200,36 @@ pub fn generate_test_pki(dir: &Path) -> Result<TestPki> {
 /// header through TLS and waits (at most `timeout`) for the broker's
 /// `connection.start` (recognised by its `PLAIN` mechanism list). Ok means a
 /// TLS session was established and AMQP spoken over it.
-pub fn probe_amqps(port: u16, ca_cert: &Path, client: Option<(&Path, &Path)>, timeout: Duration) -> Result<()> {
+pub fn probe_amqps(
+    port: u16,
+    ca_cert: &Path,
+    client: Option<(&Path, &Path)>,
+    timeout: Duration,
+) -> Result<()> {
     let connect = format!("127.0.0.1:{port}");
     let mut cmd = Command::new("openssl");
-    cmd.args(["s_client", "-connect", &connect, "-servername", "localhost", "-verify_hostname", "localhost", "-verify_return_error", "-quiet", "-CAfile"])
-        .arg(ca_cert);
+    cmd.args([
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        "localhost",
+        "-verify_hostname",
+        "localhost",
+        "-verify_return_error",
+        "-quiet",
+        "-CAfile",
+    ])
+    .arg(ca_cert);
     if let Some((cert, key)) = client {
         cmd.arg("-cert").arg(cert).arg("-key").arg(key);
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::new(format!("cannot run openssl s_client: {e}")))?;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::new(format!("cannot run openssl s_client: {e}")))?;
     // Kept open until the end, so that s_client does not close the session
     // on EOF before the answer arrives.
     let mut stdin = child.stdin.take();
@@ -178,7 +268,11 @@ pub fn probe_amqps(port: u16, ca_cert: &Path, client: Option<(&Path, &Path)>, ti
         match rx.recv_timeout(left) {
             Ok(chunk) => {
                 got.extend_from_slice(&chunk);
-                if got.len() >= 11 && got[0] == 1 && got[7..11] == [0, 10, 0, 10] && contains(&got, b"PLAIN") {
+                if got.len() >= 11
+                    && got[0] == 1
+                    && got[7..11] == [0, 10, 0, 10]
+                    && contains(&got, b"PLAIN")
+                {
                     break true;
                 }
             }

@@ -65,13 +65,19 @@ async fn sink_server() -> Sink {
             });
         }
     });
-    Sink { addr, received, closed }
+    Sink {
+        addr,
+        received,
+        closed,
+    }
 }
 
 async fn roundtrip(s: &mut TcpStream, msg: &[u8]) -> io::Result<Vec<u8>> {
     s.write_all(msg).await?;
     let mut buf = vec![0u8; msg.len()];
-    timeout(GUARD, s.read_exact(&mut buf)).await.map_err(|_| io::Error::other("read timed out"))??;
+    timeout(GUARD, s.read_exact(&mut buf))
+        .await
+        .map_err(|_| io::Error::other("read timed out"))??;
     Ok(buf)
 }
 
@@ -94,7 +100,9 @@ fn is_reset_or_eof(r: &io::Result<usize>) -> bool {
         Ok(_) => true, // EOF
         Err(e) => matches!(
             e.kind(),
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
         ),
     }
 }
@@ -135,7 +143,10 @@ async fn pass_through_echo_and_counts() {
         w
     });
     let mut got = vec![0u8; expected.len()];
-    timeout(GUARD, r.read_exact(&mut got)).await.expect("bulk echo timed out").unwrap();
+    timeout(GUARD, r.read_exact(&mut got))
+        .await
+        .expect("bulk echo timed out")
+        .unwrap();
     assert!(got == expected, "bulk data corrupted");
     let w = writer.await.unwrap();
 
@@ -158,7 +169,10 @@ async fn reset_mode_resets_existing_and_new_connections() {
 
     p.set_mode(FaultMode::Reset).await;
     let r = read_until_closed(&mut a).await;
-    assert!(is_reset_or_eof(&r), "existing connection: expected reset/EOF, got {r:?}");
+    assert!(
+        is_reset_or_eof(&r),
+        "existing connection: expected reset/EOF, got {r:?}"
+    );
     assert!(
         matches!(&r, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
         "SO_LINGER 0 should give a reset, got {r:?}"
@@ -167,7 +181,10 @@ async fn reset_mode_resets_existing_and_new_connections() {
 
     // New connections are accepted, then reset.
     let r = connect_and_read_until_closed(p.addr()).await;
-    assert!(is_reset_or_eof(&r), "new connection: expected reset/EOF, got {r:?}");
+    assert!(
+        is_reset_or_eof(&r),
+        "new connection: expected reset/EOF, got {r:?}"
+    );
 
     p.set_mode(FaultMode::Pass).await;
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
@@ -196,15 +213,24 @@ async fn black_hole_withholds_then_pass_resumes() {
     let mut b = TcpStream::connect(p.addr()).await.unwrap();
     b.write_all(b"new!").await.unwrap();
     let mut buf2 = [0u8; 4];
-    assert!(timeout(SILENCE, b.read_exact(&mut buf2)).await.is_err(), "new connection got data in black hole");
+    assert!(
+        timeout(SILENCE, b.read_exact(&mut buf2)).await.is_err(),
+        "new connection got data in black hole"
+    );
     wait_count(&p, 2).await;
 
     p.set_mode(FaultMode::Pass).await;
     // Withheld data is delivered, intact and in order.
     let mut got = [0u8; 8];
-    timeout(GUARD, a.read_exact(&mut got)).await.expect("withheld data not delivered").unwrap();
+    timeout(GUARD, a.read_exact(&mut got))
+        .await
+        .expect("withheld data not delivered")
+        .unwrap();
     assert_eq!(&got, b"heldmore");
-    timeout(GUARD, b.read_exact(&mut buf2)).await.expect("withheld data not delivered").unwrap();
+    timeout(GUARD, b.read_exact(&mut buf2))
+        .await
+        .expect("withheld data not delivered")
+        .unwrap();
     assert_eq!(&buf2, b"new!");
     // And new connections work.
     let mut c = TcpStream::connect(p.addr()).await.unwrap();
@@ -217,7 +243,8 @@ async fn delay_delivers_intact_and_in_order() {
     let up = echo_server().await;
     let p = FaultProxy::start(up).await.unwrap();
     let mut a = TcpStream::connect(p.addr()).await.unwrap();
-    p.set_mode(FaultMode::Delay(Duration::from_millis(100))).await;
+    p.set_mode(FaultMode::Delay(Duration::from_millis(100)))
+        .await;
     assert_eq!(p.mode(), FaultMode::Delay(Duration::from_millis(100)));
     // Many small writes plus a large one.
     let mut expected = Vec::new();
@@ -231,7 +258,10 @@ async fn delay_delivers_intact_and_in_order() {
     let (mut r, mut w) = a.into_split();
     let writer = tokio::spawn(async move { w.write_all(&big).await.map(|_| w) });
     let mut got = vec![0u8; expected.len()];
-    timeout(GUARD, r.read_exact(&mut got)).await.expect("delayed data not delivered").unwrap();
+    timeout(GUARD, r.read_exact(&mut got))
+        .await
+        .expect("delayed data not delivered")
+        .unwrap();
     assert!(got == expected, "delayed data corrupted or reordered");
     writer.await.unwrap().unwrap();
     // A new connection under Delay works too.
@@ -249,9 +279,14 @@ async fn close_after_truncates_at_byte_count() {
     let mut a = TcpStream::connect(p.addr()).await.unwrap();
     a.write_all(&[7u8; 1000]).await.unwrap();
     let r = read_until_closed(&mut a).await;
-    assert!(is_reset_or_eof(&r), "expected the connection to close, got {r:?}");
+    assert!(
+        is_reset_or_eof(&r),
+        "expected the connection to close, got {r:?}"
+    );
     let closed = sink.closed.clone();
-    wait_for_async(|| async { closed.load(Ordering::SeqCst) }, GUARD).await.expect("server side not closed");
+    wait_for_async(|| async { closed.load(Ordering::SeqCst) }, GUARD)
+        .await
+        .expect("server side not closed");
     assert_eq!(sink.received.load(Ordering::SeqCst), 300);
     wait_count(&p, 0).await;
 
@@ -261,13 +296,20 @@ async fn close_after_truncates_at_byte_count() {
     let mut b = TcpStream::connect(p.addr()).await.unwrap();
     b.write_all(&[1u8; 100]).await.unwrap();
     let received = sink.received.clone();
-    wait_for_async(|| async { received.load(Ordering::SeqCst) == 400 }, GUARD).await.expect("pass-through bytes");
+    wait_for_async(|| async { received.load(Ordering::SeqCst) == 400 }, GUARD)
+        .await
+        .expect("pass-through bytes");
     p.set_mode(FaultMode::CloseAfter(50)).await;
     b.write_all(&[2u8; 500]).await.unwrap();
     let r = read_until_closed(&mut b).await;
-    assert!(is_reset_or_eof(&r), "expected the connection to close, got {r:?}");
+    assert!(
+        is_reset_or_eof(&r),
+        "expected the connection to close, got {r:?}"
+    );
     let closed = sink.closed.clone();
-    wait_for_async(|| async { closed.load(Ordering::SeqCst) }, GUARD).await.expect("server side not closed");
+    wait_for_async(|| async { closed.load(Ordering::SeqCst) }, GUARD)
+        .await
+        .expect("server side not closed");
     assert_eq!(sink.received.load(Ordering::SeqCst), 450);
 }
 
@@ -282,8 +324,14 @@ async fn close_after_counts_both_directions() {
     // 2 more bytes forwarded to the server, then the connection is closed.
     a.write_all(b"efgh").await.unwrap();
     let r = read_until_closed(&mut a).await;
-    assert!(is_reset_or_eof(&r), "expected the connection to close, got {r:?}");
-    assert!(matches!(r, Ok(0) | Err(_)), "no echo may come back after the budget: {r:?}");
+    assert!(
+        is_reset_or_eof(&r),
+        "expected the connection to close, got {r:?}"
+    );
+    assert!(
+        matches!(r, Ok(0) | Err(_)),
+        "no echo may come back after the budget: {r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,8 +344,13 @@ async fn refuse_closes_listener_and_pass_reopens_same_port() {
 
     p.set_mode(FaultMode::Refuse).await;
     let r = read_until_closed(&mut a).await;
-    assert!(is_reset_or_eof(&r), "existing connection: expected reset/EOF, got {r:?}");
-    let e = TcpStream::connect(addr).await.expect_err("connect succeeded while refusing");
+    assert!(
+        is_reset_or_eof(&r),
+        "existing connection: expected reset/EOF, got {r:?}"
+    );
+    let e = TcpStream::connect(addr)
+        .await
+        .expect_err("connect succeeded while refusing");
     assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
     wait_count(&p, 0).await;
 
@@ -326,4 +379,24 @@ async fn upstream_down_resets_client_and_drop_releases_port() {
     assert!(is_reset_or_eof(&r), "expected EOF after drop, got {r:?}");
     let refused = wait_for_async(|| async { TcpStream::connect(addr).await.is_err() }, GUARD).await;
     assert!(refused.is_ok(), "port still accepting after drop");
+}
+
+/// The proxy also works on a current-thread runtime (the default of
+/// `#[tokio::test]`): `set_mode` yields while waiting for the tasks.
+#[tokio::test]
+async fn works_on_current_thread_runtime() {
+    let up = echo_server().await;
+    let p = FaultProxy::start(up).await.unwrap();
+    let mut a = TcpStream::connect(p.addr()).await.unwrap();
+    assert_eq!(roundtrip(&mut a, b"one").await.unwrap(), b"one");
+    p.set_mode(FaultMode::BlackHole).await;
+    a.write_all(b"two").await.unwrap();
+    let mut buf = [0u8; 3];
+    assert!(timeout(SILENCE, a.read_exact(&mut buf)).await.is_err());
+    p.set_mode(FaultMode::Reset).await;
+    let r = read_until_closed(&mut a).await;
+    assert!(is_reset_or_eof(&r), "{r:?}");
+    p.set_mode(FaultMode::Pass).await;
+    let mut b = TcpStream::connect(p.addr()).await.unwrap();
+    assert_eq!(roundtrip(&mut b, b"three").await.unwrap(), b"three");
 }

@@ -15,8 +15,15 @@ use kelp_test_support::{
 
 /// Lines of `pgrep -af <pattern>` (empty when nothing matches).
 fn pgrep(pattern: &str) -> Vec<String> {
-    let out = Command::new("pgrep").arg("-af").arg(pattern).output().expect("pgrep runs");
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    let out = Command::new("pgrep")
+        .arg("-af")
+        .arg(pattern)
+        .output()
+        .expect("pgrep runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn assert_gone(name: &str, dir: &Path) {
@@ -45,10 +52,17 @@ fn node_lifecycle_freeze_kill_restart_stop_drop() {
 
     // The PID is the Erlang VM of this node.
     let pid = node.pid().expect("running");
-    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().replace('\0', " ");
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .replace('\0', " ");
     assert!(cmdline.contains("beam.smp"), "{cmdline}");
     assert!(cmdline.contains(&name), "{cmdline}");
-    assert!(pgrep(&name).iter().any(|l| l.starts_with(&format!("{pid} "))), "pgrep -f finds the VM");
+    assert!(
+        pgrep(&name)
+            .iter()
+            .any(|l| l.starts_with(&format!("{pid} "))),
+        "pgrep -f finds the VM"
+    );
     amqp_probe(node.addr(), Duration::from_secs(10)).expect("AMQP handshake starts");
 
     // rabbitmqctl talks to this node (not the default one); state to find after restart.
@@ -60,7 +74,8 @@ fn node_lifecycle_freeze_kill_restart_stop_drop() {
     // Frozen: TCP still connects (kernel backlog), but no connection.start.
     node.freeze().unwrap();
     assert!(node.is_frozen());
-    let e = amqp_probe(node.addr(), Duration::from_millis(1500)).expect_err("a frozen node answered");
+    let e =
+        amqp_probe(node.addr(), Duration::from_millis(1500)).expect_err("a frozen node answered");
     assert!(e.message().contains("sent no connection.start"), "{e}");
     node.thaw().unwrap();
     amqp_probe(node.addr(), Duration::from_secs(30)).expect("thawed node answers");
@@ -79,7 +94,10 @@ fn node_lifecycle_freeze_kill_restart_stop_drop() {
     assert_eq!(node.amqp_port(), port);
     amqp_probe(node.addr(), Duration::from_secs(10)).expect("AMQP after restart");
     let vhosts = node.rabbitmqctl(&["list_vhosts", "--quiet"]).unwrap();
-    assert!(vhosts.lines().any(|l| l.trim() == vhost), "vhost lost across kill+restart: {vhosts}");
+    assert!(
+        vhosts.lines().any(|l| l.trim() == vhost),
+        "vhost lost across kill+restart: {vhosts}"
+    );
 
     // Graceful stop.
     node.stop().expect("stop");
@@ -93,33 +111,57 @@ fn node_lifecycle_freeze_kill_restart_stop_drop() {
 
 #[test]
 fn tls_listener_with_generated_pki_and_extra_config() {
-    assert!(tls::openssl_available(), "the openssl command line tool is needed (apt-get install openssl)");
+    assert!(
+        tls::openssl_available(),
+        "the openssl command line tool is needed (apt-get install openssl)"
+    );
     let pki_dir = std::env::temp_dir().join(unique_name("kelp-test-pki"));
     let pki = generate_test_pki(&pki_dir).expect("PKI");
-    for f in [&pki.ca_cert, &pki.server_cert, &pki.server_key, &pki.client_cert, &pki.client_key, &pki.client_p12] {
+    for f in [
+        &pki.ca_cert,
+        &pki.server_cert,
+        &pki.server_key,
+        &pki.client_cert,
+        &pki.client_key,
+        &pki.client_p12,
+    ] {
         assert!(f.is_file(), "{} missing", f.display());
     }
 
     let node = RabbitNodeOptions::default()
-        .tls(TlsListener::from_pki(&pki).verify_peer(true).fail_if_no_peer_cert(true))
+        .tls(
+            TlsListener::from_pki(&pki)
+                .verify_peer(true)
+                .fail_if_no_peer_cert(true),
+        )
         .config_line("heartbeat = 17")
         .start()
         .expect("TLS node starts");
     let tls_port = node.amqps_port().expect("TLS port");
-    assert_eq!(node.amqps_url().unwrap(), format!("amqps://guest:guest@localhost:{tls_port}//"));
+    assert_eq!(
+        node.amqps_url().unwrap(),
+        format!("amqps://guest:guest@localhost:{tls_port}//")
+    );
     let (name, dir) = (node.node_name().to_string(), node.dir().to_path_buf());
 
     // Plain AMQP still there; AMQP over TLS with a client certificate works.
     amqp_probe(node.addr(), Duration::from_secs(10)).unwrap();
-    probe_amqps(tls_port, &pki.ca_cert, Some((&pki.client_cert, &pki.client_key)), Duration::from_secs(20))
-        .expect("AMQPS with client certificate");
+    probe_amqps(
+        tls_port,
+        &pki.ca_cert,
+        Some((&pki.client_cert, &pki.client_key)),
+        Duration::from_secs(20),
+    )
+    .expect("AMQPS with client certificate");
     // fail_if_no_peer_cert: no certificate, no AMQP.
     let e = probe_amqps(tls_port, &pki.ca_cert, None, Duration::from_secs(10))
         .expect_err("AMQPS without a client certificate was accepted");
     eprintln!("as expected, without a client certificate: {e}");
 
     // The extra config line is in effect.
-    let hb = node.rabbitmqctl(&["eval", "application:get_env(rabbit, heartbeat)."]).unwrap();
+    let hb = node
+        .rabbitmqctl(&["eval", "application:get_env(rabbit, heartbeat)."])
+        .unwrap();
     assert_eq!(hb.trim(), "{ok,17}");
 
     drop(node);
@@ -139,14 +181,21 @@ fn two_node_cluster() {
     expected.sort();
     assert_eq!(running, expected, "both nodes run in one cluster");
     let status = cluster.cluster_status().unwrap();
-    assert!(names.iter().all(|n| status.contains(n.as_str())), "{status}");
+    assert!(
+        names.iter().all(|n| status.contains(n.as_str())),
+        "{status}"
+    );
     // Seen the same way from the other node.
     let status1 = cluster.node(1).rabbitmqctl(&["cluster_status"]).unwrap();
     assert!(status1.contains(&names[0]), "{status1}");
     for node in cluster.nodes() {
         amqp_probe(node.addr(), Duration::from_secs(10)).unwrap();
     }
-    let dirs: Vec<_> = cluster.nodes().iter().map(|n| n.dir().to_path_buf()).collect();
+    let dirs: Vec<_> = cluster
+        .nodes()
+        .iter()
+        .map(|n| n.dir().to_path_buf())
+        .collect();
     drop(cluster);
     for (n, d) in names.iter().zip(&dirs) {
         assert_gone(n, d);

@@ -20,7 +20,10 @@ fn raw_ping(addr: SocketAddr, read_timeout: Duration) -> std::io::Result<String>
 
 fn info_field(server_reply: RespValue, field: &str) -> Option<String> {
     let text = server_reply.as_text()?;
-    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
 }
 
 #[test]
@@ -30,18 +33,38 @@ fn redis_server_lifecycle() {
     assert_ne!(port, 6379);
     assert_eq!(r.url(), format!("redis://127.0.0.1:{port}/0"));
     let pid = r.pid().unwrap();
-    assert_eq!(std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap().trim(), "redis-server");
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .unwrap()
+            .trim(),
+        "redis-server"
+    );
     let dir = r.dir().to_path_buf();
 
-    assert_eq!(raw_ping(r.addr(), Duration::from_secs(10)).unwrap(), "+PONG\r\n");
-    assert_eq!(r.command(&["SET", "k", "v"]).unwrap(), RespValue::Simple("OK".into()));
+    assert_eq!(
+        raw_ping(r.addr(), Duration::from_secs(10)).unwrap(),
+        "+PONG\r\n"
+    );
+    assert_eq!(
+        r.command(&["SET", "k", "v"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
 
     // Frozen: connect works (backlog), no answer.
     r.freeze().unwrap();
     let e = raw_ping(r.addr(), Duration::from_millis(700)).expect_err("frozen redis answered");
-    assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{e}");
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e}"
+    );
     r.thaw().unwrap();
-    assert_eq!(raw_ping(r.addr(), Duration::from_secs(10)).unwrap(), "+PONG\r\n");
+    assert_eq!(
+        raw_ping(r.addr(), Duration::from_secs(10)).unwrap(),
+        "+PONG\r\n"
+    );
 
     // Killed: port refuses.
     r.kill();
@@ -53,7 +76,10 @@ fn redis_server_lifecycle() {
     // Restarted on the same port (no persistence: data gone).
     r.restart().unwrap();
     assert_eq!(r.port(), port);
-    assert_eq!(raw_ping(r.addr(), Duration::from_secs(10)).unwrap(), "+PONG\r\n");
+    assert_eq!(
+        raw_ping(r.addr(), Duration::from_secs(10)).unwrap(),
+        "+PONG\r\n"
+    );
     assert_eq!(r.command(&["GET", "k"]).unwrap(), RespValue::Bulk(None));
     let pid2 = r.pid().unwrap();
 
@@ -66,13 +92,19 @@ fn redis_server_lifecycle() {
 
 #[test]
 fn redis_extra_args_and_drop_kills() {
-    let r = RedisOptions::default().args(["--requirepass", "s3cret"]).start().expect("redis starts");
+    let r = RedisOptions::default()
+        .args(["--requirepass", "s3cret"])
+        .start()
+        .expect("redis starts");
     let pid = r.pid().unwrap();
     match r.command(&["GET", "x"]).unwrap() {
         RespValue::Error(e) => assert!(e.starts_with("NOAUTH"), "{e}"),
         other => panic!("expected NOAUTH, got {other:?}"),
     }
-    assert_eq!(r.command(&["AUTH", "s3cret"]).unwrap(), RespValue::Simple("OK".into()));
+    assert_eq!(
+        r.command(&["AUTH", "s3cret"]).unwrap(),
+        RespValue::Simple("OK".into())
+    );
     r.freeze().unwrap();
     drop(r); // frozen: Drop must still kill it
     assert!(!pid_alive(pid));
@@ -81,7 +113,10 @@ fn redis_extra_args_and_drop_kills() {
 #[test]
 fn sentinel_reports_master_and_fails_over() {
     let master = RedisServer::start().expect("master");
-    let replica = RedisOptions::default().replica_of(master.port()).start().expect("replica");
+    let replica = RedisOptions::default()
+        .replica_of(master.port())
+        .start()
+        .expect("replica");
     wait_for(
         || {
             replica
@@ -96,10 +131,20 @@ fn sentinel_reports_master_and_fails_over() {
     .expect("replica never synced");
 
     let name = "kelp-test-master";
-    let sentinel = RedisSentinel::start(SentinelOptions::new(name, master.port(), 1)).expect("sentinel");
-    assert_eq!(raw_ping(sentinel.addr(), Duration::from_secs(10)).unwrap(), "+PONG\r\n");
-    assert_eq!(sentinel.master_addr().unwrap(), Some(("127.0.0.1".to_string(), master.port())));
-    match sentinel.command(&["SENTINEL", "get-master-addr-by-name", "no-such-master"]).unwrap() {
+    let sentinel =
+        RedisSentinel::start(SentinelOptions::new(name, master.port(), 1)).expect("sentinel");
+    assert_eq!(
+        raw_ping(sentinel.addr(), Duration::from_secs(10)).unwrap(),
+        "+PONG\r\n"
+    );
+    assert_eq!(
+        sentinel.master_addr().unwrap(),
+        Some(("127.0.0.1".to_string(), master.port()))
+    );
+    match sentinel
+        .command(&["SENTINEL", "get-master-addr-by-name", "no-such-master"])
+        .unwrap()
+    {
         RespValue::Array(None) | RespValue::Bulk(None) => {}
         other => panic!("unknown master: {other:?}"),
     }
@@ -120,10 +165,18 @@ fn sentinel_reports_master_and_fails_over() {
         || sentinel.master_addr().ok().flatten().map(|(_, p)| p) == Some(replica.port()),
         Duration::from_secs(60),
     );
-    assert!(res.is_ok(), "no failover; sentinel log:\n{}", sentinel.log_tail(40));
+    assert!(
+        res.is_ok(),
+        "no failover; sentinel log:\n{}",
+        sentinel.log_tail(40)
+    );
     wait_for(
         || {
-            replica.command(&["INFO", "replication"]).ok().and_then(|v| info_field(v, "role")).as_deref()
+            replica
+                .command(&["INFO", "replication"])
+                .ok()
+                .and_then(|v| info_field(v, "role"))
+                .as_deref()
                 == Some("master")
         },
         Duration::from_secs(30),

@@ -17,7 +17,10 @@ fn require_panics_with_start_instructions_when_broker_is_down() {
     let dead = free_port(); // nothing listens there
     // SAFETY: this binary has exactly one test; no other thread reads the environment.
     unsafe {
-        std::env::set_var("KELP_TEST_AMQP_URL", format!("amqp://guest:guest@127.0.0.1:{dead}//"));
+        std::env::set_var(
+            "KELP_TEST_AMQP_URL",
+            format!("amqp://guest:guest@127.0.0.1:{dead}//"),
+        );
         std::env::set_var("KELP_TEST_REDIS_URL", format!("redis://127.0.0.1:{dead}/0"));
     }
     let m = panic_message(require_rabbitmq);
@@ -25,7 +28,9 @@ fn require_panics_with_start_instructions_when_broker_is_down() {
     assert!(m.contains(&dead.to_string()), "{m}");
     let m = panic_message(require_redis);
     assert!(
-        m.contains("redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no"),
+        m.contains(
+            "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no"
+        ),
         "{m}"
     );
     // Something that accepts TCP but does not speak AMQP is rejected too.
@@ -39,10 +44,16 @@ fn require_panics_with_start_instructions_when_broker_is_down() {
         let _ = s.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
     });
     unsafe {
-        std::env::set_var("KELP_TEST_AMQP_URL", format!("amqp://guest:guest@127.0.0.1:{port}//"));
+        std::env::set_var(
+            "KELP_TEST_AMQP_URL",
+            format!("amqp://guest:guest@127.0.0.1:{port}//"),
+        );
     }
     let m = panic_message(require_rabbitmq);
-    assert!(m.contains("did not answer with an AMQP connection.start"), "{m}");
+    assert!(
+        m.contains("did not answer with an AMQP connection.start"),
+        "{m}"
+    );
     assert!(m.contains("rabbitmq-server -detached"), "{m}");
     server.join().unwrap();
 }
