@@ -448,7 +448,14 @@ async fn connection(
         let now = Instant::now();
         let can_read_c2s = !blackhole && !c2s.eof && c2s.queued < MAX_QUEUED;
         let can_read_s2c = !blackhole && !s2c.eof && s2c.queued < MAX_QUEUED;
-        let due = |d: &Dir| d.queue.front().map(|c| c.read_at + delay);
+        // (Absurd delays saturate at a year instead of overflowing.)
+        let due = |d: &Dir| {
+            d.queue.front().map(|c| {
+                c.read_at
+                    .checked_add(delay)
+                    .unwrap_or_else(|| c.read_at + Duration::from_secs(365 * 86_400))
+            })
+        };
         let (due_c2s, due_s2c) = if blackhole {
             (None, None)
         } else {
@@ -526,7 +533,11 @@ async fn connection(
                 };
                 let mut end = front.data.len();
                 if let Some(b) = budget {
-                    end = end.min(front.off + usize::try_from(b).unwrap_or(usize::MAX));
+                    end = end.min(
+                        front
+                            .off
+                            .saturating_add(usize::try_from(b).unwrap_or(usize::MAX)),
+                    );
                 }
                 match dst.try_write(&front.data[front.off..end]) {
                     Ok(n) => {

@@ -264,6 +264,21 @@ async fn delay_delivers_intact_and_in_order() {
         .unwrap();
     assert!(got == expected, "delayed data corrupted or reordered");
     writer.await.unwrap().unwrap();
+    // Extreme settings must not break the proxy's tasks (no overflow panics).
+    p.set_mode(FaultMode::CloseAfter(u64::MAX)).await;
+    let mut c = TcpStream::connect(p.addr()).await.unwrap();
+    assert_eq!(roundtrip(&mut c, b"max").await.unwrap(), b"max");
+    p.set_mode(FaultMode::Delay(Duration::MAX)).await;
+    c.write_all(b"never").await.unwrap();
+    let mut never = [0u8; 5];
+    assert!(timeout(SILENCE, c.read_exact(&mut never)).await.is_err());
+    p.set_mode(FaultMode::Delay(Duration::from_millis(100)))
+        .await;
+    timeout(GUARD, c.read_exact(&mut never))
+        .await
+        .expect("held data after Delay(MAX)")
+        .unwrap();
+    assert_eq!(&never, b"never");
     // A new connection under Delay works too.
     let mut b = TcpStream::connect(p.addr()).await.unwrap();
     assert_eq!(roundtrip(&mut b, b"slow").await.unwrap(), b"slow");

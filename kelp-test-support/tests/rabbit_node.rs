@@ -109,8 +109,10 @@ fn node_lifecycle_freeze_kill_restart_stop_drop() {
     assert_gone(&name, &dir);
 }
 
-#[test]
-fn tls_listener_with_generated_pki_and_extra_config() {
+/// Also exercises the async wrappers (boot on tokio's blocking pool) and
+/// dropping a frozen node.
+#[tokio::test]
+async fn tls_listener_with_generated_pki_and_extra_config() {
     assert!(
         tls::openssl_available(),
         "the openssl command line tool is needed (apt-get install openssl)"
@@ -128,15 +130,28 @@ fn tls_listener_with_generated_pki_and_extra_config() {
         assert!(f.is_file(), "{} missing", f.display());
     }
 
-    let node = RabbitNodeOptions::default()
+    let opts = RabbitNodeOptions::default()
         .tls(
             TlsListener::from_pki(&pki)
                 .verify_peer(true)
                 .fail_if_no_peer_cert(true),
         )
-        .config_line("heartbeat = 17")
-        .start()
+        .config_line("heartbeat = 17");
+    // Other tasks keep running while the node boots.
+    let ticker = tokio::spawn(async {
+        let mut n = 0u64;
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            n += 1;
+            if n > 2 {
+                return n;
+            }
+        }
+    });
+    let node = RabbitNode::start_with_async(opts)
+        .await
         .expect("TLS node starts");
+    assert!(ticker.await.unwrap() > 2);
     let tls_port = node.amqps_port().expect("TLS port");
     assert_eq!(
         node.amqps_url().unwrap(),
@@ -156,14 +171,17 @@ fn tls_listener_with_generated_pki_and_extra_config() {
     // fail_if_no_peer_cert: no certificate, no AMQP.
     let e = probe_amqps(tls_port, &pki.ca_cert, None, Duration::from_secs(10))
         .expect_err("AMQPS without a client certificate was accepted");
-    eprintln!("as expected, without a client certificate: {e}");
+    assert!(e.message().contains("certificate required"), "{e}");
 
     // The extra config line is in effect.
     let hb = node
-        .rabbitmqctl(&["eval", "application:get_env(rabbit, heartbeat)."])
+        .rabbitmqctl_async(&["eval", "application:get_env(rabbit, heartbeat)."])
+        .await
         .unwrap();
     assert_eq!(hb.trim(), "{ok,17}");
 
+    // Dropping a frozen node still cleans up.
+    node.freeze().unwrap();
     drop(node);
     assert_gone(&name, &dir);
     std::fs::remove_dir_all(&pki_dir).unwrap();
