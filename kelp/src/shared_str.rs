@@ -10,8 +10,8 @@ use bytes::Bytes;
 
 /// An immutable UTF-8 string backed by [`Bytes`].
 ///
-/// Cloning is a reference count increment; a `&'static str` is wrapped
-/// without allocating, and a string parsed out of a network frame can point
+/// Cloning is a reference count increment; [`SharedStr::from_static`] wraps
+/// a literal without allocating, and a string parsed out of a network frame can point
 /// into the frame's buffer. Dereferences to `str`.
 #[derive(Clone, Default)]
 pub struct SharedStr(Bytes);
@@ -64,9 +64,10 @@ impl Borrow<str> for SharedStr {
     }
 }
 
-impl From<&'static str> for SharedStr {
-    fn from(s: &'static str) -> SharedStr {
-        SharedStr::from_static(s)
+/// Copies the text; use [`SharedStr::from_static`] for literals on hot paths.
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> SharedStr {
+        SharedStr(Bytes::copy_from_slice(s.as_bytes()))
     }
 }
 
