@@ -195,12 +195,14 @@ pub async fn run_kelp(url: &str, messages: u64, size: usize, confirms: bool, vis
         .await?;
 
     let counter = Arc::new(AtomicU64::new(0));
+    let consumed_notify = Arc::new(tokio::sync::Notify::new());
     let ticker = spawn_ticker(progress(messages, "kelp", visible), counter.clone());
     let epoch = Instant::now();
     let cpu_before = process_cpu_time();
 
     let consuming = {
         let counter = counter.clone();
+        let consumed_notify = consumed_notify.clone();
         tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(usize::try_from(messages).unwrap_or(0));
             while (latencies.len() as u64) < messages {
@@ -210,8 +212,9 @@ pub async fn run_kelp(url: &str, messages: u64, size: usize, confirms: bool, vis
                 };
                 latencies.push(latency_of(message.raw_body(), epoch));
                 message.ack().await?;
-                if latencies.len() % 1024 == 0 {
-                    counter.store(latencies.len() as u64, Ordering::Relaxed);
+                if latencies.len() % 64 == 0 {
+                    counter.store(latencies.len() as u64, Ordering::Release);
+                    consumed_notify.notify_one();
                 }
             }
             counter.store(latencies.len() as u64, Ordering::Relaxed);
@@ -221,7 +224,17 @@ pub async fn run_kelp(url: &str, messages: u64, size: usize, confirms: bool, vis
     };
 
     let mut in_flight = VecDeque::with_capacity(WINDOW);
-    for _ in 0..messages {
+    for sent in 0..messages {
+        // Keep at most WINDOW messages published but not yet consumed, as
+        // the bounded mpsc anchor does: latency is then measured in a steady
+        // state rather than behind an ever-growing backlog.
+        while sent.saturating_sub(counter.load(Ordering::Acquire)) >= WINDOW as u64 {
+            let notified = consumed_notify.notified();
+            if sent.saturating_sub(counter.load(Ordering::Acquire)) < WINDOW as u64 {
+                break;
+            }
+            notified.await;
+        }
         let confirmation = producer.publish_bytes(stamped_body(size, epoch)).enqueue().await?;
         in_flight.push_back(confirmation);
         if in_flight.len() >= WINDOW {

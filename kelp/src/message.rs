@@ -48,6 +48,15 @@ pub struct Properties {
     pub cluster_id: Option<SharedStr>,
 }
 
+/// The immutable part of a message: properties and body. Shared, never
+/// copied, between a transport's bookkeeping (unacked, unconfirmed) and the
+/// application's [`Message`].
+#[derive(Debug, Default)]
+pub(crate) struct Content {
+    pub(crate) properties: Properties,
+    pub(crate) body: Bytes,
+}
+
 /// Where and how a message was delivered (Kombu's `message.delivery_info`).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -158,8 +167,7 @@ impl DecodeSettings {
 /// settling (acking them does nothing).
 pub struct Message {
     info: DeliveryInfo,
-    properties: Properties,
-    body: Bytes,
+    content: Arc<Content>,
     /// The broker channel it came on; `None` when it needs no ack.
     acker: Option<AnyChannel>,
     state: AtomicU8,
@@ -174,8 +182,7 @@ impl Message {
     ) -> Message {
         Message {
             info: delivery.info,
-            properties: delivery.properties,
-            body: delivery.body,
+            content: delivery.content,
             acker,
             state: AtomicU8::new(MessageState::Received.as_u8()),
             settings,
@@ -184,43 +191,43 @@ impl Message {
 
     /// The body as it travelled: still compressed if it was.
     pub fn raw_body(&self) -> &Bytes {
-        &self.body
+        &self.content.body
     }
 
     /// The body, decompressed when the `compression` header says so
     /// (bounded by the consumer's decompression limit), not deserialized.
     pub fn body(&self) -> Result<Bytes> {
         match self.compression() {
-            None => Ok(self.body.clone()),
+            None => Ok(self.content.body.clone()),
             Some(name) => {
-                Compression::from_name(name)?.decompress(&self.body, self.settings.decompression_limit)
+                Compression::from_name(name)?.decompress(&self.content.body, self.settings.decompression_limit)
             }
         }
     }
 
     /// The `compression` header (a MIME type such as `application/x-gzip`).
     pub fn compression(&self) -> Option<&str> {
-        self.properties.headers.get("compression").and_then(Value::as_str)
+        self.content.properties.headers.get("compression").and_then(Value::as_str)
     }
 
     /// The content type, e.g. `application/json`.
     pub fn content_type(&self) -> Option<&str> {
-        self.properties.content_type.as_deref()
+        self.content.properties.content_type.as_deref()
     }
 
     /// The content encoding, e.g. `utf-8` or `binary`.
     pub fn content_encoding(&self) -> Option<&str> {
-        self.properties.content_encoding.as_deref()
+        self.content.properties.content_encoding.as_deref()
     }
 
     /// Application headers.
     pub fn headers(&self) -> &FieldTable {
-        &self.properties.headers
+        &self.content.properties.headers
     }
 
     /// All properties.
     pub fn properties(&self) -> &Properties {
-        &self.properties
+        &self.content.properties
     }
 
     /// Delivery information: exchange, routing key, redelivered, tags.
@@ -337,8 +344,8 @@ impl fmt::Debug for Message {
             .field("delivery_tag", &self.info.delivery_tag)
             .field("exchange", &self.info.exchange)
             .field("routing_key", &self.info.routing_key)
-            .field("content_type", &self.properties.content_type)
-            .field("body_len", &self.body.len())
+            .field("content_type", &self.content.properties.content_type)
+            .field("body_len", &self.content.body.len())
             .field("state", &self.state())
             .finish()
     }

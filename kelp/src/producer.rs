@@ -15,7 +15,7 @@ use crate::channel::Channel;
 use crate::compression::Compression;
 use crate::connection::Connection;
 use crate::entity::{DeliveryMode, Entity, Exchange};
-use crate::message::{Properties, ReturnedMessage};
+use crate::message::{Content, Properties, ReturnedMessage};
 use crate::serialization::Serializer;
 use crate::transport::{Confirm, OutgoingMessage};
 use crate::{ErrorKind, FieldTable, Result, SharedStr, Value};
@@ -487,8 +487,7 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
             exchange: self.exchange.unwrap_or_else(|| producer.exchange_name.clone()),
             routing_key: self.routing_key.unwrap_or_else(|| producer.routing_key.clone()),
             mandatory: self.mandatory,
-            properties,
-            body,
+            content: Arc::new(Content { properties, body }),
         })
     }
 }

@@ -8,40 +8,79 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
-/// An immutable UTF-8 string backed by [`Bytes`].
+/// An immutable UTF-8 string that is cheap to clone.
 ///
-/// Cloning is a reference count increment; [`SharedStr::from_static`] wraps
-/// a literal without allocating, and a string parsed out of a network frame can point
-/// into the frame's buffer. Dereferences to `str`.
-#[derive(Clone, Default)]
-pub struct SharedStr(Bytes);
+/// Names that travel with every message (exchange, routing key, consumer
+/// tag, content type) are short: up to 23 bytes are stored inline, so a
+/// clone is a plain copy and two threads never fight over a reference
+/// count. Longer text shares a [`Bytes`] buffer; [`SharedStr::from_static`]
+/// wraps a literal without allocating, and text parsed out of a network
+/// frame can point into the frame's buffer. Dereferences to `str`.
+#[derive(Clone)]
+pub struct SharedStr(Repr);
+
+const INLINE: usize = 23;
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Bytes),
+}
+
+impl Default for SharedStr {
+    fn default() -> SharedStr {
+        SharedStr::new()
+    }
+}
 
 impl SharedStr {
     /// The empty string.
     pub const fn new() -> SharedStr {
-        SharedStr(Bytes::new())
+        SharedStr(Repr::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        })
     }
 
     /// Wrap a static string without allocating.
     pub const fn from_static(s: &'static str) -> SharedStr {
-        SharedStr(Bytes::from_static(s.as_bytes()))
+        SharedStr(Repr::Shared(Bytes::from_static(s.as_bytes())))
     }
 
     /// Wrap bytes that must be UTF-8; returns `None` when they are not.
     pub fn from_utf8(bytes: Bytes) -> Option<SharedStr> {
         std::str::from_utf8(&bytes).ok()?;
-        Some(SharedStr(bytes))
+        Some(SharedStr::from_checked_bytes(bytes))
+    }
+
+    /// `bytes` is known to be UTF-8.
+    fn from_checked_bytes(bytes: Bytes) -> SharedStr {
+        match SharedStr::inline(&bytes) {
+            Some(s) => s,
+            None => SharedStr(Repr::Shared(bytes)),
+        }
+    }
+
+    fn inline(text: &[u8]) -> Option<SharedStr> {
+        if text.len() > INLINE {
+            return None;
+        }
+        let mut bytes = [0; INLINE];
+        bytes[..text.len()].copy_from_slice(text);
+        Some(SharedStr(Repr::Inline {
+            len: text.len() as u8,
+            bytes,
+        }))
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
+        let bytes: &[u8] = match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Shared(b) => b,
+        };
         // SAFETY: every constructor checks or guarantees UTF-8.
-        unsafe { std::str::from_utf8_unchecked(&self.0) }
-    }
-
-    /// The underlying bytes.
-    pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }
 
@@ -64,22 +103,23 @@ impl Borrow<str> for SharedStr {
     }
 }
 
-/// Copies the text; use [`SharedStr::from_static`] for literals on hot paths.
+/// Copies the text; use [`SharedStr::from_static`] for long literals.
 impl From<&str> for SharedStr {
     fn from(s: &str) -> SharedStr {
-        SharedStr(Bytes::copy_from_slice(s.as_bytes()))
+        SharedStr::inline(s.as_bytes())
+            .unwrap_or_else(|| SharedStr(Repr::Shared(Bytes::copy_from_slice(s.as_bytes()))))
     }
 }
 
 impl From<String> for SharedStr {
     fn from(s: String) -> SharedStr {
-        SharedStr(Bytes::from(s))
+        SharedStr::inline(s.as_bytes()).unwrap_or_else(|| SharedStr(Repr::Shared(Bytes::from(s))))
     }
 }
 
 impl From<&String> for SharedStr {
     fn from(s: &String) -> SharedStr {
-        SharedStr(Bytes::copy_from_slice(s.as_bytes()))
+        SharedStr::from(s.as_str())
     }
 }
 
@@ -91,7 +131,7 @@ impl From<SharedStr> for String {
 
 impl PartialEq for SharedStr {
     fn eq(&self, other: &SharedStr) -> bool {
-        self.0 == other.0
+        self.as_str() == other.as_str()
     }
 }
 
@@ -157,5 +197,22 @@ mod tests {
         assert_eq!(a, "application/json");
         assert_eq!(&*a, "application/json");
         assert!(SharedStr::from_utf8(Bytes::from_static(b"\xff")).is_none());
+    }
+
+    #[test]
+    fn short_text_is_inline_and_long_text_is_shared() {
+        let short = SharedStr::from("kelp.ctag-1");
+        assert!(matches!(short.0, Repr::Inline { .. }));
+        let exactly = "x".repeat(INLINE);
+        assert!(matches!(SharedStr::from(exactly.clone()).0, Repr::Inline { .. }));
+        let long = "y".repeat(INLINE + 1);
+        let shared = SharedStr::from(long.clone());
+        assert!(matches!(shared.0, Repr::Shared(_)));
+        assert_eq!(shared.clone(), long.as_str());
+        assert_eq!(SharedStr::from(exactly.as_str()).len(), INLINE);
+        let from_frame = SharedStr::from_utf8(Bytes::from(long.clone().into_bytes())).unwrap();
+        assert_eq!(from_frame, shared);
+        assert_eq!(SharedStr::new(), "");
+        assert_eq!(std::mem::size_of::<SharedStr>(), 32);
     }
 }

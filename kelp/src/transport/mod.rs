@@ -12,14 +12,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::entity::ExchangeKind;
-use crate::message::{DeliveryInfo, Properties};
+use crate::message::{Content, DeliveryInfo};
 use crate::url::{BrokerUrl, TransportKind};
 use crate::{Error, FieldTable, Result, SharedStr};
 
@@ -101,8 +101,7 @@ pub(crate) struct OutgoingMessage {
     pub(crate) exchange: SharedStr,
     pub(crate) routing_key: SharedStr,
     pub(crate) mandatory: bool,
-    pub(crate) properties: Properties,
-    pub(crate) body: Bytes,
+    pub(crate) content: Arc<Content>,
 }
 
 /// Arguments of a consumer subscription.
@@ -119,8 +118,7 @@ pub(crate) struct ConsumeArgs {
 #[derive(Debug)]
 pub(crate) struct Delivery {
     pub(crate) info: DeliveryInfo,
-    pub(crate) properties: Properties,
-    pub(crate) body: Bytes,
+    pub(crate) content: Arc<Content>,
 }
 
 /// Why the broker ended a subscription.

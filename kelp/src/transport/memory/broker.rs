@@ -12,11 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 
 use crate::entity::ExchangeKind;
 use crate::error::reply_code::*;
-use crate::message::{DeliveryInfo, Properties, ReturnedMessage};
+use crate::message::{Content, DeliveryInfo, ReturnedMessage};
 use crate::transport::routing::{headers_match, topic_matches};
 use crate::transport::{CancelReason, ConsumerEvent, Delivery, DeliverySender};
 use crate::{Error, FieldTable, Result, SharedStr, Value};
@@ -51,8 +50,7 @@ pub(super) fn virtual_host(name: &str) -> Arc<VirtualHost> {
 pub(super) struct StoredMessage {
     pub(super) exchange: SharedStr,
     pub(super) routing_key: SharedStr,
-    pub(super) properties: Properties,
-    pub(super) body: Bytes,
+    pub(super) content: Arc<Content>,
 }
 
 /// The result of routing one publish.
@@ -371,6 +369,7 @@ impl VirtualHost {
             auto_delete: spec.auto_delete,
             arguments: spec.arguments.clone(),
             limits,
+            starved: AtomicBool::new(false),
             inner: Mutex::new(QueueInner::new(limits.max_priority)),
         });
         topo.queues.insert(name, queue.clone());
@@ -451,7 +450,7 @@ impl VirtualHost {
 
     /// Route and enqueue one message.
     pub(super) fn publish(&self, message: StoredMessage, mandatory: bool) -> Result<PublishOutcome> {
-        let expires_in = match &message.properties.expiration {
+        let expires_in = match &message.content.properties.expiration {
             Some(text) => Some(Duration::from_millis(text.parse::<u64>().map_err(|_| {
                 precondition(format!("invalid expiration '{text}': not a number of milliseconds"))
             })?)),
@@ -484,7 +483,7 @@ impl VirtualHost {
         topo.route(
             exchange_name,
             &message.routing_key,
-            &message.properties.headers,
+            &message.content.properties.headers,
             &mut targets,
             &mut visited,
         );
@@ -492,17 +491,9 @@ impl VirtualHost {
             return Ok(unroutable(message, mandatory));
         }
         let mut rejected = false;
-        let last = targets.len() - 1;
-        let mut message = Some(message);
-        for (i, queue) in targets.into_iter().enumerate() {
-            let copy = if i == last {
-                message.take()
-            } else {
-                message.clone()
-            };
-            if let Some(copy) = copy {
-                rejected |= queue.enqueue(copy, false, expires_in).is_err();
-            }
+        let message = message;
+        for queue in targets {
+            rejected |= queue.enqueue(message.clone(), false, expires_in).is_err();
         }
         Ok(if rejected {
             PublishOutcome::Rejected
@@ -521,8 +512,8 @@ fn unroutable(message: StoredMessage, mandatory: bool) -> PublishOutcome {
         reply_text: SharedStr::from_static("NO_ROUTE"),
         exchange: message.exchange,
         routing_key: message.routing_key,
-        properties: message.properties,
-        body: message.body,
+        properties: message.content.properties.clone(),
+        body: message.content.body.clone(),
     })
 }
 
@@ -649,10 +640,13 @@ pub(super) struct QueueState {
     auto_delete: bool,
     arguments: FieldTable,
     limits: QueueLimits,
+    /// Ready messages are waiting for some consumer's credit.
+    starved: AtomicBool,
     inner: Mutex<QueueInner>,
 }
 
 struct Queued {
+    /// Shared: fanout copies, the unacked record and requeues cost a refcount.
     message: StoredMessage,
     redelivered: bool,
     expires_at: Option<Instant>,
@@ -671,14 +665,20 @@ struct QueueInner {
 }
 
 struct QueueConsumer {
-    id: u64,
     tag: SharedStr,
     channel: Arc<ChannelShared>,
     no_ack: bool,
     prefetch: u32,
-    outstanding: u32,
+    credit: Arc<Credit>,
     exclusive: bool,
     sink: DeliverySender,
+}
+
+/// Unacknowledged deliveries of one consumer. Atomic so that an ack frees
+/// credit without taking the queue's lock (the publisher holds it often).
+#[derive(Default)]
+struct Credit {
+    outstanding: AtomicU32,
 }
 
 /// Which message, on which channel, a consumer got.
@@ -705,7 +705,7 @@ impl QueueInner {
     fn push(&mut self, priority: usize, queued: Queued, front: bool) {
         let level = priority.min(self.buckets.len() - 1);
         self.len += 1;
-        self.bytes += queued.message.body.len();
+        self.bytes += queued.message.content.body.len();
         if let Some(bucket) = self.buckets.get_mut(level) {
             if front {
                 bucket.push_front(queued);
@@ -722,7 +722,7 @@ impl QueueInner {
         for bucket in self.buckets.iter_mut().rev() {
             while let Some(head) = bucket.pop_front() {
                 self.len -= 1;
-                self.bytes -= head.message.body.len();
+                self.bytes -= head.message.content.body.len();
                 if let Some(deadline) = head.expires_at {
                     if *now.get_or_insert_with(Instant::now) >= deadline {
                         continue;
@@ -742,7 +742,7 @@ impl QueueInner {
                 match head.expires_at {
                     Some(deadline) if *now.get_or_insert_with(Instant::now) >= deadline => {
                         self.len -= 1;
-                        self.bytes -= head.message.body.len();
+                        self.bytes -= head.message.content.body.len();
                         bucket.pop_front();
                     }
                     _ => break,
@@ -757,7 +757,7 @@ impl QueueInner {
         for offset in 0..n {
             let i = (self.next_consumer + offset) % n;
             let c = &self.consumers[i];
-            if (c.no_ack || c.prefetch == 0 || c.outstanding < c.prefetch)
+            if (c.no_ack || c.prefetch == 0 || c.credit.outstanding.load(Ordering::SeqCst) < c.prefetch)
                 && c.channel.reserve_global_credit(c.no_ack)
             {
                 self.next_consumer = (i + 1) % n;
@@ -834,8 +834,8 @@ impl QueueState {
             (a, b) => a.or(b),
         };
         let expires_at = ttl.map(|ttl| Instant::now() + ttl);
-        let priority = usize::from(message.properties.priority.unwrap_or(0));
-        let size = message.body.len();
+        let priority = usize::from(message.content.properties.priority.unwrap_or(0));
+        let size = message.content.body.len();
         let mut inner = self.inner();
         if inner.deleted {
             return Ok(());
@@ -879,7 +879,7 @@ impl QueueState {
 
     /// Put a message back at the head of its priority level, redelivered.
     fn requeue(self: &Arc<Self>, message: StoredMessage) {
-        let priority = usize::from(message.properties.priority.unwrap_or(0));
+        let priority = usize::from(message.content.properties.priority.unwrap_or(0));
         let mut inner = self.inner();
         if inner.deleted {
             return;
@@ -903,9 +903,20 @@ impl QueueState {
     fn dispatch(self: &Arc<Self>, mut inner: MutexGuard<'_, QueueInner>) {
         let mut vanished = false;
         while inner.len > 0 {
-            let Some(index) = inner.next_ready_consumer() else {
-                break;
+            let index = match inner.next_ready_consumer() {
+                Some(index) => index,
+                None => {
+                    // Messages wait for credit: acks must come and kick us.
+                    // Announce it, then look again, so an ack that freed
+                    // credit just before the announcement is not missed.
+                    self.starved.store(true, Ordering::SeqCst);
+                    match inner.next_ready_consumer() {
+                        Some(index) => index,
+                        None => break,
+                    }
+                }
             };
+            self.starved.store(false, Ordering::Relaxed);
             let Some(queued) = inner.pop() else {
                 // Only expired messages were left: give the credit back.
                 if let Some(c) = inner.consumers.get(index) {
@@ -919,7 +930,7 @@ impl QueueState {
                 consumer.channel.forget_consumer(&consumer.tag);
                 inner.next_consumer = 0;
                 inner.push(
-                    usize::from(returned.message.properties.priority.unwrap_or(0)),
+                    usize::from(returned.message.content.properties.priority.unwrap_or(0)),
                     returned,
                     true,
                 );
@@ -951,28 +962,9 @@ impl QueueState {
             let tag = c.channel.next_tag.fetch_add(1, Ordering::Relaxed);
             (tag, to_delivery(message, redelivered, Some(c.tag.clone()), tag))
         } else {
-            let delivery_body = message.body.clone();
-            let delivery_props = message.properties.clone();
-            let info = DeliveryInfo {
-                exchange: message.exchange.clone(),
-                routing_key: message.routing_key.clone(),
-                redelivered,
-                consumer_tag: Some(c.tag.clone()),
-                delivery_tag: 0,
-            };
-            let tag = c.channel.track(self.clone(), Some(c.id), message);
-            c.outstanding += 1;
-            (
-                tag,
-                Delivery {
-                    info: DeliveryInfo {
-                        delivery_tag: tag,
-                        ..info
-                    },
-                    properties: delivery_props,
-                    body: delivery_body,
-                },
-            )
+            c.credit.outstanding.fetch_add(1, Ordering::SeqCst);
+            let tag = c.channel.track(self.clone(), Some(c.credit.clone()), message.clone());
+            (tag, copy_delivery(&message, redelivered, Some(c.tag.clone()), tag))
         };
         match c.sink.send(ConsumerEvent::Delivery(delivery)) {
             Ok(()) => Ok(()),
@@ -983,13 +975,12 @@ impl QueueState {
                         ConsumerEvent::Delivery(d) => StoredMessage {
                             exchange: d.info.exchange,
                             routing_key: d.info.routing_key,
-                            properties: d.properties,
-                            body: d.body,
+                            content: d.content,
                         },
                         ConsumerEvent::Cancelled(..) => return Ok(()),
                     }
                 } else {
-                    c.outstanding -= 1;
+                    c.credit.outstanding.fetch_sub(1, Ordering::SeqCst);
                     match c.channel.untrack(delivery_tag) {
                         Some(entry) => entry.message,
                         None => return Ok(()),
@@ -1010,7 +1001,7 @@ impl QueueState {
         }
     }
 
-    /// Register a consumer; returns its id.
+    /// Register a consumer.
     pub(super) fn add_consumer(
         self: &Arc<Self>,
         channel: Arc<ChannelShared>,
@@ -1019,8 +1010,7 @@ impl QueueState {
         exclusive: bool,
         sink: DeliverySender,
         vhost: &str,
-    ) -> Result<u64> {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    ) -> Result<()> {
         let mut inner = self.inner();
         if inner.deleted {
             return Err(not_found("queue", &self.name, vhost));
@@ -1034,21 +1024,19 @@ impl QueueState {
                 ),
             ));
         }
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let prefetch = channel.prefetch.load(Ordering::Relaxed);
         inner.consumers.push(QueueConsumer {
-            id,
             tag,
             channel,
             no_ack,
             prefetch,
-            outstanding: 0,
+            credit: Arc::new(Credit::default()),
             exclusive,
             sink,
         });
         inner.had_consumer = true;
         self.dispatch(inner);
-        Ok(id)
+        Ok(())
     }
 
     /// Remove a consumer by tag on a channel; auto-deletes the queue when it
@@ -1072,13 +1060,19 @@ impl QueueState {
     }
 
     /// A settled delivery frees its consumer's credit and lets more flow.
-    fn settled(self: &Arc<Self>, consumer_id: Option<u64>) {
-        let mut inner = self.inner();
-        if let Some(id) = consumer_id {
-            if let Some(c) = inner.consumers.iter_mut().find(|c| c.id == id) {
-                c.outstanding = c.outstanding.saturating_sub(1);
-            }
+    fn settled(self: &Arc<Self>, credit: Option<&Credit>) {
+        if let Some(credit) = credit {
+            credit.outstanding.fetch_sub(1, Ordering::SeqCst);
         }
+        // Only messages held back for lack of credit need this consumer now.
+        if self.starved.load(Ordering::SeqCst) {
+            self.kick();
+        }
+    }
+
+    /// Dispatch whatever can be dispatched now.
+    fn kick(self: &Arc<Self>) {
+        let inner = self.inner();
         if inner.len > 0 && !inner.consumers.is_empty() {
             self.dispatch(inner);
         }
@@ -1101,22 +1095,8 @@ impl QueueState {
             let tag = channel.next_tag.fetch_add(1, Ordering::Relaxed);
             return Some(to_delivery(message, redelivered, None, tag));
         }
-        let delivery_body = message.body.clone();
-        let delivery_props = message.properties.clone();
-        let exchange = message.exchange.clone();
-        let routing_key = message.routing_key.clone();
-        let tag = channel.track(self.clone(), None, message);
-        Some(Delivery {
-            info: DeliveryInfo {
-                exchange,
-                routing_key,
-                redelivered,
-                consumer_tag: None,
-                delivery_tag: tag,
-            },
-            properties: delivery_props,
-            body: delivery_body,
-        })
+        let tag = channel.track(self.clone(), None, message.clone());
+        Some(copy_delivery(&message, redelivered, None, tag))
     }
 
     pub(super) fn purge(&self) -> u32 {
@@ -1132,6 +1112,7 @@ impl QueueState {
     }
 }
 
+/// The delivery of a message the broker no longer keeps.
 fn to_delivery(
     message: StoredMessage,
     redelivered: bool,
@@ -1146,9 +1127,19 @@ fn to_delivery(
             consumer_tag,
             delivery_tag,
         },
-        properties: message.properties,
-        body: message.body,
+        content: message.content,
     }
+}
+
+/// The delivery of a message the broker keeps (until it is acked): the
+/// content is shared, not copied.
+fn copy_delivery(
+    message: &StoredMessage,
+    redelivered: bool,
+    consumer_tag: Option<SharedStr>,
+    delivery_tag: u64,
+) -> Delivery {
+    to_delivery(message.clone(), redelivered, consumer_tag, delivery_tag)
 }
 
 /// Watch an `x-expires` queue and delete it once unused for that long.
@@ -1189,7 +1180,7 @@ fn spawn_expiry_watch(queue: Weak<QueueState>, expires: Duration) {
 
 struct UnackedEntry {
     queue: Arc<QueueState>,
-    consumer_id: Option<u64>,
+    credit: Option<Arc<Credit>>,
     message: StoredMessage,
 }
 
@@ -1286,7 +1277,7 @@ impl ChannelShared {
     }
 
     /// Record an unacknowledged delivery; returns its delivery tag.
-    fn track(&self, queue: Arc<QueueState>, consumer_id: Option<u64>, message: StoredMessage) -> u64 {
+    fn track(&self, queue: Arc<QueueState>, credit: Option<Arc<Credit>>, message: StoredMessage) -> u64 {
         let mut unacked = lock(&self.unacked);
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
         if unacked.slots.is_empty() {
@@ -1298,7 +1289,7 @@ impl ChannelShared {
         }
         unacked.slots.push_back(Some(UnackedEntry {
             queue,
-            consumer_id,
+            credit,
             message,
         }));
         tag
@@ -1315,29 +1306,20 @@ impl ChannelShared {
     /// Settle deliveries: ack (`requeue == None`), or reject/nack with or
     /// without requeue. An unknown tag is a channel error, as in AMQP.
     pub(super) fn settle(&self, tag: u64, multiple: bool, requeue: Option<bool>) -> Result<()> {
-        let entries = {
-            let mut unacked = lock(&self.unacked);
-            if multiple {
-                if tag == 0 {
-                    unacked.take_up_to(u64::MAX)
-                } else {
-                    unacked.take_up_to(tag)
-                }
-            } else {
-                match unacked.take(tag) {
-                    Some(entry) => vec![entry],
-                    None => {
-                        return Err(precondition(format!("unknown delivery tag {tag}")));
-                    }
-                }
+        if multiple {
+            let entries = lock(&self.unacked).take_up_to(if tag == 0 { u64::MAX } else { tag });
+            self.release_global_credit(false, u32::try_from(entries.len()).unwrap_or(u32::MAX));
+            for entry in entries {
+                Self::settle_entry(entry, requeue);
             }
-        };
-        self.release_global_credit(false, u32::try_from(entries.len()).unwrap_or(u32::MAX));
-        for entry in entries {
-            if requeue == Some(true) {
-                entry.queue.requeue(entry.message);
-            }
-            entry.queue.settled(entry.consumer_id);
+        } else {
+            // The common case, one ack: no allocation.
+            let entry = lock(&self.unacked).take(tag);
+            let Some(entry) = entry else {
+                return Err(precondition(format!("unknown delivery tag {tag}")));
+            };
+            self.release_global_credit(false, 1);
+            Self::settle_entry(entry, requeue);
         }
         if self.global_prefetch.load(Ordering::Relaxed) != 0 {
             self.kick_consumers();
@@ -1345,12 +1327,19 @@ impl ChannelShared {
         Ok(())
     }
 
+    fn settle_entry(entry: UnackedEntry, requeue: Option<bool>) {
+        if requeue == Some(true) {
+            entry.queue.requeue(entry.message);
+        }
+        entry.queue.settled(entry.credit.as_deref());
+    }
+
     /// Let every queue this channel consumes from deliver again (after
     /// channel-wide credit was freed).
     fn kick_consumers(&self) {
         let queues: Vec<Arc<QueueState>> = lock(&self.consumers).values().cloned().collect();
         for queue in queues {
-            queue.settled(None);
+            queue.kick();
         }
     }
 
@@ -1359,8 +1348,7 @@ impl ChannelShared {
         let entries = lock(&self.unacked).take_up_to(u64::MAX);
         self.release_global_credit(false, u32::try_from(entries.len()).unwrap_or(u32::MAX));
         for entry in entries {
-            entry.queue.requeue(entry.message);
-            entry.queue.settled(entry.consumer_id);
+            Self::settle_entry(entry, Some(true));
         }
     }
 }

@@ -297,8 +297,7 @@ impl TransportChannel for MemoryChannel {
             let stored = StoredMessage {
                 exchange: message.exchange,
                 routing_key: message.routing_key,
-                properties: message.properties,
-                body: message.body,
+                content: message.content,
             };
             let outcome = c.vhost().publish(stored, message.mandatory)?;
             let confirming = c.confirm.load(Ordering::Relaxed);
