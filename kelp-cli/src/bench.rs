@@ -172,7 +172,7 @@ fn spawn_ticker(bar: ProgressBar, counter: Arc<AtomicU64>) -> tokio::task::JoinH
 /// Run kelp's producer and consumer against `url`.
 pub async fn run_kelp(url: &str, messages: u64, size: usize, confirms: bool, visible: bool) -> Result<BenchResult, CliError> {
     let conn = Connection::new(url)?;
-    let name = format!("kelp-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let name = format!("kelp-bench-{}", std::process::id());
     let queue = Queue::new(name.clone()).durable(true).auto_delete(false);
     let setup = conn.channel().await?;
     queue.declare(&setup).await?;

@@ -51,7 +51,7 @@ pub struct Properties {
 /// The immutable part of a message: properties and body. Shared, never
 /// copied, between a transport's bookkeeping (unacked, unconfirmed) and the
 /// application's [`Message`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Content {
     pub(crate) properties: Properties,
     pub(crate) body: Bytes,
@@ -308,9 +308,9 @@ impl Message {
             .await
     }
 
-    async fn settle<F, Fut>(&self, to: MessageState, send: F) -> Result<()>
+    async fn settle<'a, F, Fut>(&'a self, to: MessageState, send: F) -> Result<()>
     where
-        F: FnOnce(AnyChannel, u64) -> Fut,
+        F: FnOnce(&'a AnyChannel, u64) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
         let Some(channel) = &self.acker else {
@@ -329,7 +329,7 @@ impl Message {
                 ),
             ));
         }
-        let result = send(channel.clone(), self.info.delivery_tag).await;
+        let result = send(channel, self.info.delivery_tag).await;
         if result.is_err() {
             // Nothing reached the broker: let the caller try another way.
             self.state.store(received, Ordering::Release);

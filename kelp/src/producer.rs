@@ -258,7 +258,9 @@ pub struct Publish<'p, T: ?Sized> {
     serializer: Option<Serializer>,
     compression: Option<Option<Compression>>,
     mandatory: bool,
-    properties: Properties,
+    /// Allocated once here and filled in place: the builder stays small to
+    /// move, and the transport gets it without another copy.
+    content: Arc<Content>,
     declare: Vec<Entity>,
 }
 
@@ -272,9 +274,14 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
             serializer: None,
             compression: None,
             mandatory: false,
-            properties: Properties::default(),
+            content: Arc::new(Content::default()),
             declare: Vec::new(),
         }
+    }
+
+    fn props(&mut self) -> &mut Properties {
+        // Unique until prepare() hands it over, so this never clones.
+        &mut Arc::make_mut(&mut self.content).properties
     }
 
     /// Publish to this exchange instead of the producer's.
@@ -309,7 +316,7 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
 
     /// Transient or persistent (default: the exchange's, else persistent).
     pub fn delivery_mode(mut self, mode: DeliveryMode) -> Self {
-        self.properties.delivery_mode = Some(mode.as_u8());
+        self.props().delivery_mode = Some(mode.as_u8());
         self
     }
 
@@ -321,61 +328,61 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
 
     /// Message priority (default 0).
     pub fn priority(mut self, priority: u8) -> Self {
-        self.properties.priority = Some(priority);
+        self.props().priority = Some(priority);
         self
     }
 
     /// Label the body with this content type.
     pub fn content_type(mut self, content_type: impl Into<SharedStr>) -> Self {
-        self.properties.content_type = Some(content_type.into());
+        self.props().content_type = Some(content_type.into());
         self
     }
 
     /// Label the body with this content encoding.
     pub fn content_encoding(mut self, content_encoding: impl Into<SharedStr>) -> Self {
-        self.properties.content_encoding = Some(content_encoding.into());
+        self.props().content_encoding = Some(content_encoding.into());
         self
     }
 
     /// Add an application header.
     pub fn header(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.properties.headers.insert(key.into(), value.into());
+        self.props().headers.insert(key.into(), value.into());
         self
     }
 
     /// Add application headers.
     pub fn headers(mut self, headers: FieldTable) -> Self {
-        self.properties.headers.extend(headers);
+        self.props().headers.extend(headers);
         self
     }
 
     /// Per-message TTL; sent as milliseconds text, as Kombu does.
     pub fn expiration(mut self, ttl: Duration) -> Self {
-        self.properties.expiration = Some(SharedStr::from(ttl.as_millis().to_string()));
+        self.props().expiration = Some(SharedStr::from(ttl.as_millis().to_string()));
         self
     }
 
     /// Correlation id (replies carry the request's).
     pub fn correlation_id(mut self, id: impl Into<SharedStr>) -> Self {
-        self.properties.correlation_id = Some(id.into());
+        self.props().correlation_id = Some(id.into());
         self
     }
 
     /// Where replies should go.
     pub fn reply_to(mut self, queue: impl Into<SharedStr>) -> Self {
-        self.properties.reply_to = Some(queue.into());
+        self.props().reply_to = Some(queue.into());
         self
     }
 
     /// Application message id.
     pub fn message_id(mut self, id: impl Into<SharedStr>) -> Self {
-        self.properties.message_id = Some(id.into());
+        self.props().message_id = Some(id.into());
         self
     }
 
     /// Timestamp in seconds since the Unix epoch.
     pub fn timestamp(mut self, seconds: u64) -> Self {
-        self.properties.timestamp = Some(seconds);
+        self.props().timestamp = Some(seconds);
         self
     }
 
@@ -389,19 +396,19 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
 
     /// Application message type (AMQP `type`).
     pub fn kind(mut self, kind: impl Into<SharedStr>) -> Self {
-        self.properties.kind = Some(kind.into());
+        self.props().kind = Some(kind.into());
         self
     }
 
     /// Application id.
     pub fn app_id(mut self, app_id: impl Into<SharedStr>) -> Self {
-        self.properties.app_id = Some(app_id.into());
+        self.props().app_id = Some(app_id.into());
         self
     }
 
     /// User id (RabbitMQ checks it against the connection's user).
     pub fn user_id(mut self, user_id: impl Into<SharedStr>) -> Self {
-        self.properties.user_id = Some(user_id.into());
+        self.props().user_id = Some(user_id.into());
         self
     }
 
@@ -423,7 +430,7 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
 
     /// Publish, and return the pending confirmation without waiting for it.
     pub async fn enqueue(self) -> Result<Confirmation> {
-        let producer = self.producer.inner.clone();
+        let producer: &'p ProducerInner = &self.producer.inner;
         for entity in &self.declare {
             producer.channel.connection().maybe_declare(entity.clone()).await?;
         }
@@ -440,16 +447,16 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     /// Serialize, compress and fill in the properties as Kombu does.
     fn prepare(self) -> Result<OutgoingMessage> {
         let producer = &self.producer.inner;
-        let mut properties = self.properties;
+        let mut content = self.content;
+        let Content { properties, body: slot } = Arc::make_mut(&mut content);
         let body = match self.body {
             Body::Value(value) => {
                 let serializer = self.serializer.as_ref().unwrap_or(&producer.serializer);
                 if properties.content_type.is_none() {
-                    properties.content_type = Some(SharedStr::from(serializer.content_type().to_owned()));
+                    properties.content_type = Some(SharedStr::from(serializer.content_type()));
                 }
                 if properties.content_encoding.is_none() {
-                    properties.content_encoding =
-                        Some(SharedStr::from(serializer.content_encoding().to_owned()));
+                    properties.content_encoding = Some(SharedStr::from(serializer.content_encoding()));
                 }
                 serializer.encode(value)?
             }
@@ -483,11 +490,12 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
         if producer.auto_message_id && properties.message_id.is_none() {
             properties.message_id = Some(SharedStr::from(crate::util::uuid4()));
         }
+        *slot = body;
         Ok(OutgoingMessage {
             exchange: self.exchange.unwrap_or_else(|| producer.exchange_name.clone()),
             routing_key: self.routing_key.unwrap_or_else(|| producer.routing_key.clone()),
             mandatory: self.mandatory,
-            content: Arc::new(Content { properties, body }),
+            content,
         })
     }
 }

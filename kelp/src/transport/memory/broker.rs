@@ -18,6 +18,7 @@ use crate::error::reply_code::*;
 use crate::message::{Content, DeliveryInfo, ReturnedMessage};
 use crate::transport::routing::{headers_match, topic_matches};
 use crate::transport::{CancelReason, ConsumerEvent, Delivery, DeliverySender};
+use crate::util::FastHash;
 use crate::{Error, FieldTable, Result, SharedStr, Value};
 
 /// Lock a mutex, ignoring poisoning: broker state stays consistent because
@@ -70,8 +71,8 @@ pub(super) struct VirtualHost {
 
 #[derive(Default)]
 struct Topology {
-    exchanges: HashMap<String, ExchangeState>,
-    queues: HashMap<String, Arc<QueueState>>,
+    exchanges: HashMap<String, ExchangeState, FastHash>,
+    queues: HashMap<String, Arc<QueueState>, FastHash>,
 }
 
 struct ExchangeState {
@@ -963,8 +964,8 @@ impl QueueState {
             (tag, to_delivery(message, redelivered, Some(c.tag.clone()), tag))
         } else {
             c.credit.outstanding.fetch_add(1, Ordering::SeqCst);
-            let tag = c.channel.track(self.clone(), Some(c.credit.clone()), message.clone());
-            (tag, copy_delivery(&message, redelivered, Some(c.tag.clone()), tag))
+            let tag = c.channel.track(self, Some(&c.credit), message.clone());
+            (tag, to_delivery(message, redelivered, Some(c.tag.clone()), tag))
         };
         match c.sink.send(ConsumerEvent::Delivery(delivery)) {
             Ok(()) => Ok(()),
@@ -1059,17 +1060,6 @@ impl QueueState {
         }
     }
 
-    /// A settled delivery frees its consumer's credit and lets more flow.
-    fn settled(self: &Arc<Self>, credit: Option<&Credit>) {
-        if let Some(credit) = credit {
-            credit.outstanding.fetch_sub(1, Ordering::SeqCst);
-        }
-        // Only messages held back for lack of credit need this consumer now.
-        if self.starved.load(Ordering::SeqCst) {
-            self.kick();
-        }
-    }
-
     /// Dispatch whatever can be dispatched now.
     fn kick(self: &Arc<Self>) {
         let inner = self.inner();
@@ -1095,8 +1085,8 @@ impl QueueState {
             let tag = channel.next_tag.fetch_add(1, Ordering::Relaxed);
             return Some(to_delivery(message, redelivered, None, tag));
         }
-        let tag = channel.track(self.clone(), None, message.clone());
-        Some(copy_delivery(&message, redelivered, None, tag))
+        let tag = channel.track(self, None, message.clone());
+        Some(to_delivery(message, redelivered, None, tag))
     }
 
     pub(super) fn purge(&self) -> u32 {
@@ -1112,7 +1102,8 @@ impl QueueState {
     }
 }
 
-/// The delivery of a message the broker no longer keeps.
+/// A delivery of `message` (its content is shared with the broker's unacked
+/// record, not copied).
 fn to_delivery(
     message: StoredMessage,
     redelivered: bool,
@@ -1129,17 +1120,6 @@ fn to_delivery(
         },
         content: message.content,
     }
-}
-
-/// The delivery of a message the broker keeps (until it is acked): the
-/// content is shared, not copied.
-fn copy_delivery(
-    message: &StoredMessage,
-    redelivered: bool,
-    consumer_tag: Option<SharedStr>,
-    delivery_tag: u64,
-) -> Delivery {
-    to_delivery(message.clone(), redelivered, consumer_tag, delivery_tag)
 }
 
 /// Watch an `x-expires` queue and delete it once unused for that long.
@@ -1178,9 +1158,15 @@ fn spawn_expiry_watch(queue: Weak<QueueState>, expires: Duration) {
 // ---------------------------------------------------------------------------
 // Channel state that the broker touches while delivering.
 
-struct UnackedEntry {
+/// Where unacknowledged deliveries came from. Entries refer to an origin by
+/// index so that tracking a delivery touches no shared reference count.
+struct Origin {
     queue: Arc<QueueState>,
     credit: Option<Arc<Credit>>,
+}
+
+struct UnackedEntry {
+    origin: u32,
     message: StoredMessage,
 }
 
@@ -1189,9 +1175,38 @@ struct Unacked {
     /// Delivery tag of `slots[0]`.
     base: u64,
     slots: VecDeque<Option<UnackedEntry>>,
+    origins: Vec<Origin>,
+}
+
+/// What must happen after an entry was taken out, outside the channel's lock.
+struct Settled {
+    queue: Arc<QueueState>,
+    message: Option<StoredMessage>,
 }
 
 impl Unacked {
+    fn origin_index(&mut self, queue: &Arc<QueueState>, credit: Option<&Arc<Credit>>) -> u32 {
+        let found = self.origins.iter().position(|o| {
+            Arc::ptr_eq(&o.queue, queue)
+                && match (&o.credit, credit) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                }
+        });
+        let index = found.unwrap_or_else(|| {
+            if self.slots.is_empty() && self.origins.len() >= 64 {
+                self.origins.clear(); // forget origins of long-gone consumers
+            }
+            self.origins.push(Origin {
+                queue: queue.clone(),
+                credit: credit.cloned(),
+            });
+            self.origins.len() - 1
+        });
+        u32::try_from(index).unwrap_or(u32::MAX)
+    }
+
     fn take(&mut self, tag: u64) -> Option<UnackedEntry> {
         let index = usize::try_from(tag.checked_sub(self.base)?).ok()?;
         let entry = self.slots.get_mut(index)?.take();
@@ -1222,6 +1237,35 @@ impl Unacked {
         if self.slots.is_empty() {
             // Keep the invariant base == next tag to be tracked.
             self.base = 0;
+        }
+    }
+
+    /// Free the entry's credit; return what still needs the queue's lock
+    /// (a requeue, or a starved queue to kick), if anything.
+    fn release(&self, entry: UnackedEntry, requeue: bool) -> Option<Settled> {
+        let origin = self.origins.get(entry.origin as usize)?;
+        if let Some(credit) = &origin.credit {
+            credit.outstanding.fetch_sub(1, Ordering::SeqCst);
+        }
+        if requeue {
+            return Some(Settled {
+                queue: origin.queue.clone(),
+                message: Some(entry.message),
+            });
+        }
+        // Only messages held back for lack of credit need the queue now.
+        origin.queue.starved.load(Ordering::SeqCst).then(|| Settled {
+            queue: origin.queue.clone(),
+            message: None,
+        })
+    }
+}
+
+impl Settled {
+    fn finish(self) {
+        match self.message {
+            Some(message) => self.queue.requeue(message),
+            None => self.queue.kick(),
         }
     }
 }
@@ -1277,8 +1321,9 @@ impl ChannelShared {
     }
 
     /// Record an unacknowledged delivery; returns its delivery tag.
-    fn track(&self, queue: Arc<QueueState>, credit: Option<Arc<Credit>>, message: StoredMessage) -> u64 {
+    fn track(&self, queue: &Arc<QueueState>, credit: Option<&Arc<Credit>>, message: StoredMessage) -> u64 {
         let mut unacked = lock(&self.unacked);
+        let origin = unacked.origin_index(queue, credit);
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
         if unacked.slots.is_empty() {
             unacked.base = tag;
@@ -1287,11 +1332,7 @@ impl ChannelShared {
         while unacked.slots.len() < index {
             unacked.slots.push_back(None);
         }
-        unacked.slots.push_back(Some(UnackedEntry {
-            queue,
-            credit,
-            message,
-        }));
+        unacked.slots.push_back(Some(UnackedEntry { origin, message }));
         tag
     }
 
@@ -1306,32 +1347,36 @@ impl ChannelShared {
     /// Settle deliveries: ack (`requeue == None`), or reject/nack with or
     /// without requeue. An unknown tag is a channel error, as in AMQP.
     pub(super) fn settle(&self, tag: u64, multiple: bool, requeue: Option<bool>) -> Result<()> {
+        let requeue = requeue == Some(true);
         if multiple {
-            let entries = lock(&self.unacked).take_up_to(if tag == 0 { u64::MAX } else { tag });
-            self.release_global_credit(false, u32::try_from(entries.len()).unwrap_or(u32::MAX));
-            for entry in entries {
-                Self::settle_entry(entry, requeue);
-            }
+            let after: Vec<Settled> = {
+                let mut unacked = lock(&self.unacked);
+                let entries = unacked.take_up_to(if tag == 0 { u64::MAX } else { tag });
+                self.release_global_credit(false, u32::try_from(entries.len()).unwrap_or(u32::MAX));
+                entries
+                    .into_iter()
+                    .filter_map(|e| unacked.release(e, requeue))
+                    .collect()
+            };
+            after.into_iter().for_each(Settled::finish);
         } else {
-            // The common case, one ack: no allocation.
-            let entry = lock(&self.unacked).take(tag);
-            let Some(entry) = entry else {
-                return Err(precondition(format!("unknown delivery tag {tag}")));
+            // The common case, one ack: no allocation, no reference count.
+            let after = {
+                let mut unacked = lock(&self.unacked);
+                let Some(entry) = unacked.take(tag) else {
+                    return Err(precondition(format!("unknown delivery tag {tag}")));
+                };
+                unacked.release(entry, requeue)
             };
             self.release_global_credit(false, 1);
-            Self::settle_entry(entry, requeue);
+            if let Some(after) = after {
+                after.finish();
+            }
         }
         if self.global_prefetch.load(Ordering::Relaxed) != 0 {
             self.kick_consumers();
         }
         Ok(())
-    }
-
-    fn settle_entry(entry: UnackedEntry, requeue: Option<bool>) {
-        if requeue == Some(true) {
-            entry.queue.requeue(entry.message);
-        }
-        entry.queue.settled(entry.credit.as_deref());
     }
 
     /// Let every queue this channel consumes from deliver again (after
@@ -1345,10 +1390,15 @@ impl ChannelShared {
 
     /// Requeue every unacknowledged delivery (channel close, basic.recover).
     pub(super) fn requeue_all(&self) {
-        let entries = lock(&self.unacked).take_up_to(u64::MAX);
-        self.release_global_credit(false, u32::try_from(entries.len()).unwrap_or(u32::MAX));
-        for entry in entries {
-            Self::settle_entry(entry, Some(true));
-        }
+        let after: Vec<Settled> = {
+            let mut unacked = lock(&self.unacked);
+            let entries = unacked.take_up_to(u64::MAX);
+            self.release_global_credit(false, u32::try_from(entries.len()).unwrap_or(u32::MAX));
+            entries
+                .into_iter()
+                .filter_map(|e| unacked.release(e, true))
+                .collect()
+        };
+        after.into_iter().for_each(Settled::finish);
     }
 }
