@@ -88,6 +88,12 @@ impl Channel {
         if let Some(channel) = self.core.current(self.connection.generation()) {
             return Ok(channel);
         }
+        // Boxed: the slow path's state (connecting, reopening) would
+        // otherwise bloat every publish's future, which is moved around.
+        Box::pin(self.reopen()).await
+    }
+
+    async fn reopen(&self) -> Result<AnyChannel> {
         debug_assert!(self.core.connection.upgrade().is_some());
         let _reopening = self.core.reopen.lock().await;
         let active = self.connection.transport().await?;

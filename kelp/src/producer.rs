@@ -431,8 +431,15 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     /// Publish, and return the pending confirmation without waiting for it.
     pub async fn enqueue(self) -> Result<Confirmation> {
         let producer: &'p ProducerInner = &self.producer.inner;
-        for entity in &self.declare {
-            producer.channel.connection().maybe_declare(entity.clone()).await?;
+        if !self.declare.is_empty() {
+            // Boxed so that publishes without declarations keep a small future.
+            Box::pin(async {
+                for entity in &self.declare {
+                    producer.channel.connection().maybe_declare(entity.clone()).await?;
+                }
+                Ok::<_, crate::Error>(())
+            })
+            .await?;
         }
         let message = self.prepare()?;
         let mandatory = message.mandatory;
