@@ -167,8 +167,14 @@ fn encode_body(text: &str, serializer: &Serializer) -> Result<Bytes, CliError> {
     }
 }
 
-/// `kelp consume`: one JSON line per message, acked after printing.
+/// `kelp consume`: one JSON line per message on stdout, acked after printing.
 pub async fn consume(args: ConsumeArgs) -> Result<(), CliError> {
+    consume_to(args, &mut std::io::stdout()).await
+}
+
+/// `kelp consume` writing its lines to `out` (flushed after each message,
+/// before the ack, so a line is never lost when the process dies).
+pub async fn consume_to(args: ConsumeArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let conn = Connection::new(&args.url.url)?;
     let channel = conn.default_channel().await?;
     let queue = Queue::new(args.queue.clone());
@@ -199,7 +205,6 @@ pub async fn consume(args: ConsumeArgs) -> Result<(), CliError> {
         })
         .transpose()?;
     let mut received = 0u64;
-    let stdout = std::io::stdout();
     while args.count.is_none_or(|n| received < n) {
         let next = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, consumer.next()).await {
@@ -222,11 +227,9 @@ pub async fn consume(args: ConsumeArgs) -> Result<(), CliError> {
         };
         let message = message?;
         let line = render(&message)?;
-        {
-            let mut out = stdout.lock();
-            writeln!(out, "{line}").map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))?;
-            out.flush().map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))?;
-        }
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| CliError::failure(format!("cannot write the message out: {e}")))?;
         message.ack().await?;
         received += 1;
     }
