@@ -13,6 +13,8 @@
 //!   `kombu`, `kelp`) or row name (`lapin/ct`)
 //! - `KELP_BENCH_PYTHON`: interpreter with `kombu` installed, default `python3`
 //! - `KELP_BENCH_PAUSE_MS`: pause between runs for the broker to settle, default 500
+//! - `KELP_BENCH_REPEAT`: runs per contender (in interleaved rounds); the
+//!   run with the median msg/s is shown, with the range in a note. Default 1
 //! - `KELP_BENCH_MARKDOWN=1`: also print the tables as Markdown
 //!
 //! RabbitMQ must be reachable: the bench fails (exit 1) otherwise, and fails
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use kelp_benches::common::{env_list, env_num};
 use kelp_benches::report::{Section, markdown_table, run_json, text_table};
-use kelp_benches::{AmqpUrl, Contender, Params, Workload, check_broker, kombu_peer, peer_contenders};
+use kelp_benches::{AmqpUrl, BenchResult, Contender, Params, Workload, check_broker, kombu_peer, peer_contenders};
 
 fn main() -> ExitCode {
     match run() {
@@ -66,6 +68,7 @@ fn run() -> Result<ExitCode, String> {
             None => vec![100, 4096],
         },
     };
+    let repeat: u32 = env_num("KELP_BENCH_REPEAT")?.unwrap_or(1).max(1);
     let pause = Duration::from_millis(env_num("KELP_BENCH_PAUSE_MS")?.unwrap_or(500));
     let markdown = std::env::var("KELP_BENCH_MARKDOWN").is_ok_and(|v| v == "1" || v == "true");
     let workloads = selected("KELP_BENCH_WORKLOADS", Workload::ALL.to_vec(), |w| {
@@ -103,7 +106,7 @@ fn run() -> Result<ExitCode, String> {
     })?;
 
     eprintln!(
-        "amqp_peers: {shown_url}, {} msgs, sizes {sizes:?}, window {}, prefetch {}, {} round trips; contenders: {}",
+        "amqp_peers: {shown_url}, {} msgs, sizes {sizes:?}, window {}, prefetch {}, {} round trips, {repeat} run(s) each; contenders: {}",
         base.messages,
         base.window,
         base.prefetch,
@@ -126,32 +129,62 @@ fn run() -> Result<ExitCode, String> {
                 rows: Vec::new(),
                 notes: Vec::new(),
             };
-            for contender in &contenders {
-                eprintln!("amqp_peers: {} {workload} {size} B ...", contender.name);
-                match (contender.run)(workload, &params) {
-                    Ok(mut row) => {
-                        row.name = contender.name.clone();
-                        eprintln!(
-                            "amqp_peers:   {:.0} msg/s, {} CPU µs/msg",
-                            row.rate(),
-                            row.cpu_us_per_message().map_or("n/a".to_owned(), |c| format!("{c:.1}"))
-                        );
-                        section.rows.push(row);
-                        if let Some(note) = (contender.note)(workload) {
-                            section.notes.push(note.to_owned());
+            // Rounds interleave the contenders, so that load drifting on the
+            // shared machine hits them alike; the median run is shown.
+            let mut runs: Vec<Vec<BenchResult>> = contenders.iter().map(|_| Vec::new()).collect();
+            let mut failed = vec![false; contenders.len()];
+            for round in 1..=repeat {
+                for (index, contender) in contenders.iter().enumerate() {
+                    if failed[index] {
+                        continue;
+                    }
+                    eprintln!(
+                        "amqp_peers: {} {workload} {size} B (run {round}/{repeat}) ...",
+                        contender.name
+                    );
+                    match (contender.run)(workload, &params) {
+                        Ok(mut row) => {
+                            row.name = contender.name.clone();
+                            eprintln!(
+                                "amqp_peers:   {:.0} msg/s, {} CPU µs/msg",
+                                row.rate(),
+                                row.cpu_us_per_message().map_or("n/a".to_owned(), |c| format!("{c:.1}"))
+                            );
+                            runs[index].push(row);
+                        }
+                        Err(error) => {
+                            eprintln!("amqp_peers: {} {workload} {size} B FAILED: {error}", contender.name);
+                            section.notes.push(format!(
+                                "{} FAILED: {}",
+                                contender.name,
+                                error.lines().next().unwrap_or("")
+                            ));
+                            failures.push((format!("{}/{workload}/{size}", contender.name), error));
+                            failed[index] = true;
                         }
                     }
-                    Err(error) => {
-                        eprintln!("amqp_peers: {} {workload} {size} B FAILED: {error}", contender.name);
-                        section.notes.push(format!(
-                            "{} FAILED: {}",
-                            contender.name,
-                            error.lines().next().unwrap_or("")
-                        ));
-                        failures.push((format!("{}/{workload}/{size}", contender.name), error));
-                    }
+                    std::thread::sleep(pause);
                 }
-                std::thread::sleep(pause);
+            }
+            for (contender, mut rows) in contenders.iter().zip(runs) {
+                if rows.is_empty() {
+                    continue;
+                }
+                rows.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+                if rows.len() > 1 {
+                    section.notes.push(format!(
+                        "{}: median of {} runs, {:.0}–{:.0} msg/s",
+                        contender.name,
+                        rows.len(),
+                        rows[0].rate(),
+                        rows[rows.len() - 1].rate()
+                    ));
+                }
+                if let Some(note) = (contender.note)(workload) {
+                    section.notes.push(note.to_owned());
+                }
+                let median = rows.swap_remove(rows.len() / 2);
+                section.rows.push(median);
             }
             println!("{}", text_table(&section));
             sections.push(section);
