@@ -1,0 +1,194 @@
+//! Reference AMQP 0-9-1 peers for kelp's benchmark: lapin, amqprs and
+//! Python Kombu (py-amqp), each running the same three workloads against
+//! the same RabbitMQ, so that kelp's numbers can be printed beside theirs in
+//! one run.
+//!
+//! - [`Workload::Publish`]: persistent messages to a fresh durable queue
+//!   through the default exchange, publisher confirms, `window` in flight.
+//!   Latencies: publish→confirm of each message.
+//! - [`Workload::Consume`]: a pre-filled durable queue drained with manual
+//!   acks, one per message, `prefetch` unacked. Timed from `basic.consume`
+//!   to the last ack. No latencies.
+//! - [`Workload::RoundTrip`]: publish one message, wait for its delivery on
+//!   another channel of the same connection, ack, repeat. Latencies: the
+//!   round trips.
+//!
+//! Every row's CPU time is the process's user + system time
+//! (`getrusage(RUSAGE_SELF)`) over the timed part; for Kombu, the Python
+//! process's.
+//!
+//! The Rust peers are plain async functions that run on whatever tokio
+//! runtime calls them (rows are named after it: `lapin/ct`, `lapin/mt`);
+//! [`run_on`] runs one on a fresh current-thread or 2-worker multi-thread
+//! runtime, and [`peer_contenders`] lists every peer × runtime as a
+//! [`Contender`], the shape in which kelp joins the table.
+
+pub mod amqprs_peer;
+pub mod common;
+pub mod kombu_peer;
+pub mod lapin_peer;
+pub mod report;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use common::{AmqpUrl, DEFAULT_URL, Params, Workload, check_broker, process_cpu_time};
+pub use kelp_cli::bench::BenchResult;
+
+/// A tokio runtime shape a Rust peer is measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    /// `new_current_thread`: everything on the calling thread.
+    CurrentThread,
+    /// `new_multi_thread` with 2 workers (the machine has 2 cores).
+    MultiThread,
+}
+
+impl Flavor {
+    /// `ct` or `mt`, as in row names.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Flavor::CurrentThread => "ct",
+            Flavor::MultiThread => "mt",
+        }
+    }
+
+    /// A fresh runtime of this shape, with I/O and timers.
+    pub fn build(self) -> Result<tokio::runtime::Runtime, String> {
+        let mut builder = match self {
+            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+            Flavor::MultiThread => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            }
+        };
+        builder
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot build a {} tokio runtime: {e}", self.tag()))
+    }
+}
+
+/// Both runtime shapes, current-thread first.
+pub fn runtime_variants() -> [Flavor; 2] {
+    [Flavor::CurrentThread, Flavor::MultiThread]
+}
+
+/// Run `make()`'s future on a fresh runtime of `flavor`, as a spawned task
+/// (so on the multi-thread runtime it runs on the workers, not on the
+/// calling thread), then shut the runtime down.
+pub fn run_on<T, F, Fut>(flavor: Flavor, make: F) -> Result<T, String>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, String>> + Send + 'static,
+    T: Send + 'static,
+{
+    let runtime = flavor.build()?;
+    let task = runtime.spawn(make());
+    let result = runtime
+        .block_on(task)
+        .map_err(|e| format!("the benchmark task failed: {e}"))?;
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+/// Run one Rust peer's workload on a fresh runtime of `flavor`.
+pub fn run_rust_peer(
+    peer: RustPeer,
+    flavor: Flavor,
+    workload: Workload,
+    params: &Params,
+) -> Result<BenchResult, String> {
+    let params = params.clone();
+    run_on(flavor, move || async move {
+        match peer {
+            RustPeer::Lapin => lapin_peer::run(workload, &params).await,
+            RustPeer::Amqprs => amqprs_peer::run(workload, &params).await,
+        }
+    })
+}
+
+/// The Rust peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RustPeer {
+    /// lapin 4.
+    Lapin,
+    /// amqprs 2.
+    Amqprs,
+}
+
+impl RustPeer {
+    /// Both, lapin first.
+    pub const ALL: [RustPeer; 2] = [RustPeer::Lapin, RustPeer::Amqprs];
+
+    /// `lapin` or `amqprs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RustPeer::Lapin => lapin_peer::NAME,
+            RustPeer::Amqprs => amqprs_peer::NAME,
+        }
+    }
+}
+
+/// How a [`Contender`] runs one workload.
+pub type RunFn = Box<dyn Fn(Workload, &Params) -> Result<BenchResult, String>>;
+
+/// Something measured in the table: a name and a way to run a workload,
+/// synchronously (it brings its own runtime or process).
+pub struct Contender {
+    /// Row name, e.g. `lapin/ct`, `kombu`, `kelp/ct`.
+    pub name: String,
+    /// Which peer family it belongs to (`lapin`, `amqprs`, `kombu`, `kelp`),
+    /// for filtering with `KELP_BENCH_PEERS`.
+    pub family: String,
+    /// Run one workload.
+    pub run: RunFn,
+    /// What to print under the table for a workload, if anything.
+    pub note: fn(Workload) -> Option<&'static str>,
+}
+
+impl std::fmt::Debug for Contender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contender")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn no_note(_: Workload) -> Option<&'static str> {
+    None
+}
+
+fn kombu_note(workload: Workload) -> Option<&'static str> {
+    (workload == Workload::Publish).then_some(kombu_peer::PUBLISH_NOTE)
+}
+
+/// Every reference peer: lapin and amqprs on both runtimes, then Kombu in
+/// the interpreter `python` (see [`kombu_peer::python`]).
+pub fn peer_contenders(python: String) -> Vec<Contender> {
+    let mut contenders = Vec::new();
+    for peer in RustPeer::ALL {
+        for flavor in runtime_variants() {
+            contenders.push(Contender {
+                name: format!("{}/{}", peer.name(), flavor.tag()),
+                family: peer.name().to_owned(),
+                run: Box::new(move |workload, params| run_rust_peer(peer, flavor, workload, params)),
+                note: no_note,
+            });
+        }
+    }
+    contenders.push(Contender {
+        name: kombu_peer::NAME.to_owned(),
+        family: kombu_peer::NAME.to_owned(),
+        run: Box::new(move |workload, params| {
+            let python = python.clone();
+            let params = params.clone();
+            run_on(Flavor::CurrentThread, move || async move {
+                kombu_peer::run(&python, workload, &params).await
+            })
+        }),
+        note: kombu_note,
+    });
+    contenders
+}
