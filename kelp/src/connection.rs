@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::channel::{Channel, ChannelCore};
 use crate::consumer::ConsumerBuilder;
 use crate::entity::{Entity, Queue};
+use crate::event::{Event, Events};
 use crate::failover::FailoverStrategy;
 use crate::producer::ProducerBuilder;
 use crate::transport::{AnyTransport, Capabilities, ConnectOptions};
@@ -112,6 +113,7 @@ impl ConnectionBuilder {
                 generation: AtomicU64::new(0),
                 default_channel: Mutex::new(None),
                 declared: Mutex::new(HashSet::new()),
+                events: Events::new(),
             }),
         })
     }
@@ -154,6 +156,7 @@ pub(crate) struct Shared {
     default_channel: Mutex<Option<Arc<ChannelCore>>>,
     /// The "maybe declare" cache, cleared on every (re)connect.
     declared: Mutex<HashSet<String>>,
+    events: Events,
 }
 
 struct Link {
@@ -305,6 +308,13 @@ impl Connection {
         Ok(self.transport().await?.transport.capabilities())
     }
 
+    /// Subscribe to the connection's [`Event`]s (connected, lost, blocked,
+    /// consumer cancelled by the broker...). Events sent before subscribing
+    /// are not replayed.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
     /// The failover strategy.
     pub fn failover_strategy(&self) -> &FailoverStrategy {
         &self.shared.strategy
@@ -406,6 +416,7 @@ impl Connection {
             heartbeat,
             connection_name: shared.connection_name.clone(),
             transport_options: shared.transport_options.clone(),
+            events: shared.events.clone(),
         })
     }
 }

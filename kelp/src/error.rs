@@ -236,6 +236,24 @@ impl Error {
             .with_reply(code, text)
     }
 
+    /// A copy for each of several waiters failed by the same cause (the
+    /// source error becomes part of the message).
+    pub(crate) fn clone_for_waiters(&self) -> Error {
+        let message = match &self.inner.source {
+            Some(source) => format!("{}: {source}", self.inner.message),
+            None => self.inner.message.to_string(),
+        };
+        Error {
+            inner: Box::new(Inner {
+                kind: self.inner.kind,
+                message: message.into(),
+                reply: self.inner.reply.clone(),
+                source: None,
+                returned: None,
+            }),
+        }
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind

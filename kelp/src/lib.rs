@@ -31,6 +31,7 @@ mod connection;
 mod consumer;
 mod entity;
 mod error;
+mod event;
 mod failover;
 mod message;
 mod producer;
@@ -50,6 +51,7 @@ pub use connection::{Connection, ConnectionBuilder};
 pub use consumer::{Consumer, ConsumerBuilder, DecodeErrorHandler};
 pub use entity::{Binding, DeclaredQueue, DeliveryMode, Entity, Exchange, ExchangeKind, Queue};
 pub use error::{reply_code, Error, ErrorKind, Recovery, Result};
+pub use event::Event;
 pub use failover::{CustomFailover, FailoverStrategy};
 pub use message::{DeliveryInfo, Message, MessageState, Properties, ReturnedMessage};
 pub use producer::{Confirmation, Producer, ProducerBuilder, Publish, ReturnCallback};
@@ -57,3 +59,18 @@ pub use serialization::{Accept, Serializer};
 pub use shared_str::SharedStr;
 pub use url::BrokerUrl;
 pub use value::{FieldTable, Value};
+
+/// Entry points for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::transport::amqp::fuzzing::*;
+
+    /// Parse a broker URL (or a `;` list) and check what parses re-parses.
+    pub fn url(text: &str) {
+        if let Ok(url) = crate::BrokerUrl::parse(text) {
+            let again = crate::BrokerUrl::parse(&url.as_uri_with_query(true));
+            assert!(again.is_ok(), "a URL kelp printed does not parse: {url}");
+        }
+        let _ = crate::BrokerUrl::parse_list(text);
+    }
+}

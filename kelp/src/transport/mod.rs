@@ -23,6 +23,7 @@ use crate::message::{Content, DeliveryInfo};
 use crate::url::{BrokerUrl, TransportKind};
 use crate::{Error, FieldTable, Result, SharedStr};
 
+pub(crate) mod amqp;
 pub(crate) mod memory;
 pub(crate) mod routing;
 
@@ -53,6 +54,7 @@ pub(crate) struct ConnectOptions {
     pub(crate) heartbeat: Option<Duration>,
     pub(crate) connection_name: Option<String>,
     pub(crate) transport_options: FieldTable,
+    pub(crate) events: crate::event::Events,
 }
 
 /// Arguments of an exchange declaration.
@@ -149,6 +151,7 @@ pub(crate) type DeliverySender = mpsc::UnboundedSender<ConsumerEvent>;
 #[must_use = "a confirmation does nothing unless awaited"]
 pub(crate) enum Confirm {
     Ready(Option<Result<()>>),
+    Amqp(amqp::PendingConfirm),
 }
 
 impl Confirm {
@@ -159,13 +162,14 @@ impl Confirm {
 
 impl Future for Confirm {
     type Output = Result<()>;
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         match self.get_mut() {
             Confirm::Ready(result) => Poll::Ready(
                 result
                     .take()
                     .unwrap_or_else(|| Err(Error::closed("confirmation polled after completion"))),
             ),
+            Confirm::Amqp(pending) => Pin::new(pending).poll(cx),
         }
     }
 }
@@ -232,12 +236,14 @@ pub(crate) trait TransportChannel: Clone + Send + Sync + 'static {
 /// A connection of any transport.
 pub(crate) enum AnyTransport {
     Memory(memory::MemoryTransport),
+    Amqp(amqp::AmqpTransport),
 }
 
 /// A channel of any transport.
 #[derive(Clone)]
 pub(crate) enum AnyChannel {
     Memory(memory::MemoryChannel),
+    Amqp(amqp::AmqpChannel),
 }
 
 /// Dispatch a call to the concrete transport behind an `Any*` enum.
@@ -245,6 +251,7 @@ macro_rules! dispatch {
     ($value:expr, $inner:ident => $call:expr) => {
         match $value {
             AnyChannel::Memory($inner) => $call,
+            AnyChannel::Amqp($inner) => $call,
         }
     };
 }
@@ -255,6 +262,7 @@ impl AnyTransport {
             TransportKind::Memory => {
                 Ok(AnyTransport::Memory(memory::MemoryTransport::connect(url, options).await?))
             }
+            TransportKind::Amqp => Ok(AnyTransport::Amqp(amqp::AmqpTransport::connect(url, options).await?)),
             other => Err(Error::unsupported(format!(
                 "the {other:?} transport is not available in this build (URL {url})"
             ))),
@@ -264,24 +272,28 @@ impl AnyTransport {
     pub(crate) async fn open_channel(&self) -> Result<AnyChannel> {
         match self {
             AnyTransport::Memory(t) => Ok(AnyChannel::Memory(t.open_channel().await?)),
+            AnyTransport::Amqp(t) => Ok(AnyChannel::Amqp(t.open_channel().await?)),
         }
     }
 
     pub(crate) fn is_open(&self) -> bool {
         match self {
             AnyTransport::Memory(t) => t.is_open(),
+            AnyTransport::Amqp(t) => t.is_open(),
         }
     }
 
     pub(crate) async fn close(&self) -> Result<()> {
         match self {
             AnyTransport::Memory(t) => t.close().await,
+            AnyTransport::Amqp(t) => t.close().await,
         }
     }
 
     pub(crate) fn capabilities(&self) -> Capabilities {
         match self {
             AnyTransport::Memory(t) => t.capabilities(),
+            AnyTransport::Amqp(t) => t.capabilities(),
         }
     }
 }

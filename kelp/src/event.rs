@@ -1,0 +1,95 @@
+//! [`Event`]s: what happens to a connection that the application may want
+//! to know about, without polling. Subscribe with
+//! [`Connection::events`](crate::Connection::events); every event is also
+//! logged through `tracing`.
+
+use std::fmt;
+
+/// Something that happened to a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Connected to a broker.
+    Connected {
+        /// The broker, password masked.
+        broker: String,
+    },
+    /// The connection to the broker was lost.
+    ConnectionLost {
+        /// The broker, password masked.
+        broker: String,
+        /// Why.
+        reason: String,
+    },
+    /// The broker stopped accepting publishes (RabbitMQ's resource alarms);
+    /// publishing waits until [`Event::Unblocked`].
+    Blocked {
+        /// The broker's reason, e.g. `low on memory`.
+        reason: String,
+    },
+    /// The broker accepts publishes again.
+    Unblocked,
+    /// The broker cancelled a consumer (its queue was deleted, or failed
+    /// over in a cluster).
+    ConsumerCancelled {
+        /// The consumer tag.
+        consumer_tag: String,
+    },
+    /// A mandatory message came back unroutable and no publish waited for
+    /// it (the producer does not use confirms).
+    MessageReturned {
+        /// The exchange it was published to.
+        exchange: String,
+        /// Its routing key.
+        routing_key: String,
+        /// The broker's reply, e.g. `312 NO_ROUTE`.
+        reply: String,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Connected { broker } => write!(f, "connected to {broker}"),
+            Event::ConnectionLost { broker, reason } => {
+                write!(f, "connection to {broker} lost: {reason}")
+            }
+            Event::Blocked { reason } => write!(f, "publishing blocked by the broker: {reason}"),
+            Event::Unblocked => f.write_str("publishing unblocked"),
+            Event::ConsumerCancelled { consumer_tag } => {
+                write!(f, "consumer {consumer_tag} cancelled by the broker")
+            }
+            Event::MessageReturned {
+                exchange,
+                routing_key,
+                reply,
+            } => write!(f, "message to '{exchange}' with key '{routing_key}' returned: {reply}"),
+        }
+    }
+}
+
+/// Where transports report events; cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Events {
+    sender: tokio::sync::broadcast::Sender<Event>,
+}
+
+impl Events {
+    pub(crate) fn new() -> Events {
+        let (sender, _) = tokio::sync::broadcast::channel(256);
+        Events { sender }
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        match &event {
+            Event::ConnectionLost { .. } | Event::Blocked { .. } => tracing::warn!(%event),
+            _ => tracing::info!(%event),
+        }
+        // Nobody listening is fine.
+        let _ = self.sender.send(event);
+    }
+
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}

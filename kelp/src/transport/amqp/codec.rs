@@ -1,0 +1,635 @@
+//! AMQP 0-9-1 frames: the only module that knows the `amq-protocol` crate.
+//!
+//! Frames are cut out of the read buffer without copying; message bodies
+//! are slices of it. The per-message methods (deliver, get-ok, return, ack,
+//! nack, publish) and content headers are read and written here directly, to
+//! give zero-copy names and properties; every other method goes through
+//! `amq-protocol`'s generated codec. Fuzzed by `fuzz/fuzz_targets/frames.rs`.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use amq_protocol::frame::{AMQPFrame, gen_frame};
+use amq_protocol::protocol::{AMQPClass, parse_class};
+use amq_protocol::types::generation::gen_field_table;
+use amq_protocol::types::parsing::parse_field_table;
+use amq_protocol::types::FieldTable as AmqpTable;
+
+use super::wire::{self, Reader, put_short_str, put_table};
+use crate::error::reply_code::FRAME_ERROR;
+use crate::message::Properties;
+use crate::{Error, ErrorKind, FieldTable, Result, SharedStr};
+
+pub(crate) use amq_protocol::protocol as methods;
+pub(crate) use amq_protocol::types::{LongString, ShortString};
+
+pub(crate) const FRAME_METHOD: u8 = 1;
+pub(crate) const FRAME_HEADER: u8 = 2;
+pub(crate) const FRAME_BODY: u8 = 3;
+pub(crate) const FRAME_HEARTBEAT: u8 = 8;
+pub(crate) const FRAME_END: u8 = 0xCE;
+/// Frame type, channel, size, and the end marker.
+pub(crate) const FRAME_OVERHEAD: usize = 8;
+/// The smallest frame_max a peer may impose (AMQP 0-9-1 §4.2.3).
+pub(crate) const FRAME_MIN_SIZE: u32 = 4096;
+
+const CLASS_BASIC: u16 = 60;
+
+/// The protocol header a client sends first.
+pub(crate) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+
+fn protocol_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Protocol, message.into()).with_reply(FRAME_ERROR, "FRAME_ERROR")
+}
+
+/// A frame read from the broker.
+#[derive(Debug)]
+pub(crate) enum Frame {
+    Method(u16, Method),
+    Header(u16, ContentHeader),
+    Body(u16, Bytes),
+    Heartbeat,
+}
+
+/// An incoming method. The per-message ones are decoded here without
+/// allocating; the rest are `amq-protocol`'s.
+#[derive(Debug)]
+pub(crate) enum Method {
+    Deliver(Deliver),
+    GetOk(GetOk),
+    Return(Return),
+    Ack { delivery_tag: u64, multiple: bool },
+    Nack { delivery_tag: u64, multiple: bool },
+    Other(AMQPClass),
+}
+
+#[derive(Debug)]
+pub(crate) struct Deliver {
+    pub(crate) consumer_tag: SharedStr,
+    pub(crate) delivery_tag: u64,
+    pub(crate) redelivered: bool,
+    pub(crate) exchange: SharedStr,
+    pub(crate) routing_key: SharedStr,
+}
+
+#[derive(Debug)]
+pub(crate) struct GetOk {
+    pub(crate) delivery_tag: u64,
+    pub(crate) redelivered: bool,
+    pub(crate) exchange: SharedStr,
+    pub(crate) routing_key: SharedStr,
+}
+
+#[derive(Debug)]
+pub(crate) struct Return {
+    pub(crate) reply_code: u16,
+    pub(crate) reply_text: SharedStr,
+    pub(crate) exchange: SharedStr,
+    pub(crate) routing_key: SharedStr,
+}
+
+/// A content header: the body size and the message properties.
+#[derive(Debug)]
+pub(crate) struct ContentHeader {
+    pub(crate) body_size: u64,
+    pub(crate) properties: Properties,
+}
+
+/// Cut the next complete frame out of `buf`, if there is one.
+///
+/// `frame_max` bounds the payload (0 before tuning: then only the minimum
+/// frame size is allowed, as during the handshake).
+pub(crate) fn read_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
+    if buf.len() < 7 {
+        return Ok(None);
+    }
+    let kind = buf[0];
+    let channel = u16::from_be_bytes([buf[1], buf[2]]);
+    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]);
+    let limit = if frame_max == 0 { FRAME_MIN_SIZE } else { frame_max };
+    if size as usize + FRAME_OVERHEAD > limit as usize {
+        return Err(protocol_error(format!(
+            "the broker sent a frame of {} bytes; the negotiated maximum is {limit}",
+            size as usize + FRAME_OVERHEAD
+        )));
+    }
+    let total = 7 + size as usize + 1;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(total).freeze();
+    if frame[total - 1] != FRAME_END {
+        return Err(protocol_error("a frame does not end with the frame-end octet"));
+    }
+    frame.advance(7);
+    frame.truncate(size as usize);
+    let payload = frame;
+    Ok(Some(match kind {
+        FRAME_METHOD => Frame::Method(channel, parse_method(&payload)?),
+        FRAME_HEADER => Frame::Header(channel, parse_content_header(&payload)?),
+        FRAME_BODY => Frame::Body(channel, payload),
+        FRAME_HEARTBEAT => Frame::Heartbeat,
+        other => return Err(protocol_error(format!("unknown frame type {other}"))),
+    }))
+}
+
+/// Decode a method frame's payload.
+pub(crate) fn parse_method(payload: &Bytes) -> Result<Method> {
+    let mut r = Reader::new(payload);
+    let class = r.u16()?;
+    let method = r.u16()?;
+    if class == CLASS_BASIC {
+        match method {
+            60 => {
+                let consumer_tag = r.short_str()?;
+                let delivery_tag = r.u64()?;
+                let redelivered = r.u8()? & 1 != 0;
+                let exchange = r.short_str()?;
+                let routing_key = r.short_str()?;
+                return Ok(Method::Deliver(Deliver {
+                    consumer_tag,
+                    delivery_tag,
+                    redelivered,
+                    exchange,
+                    routing_key,
+                }));
+            }
+            71 => {
+                let delivery_tag = r.u64()?;
+                let redelivered = r.u8()? & 1 != 0;
+                let exchange = r.short_str()?;
+                let routing_key = r.short_str()?;
+                let _message_count = r.u32()?;
+                return Ok(Method::GetOk(GetOk {
+                    delivery_tag,
+                    redelivered,
+                    exchange,
+                    routing_key,
+                }));
+            }
+            50 => {
+                let reply_code = r.u16()?;
+                let reply_text = r.short_str()?;
+                let exchange = r.short_str()?;
+                let routing_key = r.short_str()?;
+                return Ok(Method::Return(Return {
+                    reply_code,
+                    reply_text,
+                    exchange,
+                    routing_key,
+                }));
+            }
+            80 => {
+                let delivery_tag = r.u64()?;
+                let multiple = r.u8()? & 1 != 0;
+                return Ok(Method::Ack {
+                    delivery_tag,
+                    multiple,
+                });
+            }
+            120 => {
+                let delivery_tag = r.u64()?;
+                let multiple = r.u8()? & 1 != 0;
+                return Ok(Method::Nack {
+                    delivery_tag,
+                    multiple,
+                });
+            }
+            _ => {}
+        }
+    }
+    match parse_class(&payload[..]) {
+        Ok((_, class)) => Ok(Method::Other(class)),
+        Err(e) => Err(protocol_error(format!(
+            "cannot decode method {class}.{method}: {e}"
+        ))),
+    }
+}
+
+// Property flags of the basic class, most significant bit first.
+const P_CONTENT_TYPE: u16 = 1 << 15;
+const P_CONTENT_ENCODING: u16 = 1 << 14;
+const P_HEADERS: u16 = 1 << 13;
+const P_DELIVERY_MODE: u16 = 1 << 12;
+const P_PRIORITY: u16 = 1 << 11;
+const P_CORRELATION_ID: u16 = 1 << 10;
+const P_REPLY_TO: u16 = 1 << 9;
+const P_EXPIRATION: u16 = 1 << 8;
+const P_MESSAGE_ID: u16 = 1 << 7;
+const P_TIMESTAMP: u16 = 1 << 6;
+const P_TYPE: u16 = 1 << 5;
+const P_USER_ID: u16 = 1 << 4;
+const P_APP_ID: u16 = 1 << 3;
+const P_CLUSTER_ID: u16 = 1 << 2;
+
+/// Decode a content header frame's payload.
+pub(crate) fn parse_content_header(payload: &Bytes) -> Result<ContentHeader> {
+    let mut r = Reader::new(payload);
+    let _class = r.u16()?;
+    let _weight = r.u16()?;
+    let body_size = r.u64()?;
+    let mut flags = r.u16()?;
+    // Bit 0 announces another flag word; basic has only 14 properties, so
+    // any further words carry nothing we know: skip them.
+    let mut more = flags & 1 != 0;
+    while more {
+        more = r.u16()? & 1 != 0;
+    }
+    flags &= !1;
+    let mut p = Properties::default();
+    let opt_str = |r: &mut Reader<'_>, bit: u16| -> Result<Option<SharedStr>> {
+        if flags & bit != 0 { r.short_str().map(Some) } else { Ok(None) }
+    };
+    p.content_type = opt_str(&mut r, P_CONTENT_TYPE)?;
+    p.content_encoding = opt_str(&mut r, P_CONTENT_ENCODING)?;
+    if flags & P_HEADERS != 0 {
+        p.headers = r.table()?;
+    }
+    if flags & P_DELIVERY_MODE != 0 {
+        p.delivery_mode = Some(r.u8()?);
+    }
+    if flags & P_PRIORITY != 0 {
+        p.priority = Some(r.u8()?);
+    }
+    p.correlation_id = opt_str(&mut r, P_CORRELATION_ID)?;
+    p.reply_to = opt_str(&mut r, P_REPLY_TO)?;
+    p.expiration = opt_str(&mut r, P_EXPIRATION)?;
+    p.message_id = opt_str(&mut r, P_MESSAGE_ID)?;
+    if flags & P_TIMESTAMP != 0 {
+        p.timestamp = Some(r.u64()?);
+    }
+    p.kind = opt_str(&mut r, P_TYPE)?;
+    p.user_id = opt_str(&mut r, P_USER_ID)?;
+    p.app_id = opt_str(&mut r, P_APP_ID)?;
+    p.cluster_id = opt_str(&mut r, P_CLUSTER_ID)?;
+    Ok(ContentHeader {
+        body_size,
+        properties: p,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+
+/// Start a frame; returns the position of its size field.
+fn begin_frame(buf: &mut BytesMut, kind: u8, channel: u16) -> usize {
+    buf.put_u8(kind);
+    buf.put_u16(channel);
+    let at = buf.len();
+    buf.put_u32(0);
+    at
+}
+
+fn end_frame(buf: &mut BytesMut, size_at: usize) {
+    let size = (buf.len() - size_at - 4) as u32;
+    buf[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+    buf.put_u8(FRAME_END);
+}
+
+/// Bodies at least this large are sent from the caller's buffer (written
+/// with vectored I/O) instead of being copied into the frame buffer.
+pub(crate) const ZERO_COPY_THRESHOLD: usize = 2048;
+
+/// Where encoded frames go: a growing buffer, plus body chunks that are
+/// sent as they are.
+pub(crate) struct Outbound {
+    pub(crate) head: BytesMut,
+    pub(crate) chunks: Vec<Bytes>,
+}
+
+impl Outbound {
+    pub(crate) fn new() -> Outbound {
+        Outbound {
+            head: BytesMut::with_capacity(64 * 1024),
+            chunks: Vec::new(),
+        }
+    }
+
+    /// Append `bytes` without copying: what is buffered so far becomes a chunk.
+    fn push_chunk(&mut self, bytes: Bytes) {
+        if !self.head.is_empty() {
+            self.chunks.push(self.head.split().freeze());
+        }
+        self.chunks.push(bytes);
+    }
+
+    /// Everything buffered, in order, leaving the buffer empty.
+    pub(crate) fn take(&mut self) -> Vec<Bytes> {
+        let mut out = std::mem::take(&mut self.chunks);
+        if !self.head.is_empty() {
+            out.push(self.head.split().freeze());
+        }
+        out
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_empty() && self.chunks.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.chunks.iter().map(Bytes::len).sum::<usize>()
+    }
+}
+
+/// basic.publish, its content header and body frames split at `frame_max`.
+pub(crate) fn put_publish(
+    out: &mut Outbound,
+    channel: u16,
+    exchange: &str,
+    routing_key: &str,
+    mandatory: bool,
+    properties: &Properties,
+    body: &Bytes,
+    frame_max: u32,
+) -> Result<()> {
+    let buf = &mut out.head;
+    let start = buf.len();
+    let result = (|| {
+        let at = begin_frame(buf, FRAME_METHOD, channel);
+        buf.put_u16(CLASS_BASIC);
+        buf.put_u16(40);
+        buf.put_u16(0); // reserved (ticket)
+        put_short_str(buf, exchange)?;
+        put_short_str(buf, routing_key)?;
+        buf.put_u8(u8::from(mandatory));
+        end_frame(buf, at);
+        let at = begin_frame(buf, FRAME_HEADER, channel);
+        buf.put_u16(CLASS_BASIC);
+        buf.put_u16(0);
+        buf.put_u64(body.len() as u64);
+        put_properties(buf, properties)?;
+        end_frame(buf, at);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        buf.truncate(start); // nothing half-written reaches the wire
+        return Err(e);
+    }
+    let max_payload = (frame_max.max(FRAME_MIN_SIZE) as usize) - FRAME_OVERHEAD;
+    let mut offset = 0;
+    while offset < body.len() {
+        let end = (offset + max_payload).min(body.len());
+        let piece = body.slice(offset..end);
+        out.head.put_u8(FRAME_BODY);
+        out.head.put_u16(channel);
+        out.head.put_u32(piece.len() as u32);
+        if piece.len() >= ZERO_COPY_THRESHOLD {
+            out.push_chunk(piece);
+        } else {
+            out.head.put_slice(&piece);
+        }
+        out.head.put_u8(FRAME_END);
+        offset = end;
+    }
+    Ok(())
+}
+
+fn put_properties(buf: &mut BytesMut, p: &Properties) -> Result<()> {
+    // py-amqp sends every property that is set, and always the headers
+    // table (empty or not); so does kelp, to look the same on the wire.
+    let mut flags = P_HEADERS;
+    let set = |flags: &mut u16, bit: u16, present: bool| {
+        if present {
+            *flags |= bit;
+        }
+    };
+    set(&mut flags, P_CONTENT_TYPE, p.content_type.is_some());
+    set(&mut flags, P_CONTENT_ENCODING, p.content_encoding.is_some());
+    set(&mut flags, P_DELIVERY_MODE, p.delivery_mode.is_some());
+    set(&mut flags, P_PRIORITY, p.priority.is_some());
+    set(&mut flags, P_CORRELATION_ID, p.correlation_id.is_some());
+    set(&mut flags, P_REPLY_TO, p.reply_to.is_some());
+    set(&mut flags, P_EXPIRATION, p.expiration.is_some());
+    set(&mut flags, P_MESSAGE_ID, p.message_id.is_some());
+    set(&mut flags, P_TIMESTAMP, p.timestamp.is_some());
+    set(&mut flags, P_TYPE, p.kind.is_some());
+    set(&mut flags, P_USER_ID, p.user_id.is_some());
+    set(&mut flags, P_APP_ID, p.app_id.is_some());
+    set(&mut flags, P_CLUSTER_ID, p.cluster_id.is_some());
+    buf.put_u16(flags);
+    let put = |buf: &mut BytesMut, s: &Option<SharedStr>| -> Result<()> {
+        match s {
+            Some(s) => put_short_str(buf, s),
+            None => Ok(()),
+        }
+    };
+    put(buf, &p.content_type)?;
+    put(buf, &p.content_encoding)?;
+    put_table(buf, &p.headers)?;
+    if let Some(mode) = p.delivery_mode {
+        buf.put_u8(mode);
+    }
+    if let Some(priority) = p.priority {
+        buf.put_u8(priority);
+    }
+    put(buf, &p.correlation_id)?;
+    put(buf, &p.reply_to)?;
+    put(buf, &p.expiration)?;
+    put(buf, &p.message_id)?;
+    if let Some(ts) = p.timestamp {
+        buf.put_u64(ts);
+    }
+    put(buf, &p.kind)?;
+    put(buf, &p.user_id)?;
+    put(buf, &p.app_id)?;
+    put(buf, &p.cluster_id)?;
+    Ok(())
+}
+
+/// basic.ack / basic.nack / basic.reject.
+pub(crate) fn put_settle(buf: &mut BytesMut, channel: u16, settle: Settle) {
+    let at = begin_frame(buf, FRAME_METHOD, channel);
+    buf.put_u16(CLASS_BASIC);
+    match settle {
+        Settle::Ack { tag, multiple } => {
+            buf.put_u16(80);
+            buf.put_u64(tag);
+            buf.put_u8(u8::from(multiple));
+        }
+        Settle::Nack {
+            tag,
+            multiple,
+            requeue,
+        } => {
+            buf.put_u16(120);
+            buf.put_u64(tag);
+            buf.put_u8(u8::from(multiple) | (u8::from(requeue) << 1));
+        }
+        Settle::Reject { tag, requeue } => {
+            buf.put_u16(90);
+            buf.put_u64(tag);
+            buf.put_u8(u8::from(requeue));
+        }
+    }
+    end_frame(buf, at);
+}
+
+/// How a delivery is settled.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Settle {
+    Ack { tag: u64, multiple: bool },
+    Nack { tag: u64, multiple: bool, requeue: bool },
+    Reject { tag: u64, requeue: bool },
+}
+
+pub(crate) fn put_heartbeat(buf: &mut BytesMut) {
+    buf.put_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
+}
+
+/// Any other method, through `amq-protocol`'s generator.
+pub(crate) fn put_method(buf: &mut BytesMut, channel: u16, class: AMQPClass) -> Result<()> {
+    let frame = AMQPFrame::Method(channel, class);
+    let generated = gen_frame(&frame)(Vec::new().into())
+        .map_err(|e| Error::encode(format!("cannot encode an AMQP method: {e}")))?;
+    buf.put_slice(&generated.write);
+    Ok(())
+}
+
+/// A field table of ours in `amq-protocol`'s type (via the wire format,
+/// so that both agree on every type code).
+pub(crate) fn to_amqp_table(table: &FieldTable) -> Result<AmqpTable> {
+    if table.is_empty() {
+        return Ok(AmqpTable::default());
+    }
+    let encoded = wire::encode_table(table)?;
+    parse_field_table(&encoded[..])
+        .map(|(_, t)| t)
+        .map_err(|e| Error::encode(format!("cannot encode a field table: {e}")))
+}
+
+/// `amq-protocol`'s field table as one of ours.
+pub(crate) fn from_amqp_table(table: &AmqpTable) -> Result<FieldTable> {
+    let generated = gen_field_table(table)(Vec::new().into())
+        .map_err(|e| Error::decode(format!("cannot re-encode a field table: {e}")))?;
+    wire::decode_table(&Bytes::from(generated.write))
+}
+
+/// A short string for `amq-protocol`, refusing names over 255 bytes.
+pub(crate) fn short(s: &str) -> Result<ShortString> {
+    if s.len() > 255 {
+        return Err(Error::config(format!(
+            "'{}…' is {} bytes long; AMQP names hold at most 255",
+            s.chars().take(32).collect::<String>(),
+            s.len()
+        )));
+    }
+    Ok(ShortString::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Value;
+
+    fn read_all(mut bytes: BytesMut) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(f) = read_frame(&mut bytes, 131_072).unwrap() {
+            frames.push(f);
+        }
+        assert!(bytes.is_empty(), "leftover bytes");
+        frames
+    }
+
+    fn flatten(mut out: Outbound) -> BytesMut {
+        let mut all = BytesMut::new();
+        for chunk in out.take() {
+            all.put_slice(&chunk);
+        }
+        all
+    }
+
+    #[test]
+    fn publish_frames_split_bodies_at_frame_max() {
+        let mut properties = Properties::default();
+        properties.content_type = Some(SharedStr::from_static("application/json"));
+        properties.delivery_mode = Some(2);
+        properties.priority = Some(0);
+        properties.headers.insert("compression".into(), Value::from("application/x-gzip"));
+        properties.expiration = Some(SharedStr::from("1500"));
+        properties.timestamp = Some(1_700_000_000);
+        let body = Bytes::from(vec![7u8; 10_000]);
+        let mut out = Outbound::new();
+        put_publish(&mut out, 3, "ex", "rk", true, &properties, &body, 4096).unwrap();
+        assert!(!out.chunks.is_empty(), "large body pieces travel as chunks");
+        let frames = read_all(flatten(out));
+        // method + header + ceil(10000 / 4088) = 3 body frames
+        assert_eq!(frames.len(), 5);
+        let Frame::Header(3, header) = &frames[1] else { panic!("a header") };
+        assert_eq!(header.body_size, 10_000);
+        assert_eq!(header.properties, properties);
+        let mut joined = Vec::new();
+        for f in &frames[2..] {
+            let Frame::Body(3, piece) = f else { panic!("a body") };
+            assert!(piece.len() <= 4088);
+            joined.extend_from_slice(piece);
+        }
+        assert_eq!(joined, body);
+        // The method is basic.publish, which amq-protocol decodes too.
+        let Frame::Method(3, Method::Other(AMQPClass::Basic(methods::basic::AMQPMethod::Publish(p)))) = &frames[0] else {
+            panic!("basic.publish: {:?}", frames[0])
+        };
+        assert_eq!(p.exchange.as_str(), "ex");
+        assert_eq!(p.routing_key.as_str(), "rk");
+        assert!(p.mandatory && !p.immediate);
+    }
+
+    #[test]
+    fn settle_frames_decode() {
+        let mut buf = BytesMut::new();
+        put_settle(&mut buf, 1, Settle::Ack { tag: 42, multiple: true });
+        put_settle(&mut buf, 1, Settle::Nack { tag: 43, multiple: false, requeue: true });
+        put_heartbeat(&mut buf);
+        let frames = read_all(buf);
+        assert!(matches!(frames[0], Frame::Method(1, Method::Ack { delivery_tag: 42, multiple: true })));
+        assert!(matches!(frames[1], Frame::Method(1, Method::Nack { delivery_tag: 43, multiple: false })));
+        assert!(matches!(frames[2], Frame::Heartbeat));
+    }
+
+    #[test]
+    fn other_methods_go_through_amq_protocol() {
+        let mut buf = BytesMut::new();
+        let declare = methods::queue::Declare {
+            queue: short("q").unwrap(),
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments: to_amqp_table(&[("x-max-length".to_owned(), Value::Int(5))].into_iter().collect()).unwrap(),
+        };
+        put_method(&mut buf, 2, AMQPClass::Queue(methods::queue::AMQPMethod::Declare(declare))).unwrap();
+        let frames = read_all(buf);
+        let Frame::Method(2, Method::Other(AMQPClass::Queue(methods::queue::AMQPMethod::Declare(d)))) = &frames[0] else {
+            panic!("queue.declare")
+        };
+        assert_eq!(d.queue.as_str(), "q");
+        let args = from_amqp_table(&d.arguments).unwrap();
+        assert_eq!(args["x-max-length"], Value::Int(5));
+    }
+
+    #[test]
+    fn partial_and_bad_frames() {
+        let mut buf = BytesMut::new();
+        put_heartbeat(&mut buf);
+        let mut partial = BytesMut::from(&buf[..5]);
+        assert!(read_frame(&mut partial, 0).unwrap().is_none());
+        let mut bad_end = BytesMut::from(&b"\x08\x00\x00\x00\x00\x00\x00\xAB"[..]);
+        assert_eq!(read_frame(&mut bad_end, 0).unwrap_err().kind(), ErrorKind::Protocol);
+        let mut too_big = BytesMut::from(&b"\x03\x00\x01\x00\x10\x00\x00"[..]);
+        assert_eq!(read_frame(&mut too_big, 4096).unwrap_err().kind(), ErrorKind::Protocol);
+        let mut unknown = BytesMut::from(&b"\x09\x00\x00\x00\x00\x00\x00\xCE"[..]);
+        assert!(read_frame(&mut unknown, 0).is_err());
+        let mut garbage_method = BytesMut::from(&b"\x01\x00\x00\x00\x00\x00\x02\x00\x3c\xCE"[..]);
+        assert!(read_frame(&mut garbage_method, 0).is_err());
+    }
+
+    #[test]
+    fn long_names_are_refused_before_anything_is_written() {
+        let mut out = Outbound::new();
+        let long = "k".repeat(300);
+        let err = put_publish(&mut out, 1, "", &long, false, &Properties::default(), &Bytes::new(), 4096)
+            .unwrap_err();
+        assert!(err.is_config());
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,341 @@
+//! Publisher confirms: one queue of sequence numbers per channel, resolved
+//! by `basic.ack` / `basic.nack` (with `multiple`), with no task and no
+//! allocation per message. The published message is kept (a reference
+//! count, not a copy) until it is confirmed, to match `basic.return`s and to
+//! re-publish what was never confirmed.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::message::ReturnedMessage;
+use crate::transport::OutgoingMessage;
+use crate::{Error, ErrorKind, Result};
+
+enum State {
+    Waiting(Option<Waker>),
+    Done(Result<()>),
+    /// The outcome was taken, or nobody waits for it any more.
+    Gone,
+}
+
+struct Slot {
+    state: State,
+    /// Kept until confirmed: for matching returns, and for re-publishing.
+    message: Option<OutgoingMessage>,
+    returned: Option<ReturnedMessage>,
+    abandoned: bool,
+}
+
+/// The unconfirmed publishes of one channel.
+#[derive(Default)]
+pub(super) struct Confirms {
+    /// Sequence number of `slots[0]`.
+    base: u64,
+    next_seq: u64,
+    slots: VecDeque<Slot>,
+}
+
+pub(super) fn lock(confirms: &Mutex<Confirms>) -> MutexGuard<'_, Confirms> {
+    confirms.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Confirms {
+    /// Record a publish about to be written; returns its sequence number.
+    pub(super) fn track(&mut self, message: OutgoingMessage) -> u64 {
+        if self.next_seq == 0 {
+            self.next_seq = 1;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.slots.is_empty() {
+            self.base = seq;
+        }
+        self.slots.push_back(Slot {
+            state: State::Waiting(None),
+            message: Some(message),
+            returned: None,
+            abandoned: false,
+        });
+        seq
+    }
+
+    /// Undo the last `track` (its frames could not be encoded).
+    pub(super) fn untrack_last(&mut self) {
+        if self.slots.pop_back().is_some() {
+            self.next_seq -= 1;
+        }
+    }
+
+    fn slot(&mut self, seq: u64) -> Option<&mut Slot> {
+        let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        self.slots.get_mut(index)
+    }
+
+    fn resolve(slot: &mut Slot, outcome: Result<()>) {
+        if !matches!(slot.state, State::Waiting(_)) {
+            return;
+        }
+        slot.message = None;
+        let outcome = match (outcome, slot.returned.take()) {
+            (Ok(()), Some(returned)) => Err(unroutable(returned)),
+            (outcome, _) => outcome,
+        };
+        if slot.abandoned {
+            slot.state = State::Gone;
+            return;
+        }
+        if let State::Waiting(Some(waker)) = std::mem::replace(&mut slot.state, State::Done(outcome)) {
+            waker.wake();
+        }
+    }
+
+    fn settle(&mut self, tag: u64, multiple: bool, outcome: impl Fn() -> Result<()>) {
+        if multiple {
+            let end = tag.saturating_sub(self.base).saturating_add(1);
+            for slot in self.slots.iter_mut().take(usize::try_from(end).unwrap_or(usize::MAX)) {
+                Self::resolve(slot, outcome());
+            }
+        } else if let Some(slot) = self.slot(tag) {
+            Self::resolve(slot, outcome());
+        }
+        self.compact();
+    }
+
+    /// basic.ack from the broker.
+    pub(super) fn ack(&mut self, tag: u64, multiple: bool) {
+        self.settle(tag, multiple, || Ok(()));
+    }
+
+    /// basic.nack from the broker.
+    pub(super) fn nack(&mut self, tag: u64, multiple: bool) {
+        self.settle(tag, multiple, || {
+            Err(Error::new(
+                ErrorKind::Nacked,
+                "the broker refused the message (basic.nack): a queue is full or failed",
+            ))
+        });
+    }
+
+    /// A `basic.return`: attach it to the oldest unconfirmed mandatory
+    /// publish of that exchange, routing key and body (returns come in
+    /// publish order, before the publish's ack). Gives the message back when
+    /// nothing waits for it.
+    pub(super) fn returned(&mut self, returned: ReturnedMessage) -> Option<ReturnedMessage> {
+        let matching = self.slots.iter_mut().find(|slot| {
+            slot.returned.is_none()
+                && matches!(slot.state, State::Waiting(_))
+                && slot.message.as_ref().is_some_and(|m| {
+                    m.mandatory
+                        && m.exchange == returned.exchange
+                        && m.routing_key == returned.routing_key
+                        && m.content.body == returned.body
+                })
+        });
+        match matching {
+            Some(slot) => {
+                slot.returned = Some(returned);
+                None
+            }
+            None => Some(returned),
+        }
+    }
+
+    /// Fail every unconfirmed publish (the channel or connection died);
+    /// returns the messages whose fate is unknown.
+    pub(super) fn fail_all(&mut self, error: &Error) -> Vec<OutgoingMessage> {
+        let mut unknown = Vec::new();
+        for slot in &mut self.slots {
+            if let Some(message) = slot.message.take() {
+                unknown.push(message);
+            }
+            Self::resolve(slot, Err(error.clone_for_waiters()));
+        }
+        self.compact();
+        unknown
+    }
+
+    fn compact(&mut self) {
+        while matches!(self.slots.front(), Some(Slot { state: State::Gone, .. })) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// Publishes not yet confirmed.
+    pub(super) fn pending(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, State::Waiting(_)))
+            .count()
+    }
+}
+
+fn unroutable(returned: ReturnedMessage) -> Error {
+    Error::new(
+        ErrorKind::Unroutable,
+        format!(
+            "no queue is bound to exchange '{}' with routing key '{}' ({} {})",
+            returned.exchange, returned.routing_key, returned.reply_code, returned.reply_text
+        ),
+    )
+    .with_reply(returned.reply_code, returned.reply_text.to_string())
+    .with_returned(returned)
+}
+
+/// Resolves once the broker confirmed (or refused) one publish.
+pub(crate) struct PendingConfirm {
+    confirms: Arc<Mutex<Confirms>>,
+    seq: u64,
+    done: bool,
+}
+
+impl PendingConfirm {
+    pub(super) fn new(confirms: Arc<Mutex<Confirms>>, seq: u64) -> PendingConfirm {
+        PendingConfirm {
+            confirms,
+            seq,
+            done: false,
+        }
+    }
+}
+
+impl Future for PendingConfirm {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Err(Error::closed("confirmation polled after completion")));
+        }
+        let mut confirms = lock(&this.confirms);
+        let Some(slot) = confirms.slot(this.seq) else {
+            this.done = true;
+            return Poll::Ready(Err(Error::closed("the confirmation was lost")));
+        };
+        match &mut slot.state {
+            State::Waiting(waker) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            State::Done(_) => {
+                let State::Done(outcome) = std::mem::replace(&mut slot.state, State::Gone) else {
+                    return Poll::Pending;
+                };
+                confirms.compact();
+                this.done = true;
+                Poll::Ready(outcome)
+            }
+            State::Gone => {
+                this.done = true;
+                Poll::Ready(Err(Error::closed("the confirmation was lost")))
+            }
+        }
+    }
+}
+
+impl Drop for PendingConfirm {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut confirms = lock(&self.confirms);
+        if let Some(slot) = confirms.slot(self.seq) {
+            slot.abandoned = true;
+            if matches!(slot.state, State::Done(_)) {
+                slot.state = State::Gone;
+            }
+        }
+        confirms.compact();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Content, Properties};
+    use crate::SharedStr;
+    use bytes::Bytes;
+
+    fn message(body: &'static [u8], mandatory: bool) -> OutgoingMessage {
+        OutgoingMessage {
+            exchange: SharedStr::from("ex"),
+            routing_key: SharedStr::from("rk"),
+            mandatory,
+            content: Arc::new(Content {
+                properties: Properties::default(),
+                body: Bytes::from_static(body),
+            }),
+        }
+    }
+
+    fn poll(p: &mut PendingConfirm) -> Poll<Result<()>> {
+        let waker = std::task::Waker::noop();
+        Pin::new(p).poll(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn acks_with_multiple_resolve_in_order_and_nacks_fail() {
+        let confirms = Arc::new(Mutex::new(Confirms::default()));
+        let mut pending: Vec<PendingConfirm> = (0..4)
+            .map(|_| {
+                let seq = lock(&confirms).track(message(b"x", false));
+                PendingConfirm::new(confirms.clone(), seq)
+            })
+            .collect();
+        assert!(poll(&mut pending[0]).is_pending());
+        lock(&confirms).ack(2, true);
+        assert!(matches!(poll(&mut pending[0]), Poll::Ready(Ok(()))));
+        assert!(matches!(poll(&mut pending[1]), Poll::Ready(Ok(()))));
+        assert!(poll(&mut pending[2]).is_pending());
+        lock(&confirms).nack(3, false);
+        lock(&confirms).ack(4, false);
+        assert!(matches!(poll(&mut pending[2]), Poll::Ready(Err(e)) if e.is_nacked()));
+        assert!(matches!(poll(&mut pending[3]), Poll::Ready(Ok(()))));
+        assert_eq!(lock(&confirms).slots.len(), 0, "settled slots are compacted");
+    }
+
+    #[test]
+    fn returns_attach_to_their_publish_and_fail_it() {
+        let confirms = Arc::new(Mutex::new(Confirms::default()));
+        let routed = lock(&confirms).track(message(b"one", true));
+        let lost = lock(&confirms).track(message(b"two", true));
+        let mut routed = PendingConfirm::new(confirms.clone(), routed);
+        let mut lost = PendingConfirm::new(confirms.clone(), lost);
+        let back = ReturnedMessage {
+            reply_code: 312,
+            reply_text: SharedStr::from("NO_ROUTE"),
+            exchange: SharedStr::from("ex"),
+            routing_key: SharedStr::from("rk"),
+            properties: Properties::default(),
+            body: Bytes::from_static(b"two"),
+        };
+        assert!(lock(&confirms).returned(back).is_none());
+        lock(&confirms).ack(2, true);
+        assert!(matches!(poll(&mut routed), Poll::Ready(Ok(()))));
+        let Poll::Ready(Err(e)) = poll(&mut lost) else { panic!("returned") };
+        assert!(e.is_unroutable());
+        assert_eq!(e.returned_message().unwrap().body, Bytes::from_static(b"two"));
+    }
+
+    #[test]
+    fn dropped_confirmations_do_not_leak_and_failures_hand_back_messages() {
+        let confirms = Arc::new(Mutex::new(Confirms::default()));
+        for _ in 0..3 {
+            let seq = lock(&confirms).track(message(b"x", false));
+            drop(PendingConfirm::new(confirms.clone(), seq));
+        }
+        lock(&confirms).ack(3, true);
+        assert_eq!(lock(&confirms).slots.len(), 0);
+        let seq = lock(&confirms).track(message(b"y", false));
+        let mut p = PendingConfirm::new(confirms.clone(), seq);
+        let unknown = lock(&confirms).fail_all(&Error::connection("lost"));
+        assert_eq!(unknown.len(), 1);
+        assert!(matches!(poll(&mut p), Poll::Ready(Err(e)) if e.is_connection()));
+    }
+}

@@ -1,0 +1,1180 @@
+//! The AMQP connection engine: handshake, then three tasks per socket.
+//!
+//! - the **reader** owns the table of channel states (consumers, the
+//!   pending method call, content being assembled) and is the only one to
+//!   touch it, so deliveries take no lock on the way to their consumer;
+//! - the **writer** drains everything queued since its last write and sends
+//!   it in one vectored write (many publishes, one syscall);
+//! - the **heartbeat** task sends heartbeats when the writer was idle and
+//!   declares the broker dead after two silent intervals, whatever the
+//!   application is doing.
+//!
+//! Handles (channels, publishes, acks) encode their frames straight into the
+//! shared outbound buffer and talk to the reader through a command queue.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::codec::{
+    self, ContentHeader, Frame, Method, Outbound, PROTOCOL_HEADER, methods, read_frame, short,
+};
+use super::confirm::{self, Confirms};
+use super::tls;
+use super::wire;
+use crate::error::reply_code;
+use crate::event::{Event, Events};
+use crate::message::{Content, DeliveryInfo, ReturnedMessage};
+use crate::transport::{CancelReason, ConnectOptions, ConsumerEvent, Delivery, DeliverySender};
+use crate::url::BrokerUrl;
+use crate::util::FastHash;
+use crate::{Error, ErrorKind, FieldTable, Result, SharedStr, Value};
+
+use amq_protocol::protocol::AMQPClass;
+
+/// What kelp asks for; the broker may lower them.
+const CLIENT_CHANNEL_MAX: u16 = 2047;
+const CLIENT_FRAME_MAX: u32 = 131_072;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The negotiated limits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tune {
+    pub(crate) channel_max: u16,
+    pub(crate) frame_max: u32,
+    pub(crate) heartbeat: Option<Duration>,
+}
+
+/// A reply the reader hands to a waiting method call.
+pub(crate) enum Reply {
+    Method(AMQPClass),
+    Get(Option<Delivery>),
+}
+
+pub(crate) enum ReaderCmd {
+    Register(Arc<ChannelShared>),
+    Expect(u16, oneshot::Sender<Result<Reply>>),
+    AddConsumer(u16, SharedStr, DeliverySender),
+}
+
+/// State shared by the connection's tasks and handles.
+pub(crate) struct Conn {
+    pub(crate) broker: String,
+    pub(crate) tune: Tune,
+    pub(crate) server_properties: FieldTable,
+    out: Mutex<Outbound>,
+    writer_wake: Notify,
+    reader: mpsc::UnboundedSender<ReaderCmd>,
+    shutdown: watch::Sender<bool>,
+    failure: Mutex<Option<Error>>,
+    ids: Mutex<IdPool>,
+    blocked: AtomicBool,
+    unblocked: Notify,
+    closing: AtomicBool,
+    close_ok: Mutex<Option<oneshot::Sender<()>>>,
+    events: Events,
+    epoch: Instant,
+    last_read_ms: AtomicU64,
+    last_write_ms: AtomicU64,
+}
+
+struct IdPool {
+    next: u16,
+    max: u16,
+    free: Vec<u16>,
+}
+
+impl IdPool {
+    fn take(&mut self) -> Option<u16> {
+        if let Some(id) = self.free.pop() {
+            return Some(id);
+        }
+        if self.next == 0 || self.next > self.max {
+            return None;
+        }
+        let id = self.next;
+        self.next = self.next.wrapping_add(1);
+        Some(id)
+    }
+}
+
+impl Conn {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        !*self.shutdown.borrow() && !self.closing.load(Ordering::Acquire)
+    }
+
+    /// The error that closed the connection (or a generic one).
+    pub(crate) fn closed_error(&self) -> Error {
+        match &*lock(&self.failure) {
+            Some(e) => e.clone_for_waiters(),
+            None => Error::connection(format!("the connection to {} is closed", self.broker)),
+        }
+    }
+
+    /// Queue frames for the writer. `encode` runs under the outbound lock:
+    /// frames of concurrent callers never interleave.
+    pub(crate) fn send<T>(&self, encode: impl FnOnce(&mut Outbound) -> Result<T>) -> Result<T> {
+        if *self.shutdown.borrow() {
+            return Err(self.closed_error());
+        }
+        let (value, wake) = {
+            let mut out = lock(&self.out);
+            let was_empty = out.is_empty();
+            (encode(&mut out)?, was_empty)
+        };
+        // The writer only sleeps on an empty buffer, so only the first
+        // frame after it emptied needs to wake it.
+        if wake {
+            self.writer_wake.notify_one();
+        }
+        Ok(value)
+    }
+
+    pub(crate) fn command(&self, cmd: ReaderCmd) -> Result<()> {
+        self.reader.send(cmd).map_err(|_| self.closed_error())
+    }
+
+    /// Stop everything with `error` (the first error wins).
+    pub(crate) fn fail(&self, error: Error) {
+        {
+            let mut failure = lock(&self.failure);
+            if failure.is_some() {
+                return;
+            }
+            if error.kind() != ErrorKind::Closed {
+                self.events.emit(Event::ConnectionLost {
+                    broker: self.broker.clone(),
+                    reason: error.to_string(),
+                });
+            }
+            *failure = Some(error);
+        }
+        self.shutdown.send_replace(true);
+        self.unblocked.notify_waiters();
+        self.writer_wake.notify_one();
+    }
+
+    pub(crate) fn allocate_channel(&self) -> Result<u16> {
+        lock(&self.ids).take().ok_or_else(|| {
+            Error::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "all {} channels of the connection to {} are in use",
+                    self.tune.channel_max, self.broker
+                ),
+            )
+        })
+    }
+
+    fn release_channel(&self, id: u16) {
+        lock(&self.ids).free.push(id);
+    }
+
+    /// Wait while the broker blocks publishing (connection.blocked).
+    pub(crate) async fn wait_unblocked(&self) -> Result<()> {
+        while self.blocked.load(Ordering::Acquire) {
+            let notified = self.unblocked.notified();
+            if !self.blocked.load(Ordering::Acquire) {
+                break;
+            }
+            if *self.shutdown.borrow() {
+                return Err(self.closed_error());
+            }
+            notified.await;
+        }
+        if *self.shutdown.borrow() {
+            return Err(self.closed_error());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Acquire)
+    }
+
+    /// Close cleanly: connection.close, wait for close-ok (briefly), stop.
+    pub(crate) async fn close(&self) -> Result<()> {
+        if self.closing.swap(true, Ordering::AcqRel) || *self.shutdown.borrow() {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        *lock(&self.close_ok) = Some(tx);
+        let sent = self.send(|out| {
+            codec::put_method(
+                &mut out.head,
+                0,
+                AMQPClass::Connection(methods::connection::AMQPMethod::Close(
+                    methods::connection::Close {
+                        reply_code: 200,
+                        reply_text: short("closed by the application")?,
+                        class_id: 0,
+                        method_id: 0,
+                    },
+                )),
+            )
+        });
+        if sent.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
+        }
+        self.fail(Error::closed(format!("the connection to {} was closed by the application", self.broker)));
+        Ok(())
+    }
+
+    /// Begin closing without waiting (from a destructor).
+    pub(crate) fn close_in_background(self: &Arc<Self>) {
+        if !self.is_open() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let conn = self.clone();
+                runtime.spawn(async move {
+                    let _ = conn.close().await;
+                });
+            }
+            Err(_) => self.fail(Error::closed("the connection was dropped")),
+        }
+    }
+}
+
+/// A channel as both sides see it.
+pub(crate) struct ChannelShared {
+    pub(crate) id: u16,
+    pub(crate) conn: Arc<Conn>,
+    open: AtomicBool,
+    closed_with: Mutex<Option<Error>>,
+    /// AMQP allows one synchronous method in flight per channel.
+    rpc: tokio::sync::Mutex<()>,
+    pub(crate) confirms: Arc<Mutex<Confirms>>,
+    pub(crate) confirm_mode: AtomicBool,
+}
+
+impl ChannelShared {
+    pub(crate) fn new(id: u16, conn: Arc<Conn>) -> ChannelShared {
+        ChannelShared {
+            id,
+            conn,
+            open: AtomicBool::new(true),
+            closed_with: Mutex::new(None),
+            rpc: tokio::sync::Mutex::new(()),
+            confirms: Arc::new(Mutex::new(Confirms::default())),
+            confirm_mode: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire) && self.conn.is_open()
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if !self.conn.is_open() {
+            return Err(self.conn.closed_error());
+        }
+        if !self.open.load(Ordering::Acquire) {
+            return Err(match &*lock(&self.closed_with) {
+                Some(e) => e.clone_for_waiters(),
+                None => Error::closed("the channel is closed"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Mark closed; fail what waited on it.
+    fn closed(&self, error: Error) {
+        self.open.store(false, Ordering::Release);
+        let mut slot = lock(&self.closed_with);
+        if slot.is_none() {
+            *slot = Some(error.clone_for_waiters());
+        }
+        drop(slot);
+        let unknown = confirm::lock(&self.confirms).fail_all(&error);
+        if !unknown.is_empty() {
+            tracing::warn!(
+                channel = self.id,
+                count = unknown.len(),
+                "publishes not confirmed before the channel closed: their fate is unknown"
+            );
+        }
+    }
+
+    /// Send a synchronous method and wait for the broker's reply.
+    pub(crate) async fn call(&self, method: AMQPClass) -> Result<Reply> {
+        let _one_at_a_time = self.rpc.lock().await;
+        self.check_open()?;
+        let (tx, rx) = oneshot::channel();
+        self.conn.command(ReaderCmd::Expect(self.id, tx))?;
+        self.conn
+            .send(|out| codec::put_method(&mut out.head, self.id, method))?;
+        match rx.await {
+            Ok(reply) => reply,
+            Err(_) => Err(self.check_open().err().unwrap_or_else(|| self.conn.closed_error())),
+        }
+    }
+
+    /// Send a method that has no reply.
+    pub(crate) fn cast(&self, method: AMQPClass) -> Result<()> {
+        self.check_open()?;
+        self.conn
+            .send(|out| codec::put_method(&mut out.head, self.id, method))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sockets: plain TCP halves without a lock, TLS through tokio's split.
+
+pub(crate) enum ReadSide {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<tls::TlsStream>),
+}
+
+pub(crate) enum WriteSide {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<tls::TlsStream>),
+}
+
+impl AsyncRead for ReadSide {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ReadSide::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            ReadSide::Tls(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteSide {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteSide::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+            WriteSide::Tls(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteSide::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            WriteSide::Tls(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            WriteSide::Tcp(w) => w.is_write_vectored(),
+            WriteSide::Tls(w) => w.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteSide::Tcp(w) => Pin::new(w).poll_flush(cx),
+            WriteSide::Tls(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteSide::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+            WriteSide::Tls(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connecting
+
+fn io_error(url: &BrokerUrl, what: &str, e: std::io::Error) -> Error {
+    Error::connection(format!("{what} {url}")).with_source(e)
+}
+
+/// Connect, authenticate, tune, open the virtual host, start the tasks.
+pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: Events) -> Result<Arc<Conn>> {
+    let default_port = if url.is_tls() { 5671 } else { 5672 };
+    let port = url.port().unwrap_or(default_port);
+    let tcp = TcpStream::connect((url.host(), port))
+        .await
+        .map_err(|e| io_error(url, "cannot connect to", e))?;
+    // Latency matters more than packet count: frames are already batched.
+    let _ = tcp.set_nodelay(true);
+    let (mut read, mut write) = if url.is_tls() {
+        let stream = tls::connect(tcp, url).await?;
+        let (r, w) = tokio::io::split(stream);
+        (ReadSide::Tls(r), WriteSide::Tls(w))
+    } else {
+        let (r, w) = tcp.into_split();
+        (ReadSide::Tcp(r), WriteSide::Tcp(w))
+    };
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let (tune, server_properties) = handshake(&mut read, &mut write, &mut buf, url, options).await?;
+
+    let (reader_tx, reader_rx) = mpsc::unbounded_channel();
+    let (shutdown, _) = watch::channel(false);
+    let conn = Arc::new(Conn {
+        broker: url.to_string(),
+        tune,
+        server_properties,
+        out: Mutex::new(Outbound::new()),
+        writer_wake: Notify::new(),
+        reader: reader_tx,
+        shutdown,
+        failure: Mutex::new(None),
+        ids: Mutex::new(IdPool {
+            next: 1,
+            max: tune.channel_max,
+            free: Vec::new(),
+        }),
+        blocked: AtomicBool::new(false),
+        unblocked: Notify::new(),
+        closing: AtomicBool::new(false),
+        close_ok: Mutex::new(None),
+        events,
+        epoch: Instant::now(),
+        last_read_ms: AtomicU64::new(0),
+        last_write_ms: AtomicU64::new(0),
+    });
+    tokio::spawn(Reader::new(conn.clone(), reader_rx).run(read, buf));
+    tokio::spawn(run_writer(conn.clone(), write));
+    if let Some(interval) = tune.heartbeat {
+        tokio::spawn(run_heartbeat(conn.clone(), interval));
+    }
+    conn.events.emit(Event::Connected {
+        broker: conn.broker.clone(),
+    });
+    Ok(conn)
+}
+
+async fn read_handshake_frame(read: &mut ReadSide, buf: &mut BytesMut, url: &BrokerUrl) -> Result<Frame> {
+    loop {
+        if let Some(frame) = read_frame(buf, 0)? {
+            return Ok(frame);
+        }
+        if buf.starts_with(b"AMQP") && buf.len() >= 8 {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{url} does not speak AMQP 0-9-1 (it offered protocol {}.{}.{})",
+                    buf[5], buf[6], buf[7]
+                ),
+            ));
+        }
+        let n = read
+            .read_buf(buf)
+            .await
+            .map_err(|e| io_error(url, "lost the connection to", e))?;
+        if n == 0 {
+            return Err(Error::connection(format!(
+                "{url} closed the connection during the handshake"
+            )));
+        }
+    }
+}
+
+fn expect_connection_method(frame: Frame, url: &BrokerUrl) -> Result<methods::connection::AMQPMethod> {
+    match frame {
+        Frame::Method(0, Method::Other(AMQPClass::Connection(method))) => Ok(method),
+        other => Err(Error::new(
+            ErrorKind::Protocol,
+            format!("unexpected frame from {url} during the handshake: {other:?}"),
+        )),
+    }
+}
+
+fn handshake_close_error(close: &methods::connection::Close, url: &BrokerUrl, stage: &str) -> Error {
+    let text = close.reply_text.as_str().to_owned();
+    let kind = match close.reply_code {
+        reply_code::ACCESS_REFUSED if stage == "login" => ErrorKind::Authentication,
+        _ => ErrorKind::Connection,
+    };
+    Error::new(kind, format!("{url} refused the {stage}: {} {text}", close.reply_code))
+        .with_reply(close.reply_code, text)
+}
+
+fn client_properties(options: &ConnectOptions) -> FieldTable {
+    let capabilities: FieldTable = [
+        "publisher_confirms",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "basic.nack",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "exchange_exchange_bindings",
+    ]
+    .into_iter()
+    .map(|c| (c.to_owned(), Value::Bool(true)))
+    .collect();
+    let mut props = FieldTable::new();
+    props.insert("product".into(), Value::from("kelp"));
+    props.insert("version".into(), Value::from(env!("CARGO_PKG_VERSION")));
+    props.insert("platform".into(), Value::from("Rust"));
+    props.insert("information".into(), Value::from("https://github.com/kelp-rs/kelp"));
+    props.insert("capabilities".into(), Value::Map(capabilities));
+    if let Some(name) = &options.connection_name {
+        props.insert("connection_name".into(), Value::from(name.as_str()));
+    }
+    props
+}
+
+/// Negotiate as RabbitMQ clients do: the smaller non-zero value wins.
+fn negotiate<T: Ord + Default + Copy>(client: T, server: T) -> T {
+    let zero = T::default();
+    if client == zero || server == zero {
+        client.max(server)
+    } else {
+        client.min(server)
+    }
+}
+
+async fn handshake(
+    read: &mut ReadSide,
+    write: &mut WriteSide,
+    buf: &mut BytesMut,
+    url: &BrokerUrl,
+    options: &ConnectOptions,
+) -> Result<(Tune, FieldTable)> {
+    let w = |e| io_error(url, "lost the connection to", e);
+    write.write_all(PROTOCOL_HEADER).await.map_err(w)?;
+
+    let start = match expect_connection_method(read_handshake_frame(read, buf, url).await?, url)? {
+        methods::connection::AMQPMethod::Start(start) => start,
+        other => {
+            return Err(Error::new(ErrorKind::Protocol, format!("expected connection.start from {url}, got {other:?}")));
+        }
+    };
+    let server_properties = codec::from_amqp_table(&start.server_properties).unwrap_or_default();
+    let offered = String::from_utf8_lossy(start.mechanisms.as_bytes()).into_owned();
+    let mechanism = url
+        .login_method()
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_else(|| "PLAIN".to_owned());
+    if !offered.split_whitespace().any(|m| m == mechanism) {
+        return Err(Error::new(
+            ErrorKind::Authentication,
+            format!("{url} does not offer the {mechanism} login method (it offers: {offered})"),
+        ));
+    }
+    let user = url.userid().unwrap_or("guest");
+    let password = url.password().unwrap_or("guest");
+    let response: Vec<u8> = match mechanism.as_str() {
+        "PLAIN" => format!("\0{user}\0{password}").into_bytes(),
+        "AMQPLAIN" => {
+            let table: FieldTable = [
+                ("LOGIN".to_owned(), Value::from(user)),
+                ("PASSWORD".to_owned(), Value::from(password)),
+            ]
+            .into_iter()
+            .collect();
+            // AMQPLAIN is a field table without its length prefix.
+            wire::encode_table(&table)?.slice(4..).to_vec()
+        }
+        "EXTERNAL" => Vec::new(),
+        other => {
+            return Err(Error::config(format!(
+                "unsupported login method '{other}' (kelp speaks PLAIN, AMQPLAIN and EXTERNAL)"
+            )));
+        }
+    };
+    let start_ok = methods::connection::StartOk {
+        client_properties: codec::to_amqp_table(&client_properties(options))?,
+        mechanism: short(&mechanism)?,
+        response: codec::LongString::from(response),
+        locale: short("en_US")?,
+    };
+    let mut out = BytesMut::new();
+    codec::put_method(&mut out, 0, AMQPClass::Connection(methods::connection::AMQPMethod::StartOk(start_ok)))?;
+    write.write_all(&out).await.map_err(w)?;
+
+    let tune = loop {
+        let frame = match read_handshake_frame(read, buf, url).await {
+            Ok(frame) => frame,
+            // Brokers without authentication_failure_close just hang up.
+            Err(e) if e.is_connection() => {
+                return Err(Error::new(
+                    ErrorKind::Authentication,
+                    format!("{url} closed the connection after the login: the credentials were probably refused"),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        match expect_connection_method(frame, url)? {
+            methods::connection::AMQPMethod::Tune(tune) => break tune,
+            methods::connection::AMQPMethod::Close(close) => {
+                return Err(handshake_close_error(&close, url, "login"));
+            }
+            methods::connection::AMQPMethod::Secure(_) => {
+                return Err(Error::new(
+                    ErrorKind::Authentication,
+                    format!("{url} asked for a SASL challenge, which kelp does not answer"),
+                ));
+            }
+            other => {
+                return Err(Error::new(ErrorKind::Protocol, format!("expected connection.tune from {url}, got {other:?}")));
+            }
+        }
+    };
+    let heartbeat_secs = options
+        .heartbeat
+        .map_or(0u16, |d| u16::try_from(d.as_secs().max(1)).unwrap_or(u16::MAX));
+    let negotiated = Tune {
+        channel_max: negotiate(CLIENT_CHANNEL_MAX, tune.channel_max),
+        frame_max: negotiate(CLIENT_FRAME_MAX, tune.frame_max).max(codec::FRAME_MIN_SIZE),
+        heartbeat: match negotiate(heartbeat_secs, tune.heartbeat) {
+            0 => None,
+            secs => Some(Duration::from_secs(u64::from(secs))),
+        },
+    };
+    let mut out = BytesMut::new();
+    codec::put_method(
+        &mut out,
+        0,
+        AMQPClass::Connection(methods::connection::AMQPMethod::TuneOk(methods::connection::TuneOk {
+            channel_max: negotiated.channel_max,
+            frame_max: negotiated.frame_max,
+            heartbeat: negotiated.heartbeat.map_or(0, |d| d.as_secs() as u16),
+        })),
+    )?;
+    codec::put_method(
+        &mut out,
+        0,
+        AMQPClass::Connection(methods::connection::AMQPMethod::Open(methods::connection::Open {
+            virtual_host: short(url.virtual_host())?,
+        })),
+    )?;
+    write.write_all(&out).await.map_err(w)?;
+    match expect_connection_method(read_handshake_frame(read, buf, url).await?, url)? {
+        methods::connection::AMQPMethod::OpenOk(_) => Ok((negotiated, server_properties)),
+        methods::connection::AMQPMethod::Close(close) => {
+            Err(handshake_close_error(&close, url, "virtual host"))
+        }
+        other => Err(Error::new(ErrorKind::Protocol, format!("expected connection.open-ok from {url}, got {other:?}"))),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writer and heartbeats
+
+async fn run_writer(conn: Arc<Conn>, mut write: WriteSide) {
+    let mut shutdown = conn.shutdown.subscribe();
+    loop {
+        let chunks = lock(&conn.out).take();
+        if chunks.is_empty() {
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = conn.writer_wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        if let Err(e) = write_all_chunks(&mut write, chunks).await {
+            conn.fail(Error::connection(format!("cannot write to {}", conn.broker)).with_source(e));
+            break;
+        }
+        conn.last_write_ms.store(conn.now_ms(), Ordering::Relaxed);
+    }
+    let _ = write.shutdown().await;
+}
+
+/// Write every chunk, many per syscall.
+async fn write_all_chunks(write: &mut WriteSide, mut chunks: Vec<Bytes>) -> std::io::Result<()> {
+    use bytes::Buf;
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(64)
+            .map(|c| std::io::IoSlice::new(c))
+            .collect();
+        let mut written = write.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 && first < chunks.len() {
+            let len = chunks[first].len();
+            if written >= len {
+                written -= len;
+                first += 1;
+            } else {
+                chunks[first].advance(written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_heartbeat(conn: Arc<Conn>, interval: Duration) {
+    let mut shutdown = conn.shutdown.subscribe();
+    let mut ticker = tokio::time::interval(interval / 2);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let half = (interval / 2).as_millis() as u64;
+    let dead_after = (interval * 2).as_millis() as u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = conn.now_ms();
+        if now.saturating_sub(conn.last_read_ms.load(Ordering::Relaxed)) > dead_after {
+            conn.fail(Error::connection(format!(
+                "missed heartbeats: nothing heard from {} for {:?}",
+                conn.broker,
+                interval * 2
+            )));
+            return;
+        }
+        if now.saturating_sub(conn.last_write_ms.load(Ordering::Relaxed)) >= half {
+            let _ = conn.send(|out| {
+                codec::put_heartbeat(&mut out.head);
+                Ok(())
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reader
+
+enum Incoming {
+    Deliver(codec::Deliver),
+    Get(codec::GetOk),
+    Return(codec::Return),
+}
+
+/// A message whose header or body frames are still coming.
+struct Assembly {
+    incoming: Incoming,
+    header: Option<ContentHeader>,
+    body: Option<Bytes>,
+    parts: Option<BytesMut>,
+}
+
+struct ReaderChannel {
+    shared: Arc<ChannelShared>,
+    consumers: HashMap<SharedStr, DeliverySender, FastHash>,
+    waiter: Option<oneshot::Sender<Result<Reply>>>,
+    assembly: Option<Assembly>,
+}
+
+struct Reader {
+    conn: Arc<Conn>,
+    commands: mpsc::UnboundedReceiver<ReaderCmd>,
+    channels: HashMap<u16, ReaderChannel, FastHash>,
+}
+
+impl Reader {
+    fn new(conn: Arc<Conn>, commands: mpsc::UnboundedReceiver<ReaderCmd>) -> Reader {
+        Reader {
+            conn,
+            commands,
+            channels: HashMap::default(),
+        }
+    }
+
+    async fn run(mut self, mut read: ReadSide, mut buf: BytesMut) {
+        let mut shutdown = self.conn.shutdown.subscribe();
+        let error = loop {
+            // Frames left in the buffer (the handshake's leftovers, or the
+            // rest of the last read) first.
+            loop {
+                match read_frame(&mut buf, self.conn.tune.frame_max) {
+                    Ok(Some(frame)) => {
+                        if self.handle(frame).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.conn.fail(e);
+                        break;
+                    }
+                }
+            }
+            if *shutdown.borrow() {
+                break self.conn.closed_error();
+            }
+            if buf.capacity() - buf.len() < 8 * 1024 {
+                buf.reserve(64 * 1024);
+            }
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => break Error::closed("the connection was dropped"),
+                },
+                _ = shutdown.changed() => {}
+                read = read.read_buf(&mut buf) => match read {
+                    Ok(0) => {
+                        self.conn.fail(Error::connection(format!("{} closed the connection", self.conn.broker)));
+                    }
+                    Ok(_) => self.conn.last_read_ms.store(self.conn.now_ms(), Ordering::Relaxed),
+                    Err(e) => {
+                        self.conn.fail(Error::connection(format!("lost the connection to {}", self.conn.broker)).with_source(e));
+                    }
+                },
+            }
+        };
+        self.conn.fail(error.clone_for_waiters());
+        let error = self.conn.closed_error();
+        let clean = error.kind() == ErrorKind::Closed;
+        for (_, channel) in self.channels.drain() {
+            channel.shared.closed(error.clone_for_waiters());
+            if let Some(waiter) = channel.waiter {
+                let _ = waiter.send(Err(error.clone_for_waiters()));
+            }
+            if !clean {
+                for (tag, sink) in channel.consumers {
+                    let _ = sink.send(ConsumerEvent::Cancelled(tag, CancelReason::ConnectionLost));
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, command: ReaderCmd) {
+        match command {
+            ReaderCmd::Register(shared) => {
+                self.channels.insert(
+                    shared.id,
+                    ReaderChannel {
+                        shared,
+                        consumers: HashMap::default(),
+                        waiter: None,
+                        assembly: None,
+                    },
+                );
+            }
+            ReaderCmd::Expect(id, waiter) => match self.channels.get_mut(&id) {
+                Some(channel) => channel.waiter = Some(waiter),
+                None => {
+                    let _ = waiter.send(Err(Error::closed("the channel is closed")));
+                }
+            },
+            ReaderCmd::AddConsumer(id, tag, sink) => {
+                if let Some(channel) = self.channels.get_mut(&id) {
+                    channel.consumers.insert(tag, sink);
+                }
+            }
+        }
+    }
+
+    /// Handle one frame; an error has already failed the connection.
+    fn handle(&mut self, frame: Frame) -> std::result::Result<(), ()> {
+        let result = match frame {
+            Frame::Heartbeat => Ok(()),
+            Frame::Method(0, Method::Other(AMQPClass::Connection(method))) => {
+                self.connection_method(method);
+                Ok(())
+            }
+            Frame::Method(id, method) => self.channel_method(id, method),
+            Frame::Header(id, header) => self.content_header(id, header),
+            Frame::Body(id, body) => self.content_body(id, body),
+        };
+        result.map_err(|e| self.conn.fail(e))
+    }
+
+    fn connection_method(&mut self, method: methods::connection::AMQPMethod) {
+        use methods::connection::AMQPMethod as M;
+        match method {
+            M::Close(close) => {
+                let _ = self.conn.send(|out| {
+                    codec::put_method(
+                        &mut out.head,
+                        0,
+                        AMQPClass::Connection(M::CloseOk(methods::connection::CloseOk {})),
+                    )
+                });
+                let text = close.reply_text.as_str().to_owned();
+                self.conn.fail(
+                    Error::connection(format!(
+                        "{} closed the connection: {} {text}",
+                        self.conn.broker, close.reply_code
+                    ))
+                    .with_reply(close.reply_code, text),
+                );
+            }
+            M::CloseOk(_) => {
+                if let Some(tx) = lock(&self.conn.close_ok).take() {
+                    let _ = tx.send(());
+                }
+            }
+            M::Blocked(blocked) => {
+                self.conn.blocked.store(true, Ordering::Release);
+                self.conn.events.emit(Event::Blocked {
+                    reason: blocked.reason.as_str().to_owned(),
+                });
+            }
+            M::Unblocked(_) => {
+                self.conn.blocked.store(false, Ordering::Release);
+                self.conn.unblocked.notify_waiters();
+                self.conn.events.emit(Event::Unblocked);
+            }
+            other => tracing::debug!(method = ?other, "ignored connection method"),
+        }
+    }
+
+    fn channel(&mut self, id: u16) -> Result<&mut ReaderChannel> {
+        self.channels.get_mut(&id).ok_or_else(|| {
+            Error::new(ErrorKind::Protocol, format!("the broker used channel {id}, which is not open"))
+                .with_reply(reply_code::CHANNEL_ERROR, "CHANNEL_ERROR")
+        })
+    }
+
+    fn channel_method(&mut self, id: u16, method: Method) -> Result<()> {
+        let conn = self.conn.clone();
+        let channel = self.channel(id)?;
+        match method {
+            Method::Deliver(d) => channel.begin(Incoming::Deliver(d)),
+            Method::GetOk(g) => channel.begin(Incoming::Get(g)),
+            Method::Return(r) => channel.begin(Incoming::Return(r)),
+            Method::Ack { delivery_tag, multiple } => {
+                confirm::lock(&channel.shared.confirms).ack(delivery_tag, multiple);
+                Ok(())
+            }
+            Method::Nack { delivery_tag, multiple } => {
+                confirm::lock(&channel.shared.confirms).nack(delivery_tag, multiple);
+                Ok(())
+            }
+            Method::Other(class) => self.other_method(id, class, &conn),
+        }
+    }
+
+    fn other_method(&mut self, id: u16, class: AMQPClass, conn: &Arc<Conn>) -> Result<()> {
+        use methods::basic::AMQPMethod as B;
+        use methods::channel::AMQPMethod as C;
+        match class {
+            AMQPClass::Basic(B::GetEmpty(_)) => {
+                self.reply(id, Ok(Reply::Get(None)));
+            }
+            AMQPClass::Basic(B::Cancel(cancel)) => {
+                // The broker cancelled a consumer (its queue went away).
+                let tag = SharedStr::from(cancel.consumer_tag.as_str());
+                let channel = self.channel(id)?;
+                if let Some(sink) = channel.consumers.remove(&tag) {
+                    let _ = sink.send(ConsumerEvent::Cancelled(tag.clone(), CancelReason::QueueDeleted));
+                }
+                conn.events.emit(Event::ConsumerCancelled {
+                    consumer_tag: tag.to_string(),
+                });
+                if !cancel.nowait {
+                    let _ = channel.shared.cast(AMQPClass::Basic(B::CancelOk(methods::basic::CancelOk {
+                        consumer_tag: cancel.consumer_tag,
+                    })));
+                }
+            }
+            AMQPClass::Basic(B::CancelOk(ok)) => {
+                let tag = SharedStr::from(ok.consumer_tag.as_str());
+                self.channel(id)?.consumers.remove(&tag);
+                self.reply(id, Ok(Reply::Method(AMQPClass::Basic(B::CancelOk(ok)))));
+            }
+            AMQPClass::Channel(C::Close(close)) => {
+                let text = close.reply_text.as_str().to_owned();
+                let error = Error::channel_closed(close.reply_code, text.clone());
+                let _ = conn.send(|out| {
+                    codec::put_method(&mut out.head, id, AMQPClass::Channel(C::CloseOk(methods::channel::CloseOk {})))
+                });
+                self.drop_channel(id, error);
+            }
+            AMQPClass::Channel(C::CloseOk(ok)) => {
+                self.reply(id, Ok(Reply::Method(AMQPClass::Channel(C::CloseOk(ok)))));
+                if let Some(channel) = self.channels.remove(&id) {
+                    channel.shared.closed(Error::closed("the channel is closed"));
+                    conn.release_channel(id);
+                }
+            }
+            AMQPClass::Channel(C::Flow(flow)) => {
+                self.channel(id)?.shared.cast(AMQPClass::Channel(C::FlowOk(methods::channel::FlowOk {
+                    active: flow.active,
+                })))?;
+            }
+            other => self.reply(id, Ok(Reply::Method(other))),
+        }
+        Ok(())
+    }
+
+    /// The broker closed a channel: everything on it ends with `error`.
+    fn drop_channel(&mut self, id: u16, error: Error) {
+        let Some(channel) = self.channels.remove(&id) else { return };
+        channel.shared.closed(error.clone_for_waiters());
+        if let Some(waiter) = channel.waiter {
+            let _ = waiter.send(Err(error.clone_for_waiters()));
+        }
+        let (code, text) = (error.reply_code().unwrap_or(0), error.reply_text().unwrap_or("").to_owned());
+        for (tag, sink) in channel.consumers {
+            let _ = sink.send(ConsumerEvent::Cancelled(tag, CancelReason::ChannelClosed(code, text.clone())));
+        }
+        self.conn.release_channel(id);
+    }
+
+    fn reply(&mut self, id: u16, reply: Result<Reply>) {
+        match self.channels.get_mut(&id).and_then(|c| c.waiter.take()) {
+            Some(waiter) => {
+                let _ = waiter.send(reply);
+            }
+            None => tracing::debug!(channel = id, "a reply nobody waited for"),
+        }
+    }
+
+    fn content_header(&mut self, id: u16, header: ContentHeader) -> Result<()> {
+        let channel = self.channel(id)?;
+        let assembly = channel.assembly.as_mut().ok_or_else(|| unexpected("a content header"))?;
+        if assembly.header.is_some() {
+            return Err(unexpected("a second content header"));
+        }
+        let empty = header.body_size == 0;
+        assembly.header = Some(header);
+        if empty {
+            self.complete(id)?;
+        }
+        Ok(())
+    }
+
+    fn content_body(&mut self, id: u16, body: Bytes) -> Result<()> {
+        let channel = self.channel(id)?;
+        let assembly = channel.assembly.as_mut().ok_or_else(|| unexpected("a content body"))?;
+        let expected = assembly
+            .header
+            .as_ref()
+            .ok_or_else(|| unexpected("a body before its header"))?
+            .body_size;
+        // One frame carries the whole body: keep it as a slice of the read
+        // buffer. Several: gather them.
+        let have = match (&mut assembly.parts, &assembly.body) {
+            (None, None) => {
+                assembly.body = Some(body);
+                assembly.body.as_ref().map_or(0, Bytes::len)
+            }
+            (parts, first) => {
+                let gathered = parts.get_or_insert_with(|| {
+                    let mut b = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0).min(64 << 20));
+                    if let Some(first) = first {
+                        b.extend_from_slice(first);
+                    }
+                    b
+                });
+                assembly.body = None;
+                gathered.extend_from_slice(&body);
+                gathered.len()
+            }
+        } as u64;
+        if have > expected {
+            return Err(unexpected("more body than the header announced"));
+        }
+        if have == expected {
+            self.complete(id)?;
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, id: u16) -> Result<()> {
+        let conn = self.conn.clone();
+        let channel = self.channel(id)?;
+        let Some(assembly) = channel.assembly.take() else {
+            return Ok(());
+        };
+        let header = assembly.header.ok_or_else(|| unexpected("content without a header"))?;
+        let body = match (assembly.body, assembly.parts) {
+            (Some(body), _) => body,
+            (None, Some(parts)) => parts.freeze(),
+            (None, None) => Bytes::new(),
+        };
+        let content = Arc::new(Content {
+            properties: header.properties,
+            body,
+        });
+        match assembly.incoming {
+            Incoming::Deliver(d) => {
+                let delivery = Delivery {
+                    info: DeliveryInfo {
+                        exchange: d.exchange,
+                        routing_key: d.routing_key,
+                        redelivered: d.redelivered,
+                        consumer_tag: Some(d.consumer_tag.clone()),
+                        delivery_tag: d.delivery_tag,
+                    },
+                    content,
+                };
+                let delivered = match channel.consumers.get(&d.consumer_tag) {
+                    Some(sink) => sink.send(ConsumerEvent::Delivery(delivery)).is_ok(),
+                    None => false,
+                };
+                if !delivered {
+                    // Its consumer is gone: give it back rather than hold it.
+                    channel.consumers.remove(&d.consumer_tag);
+                    let tag = d.delivery_tag;
+                    let _ = conn.send(|out| {
+                        codec::put_settle(&mut out.head, id, codec::Settle::Reject { tag, requeue: true });
+                        Ok(())
+                    });
+                }
+            }
+            Incoming::Get(g) => {
+                let delivery = Delivery {
+                    info: DeliveryInfo {
+                        exchange: g.exchange,
+                        routing_key: g.routing_key,
+                        redelivered: g.redelivered,
+                        consumer_tag: None,
+                        delivery_tag: g.delivery_tag,
+                    },
+                    content,
+                };
+                self.reply(id, Ok(Reply::Get(Some(delivery))));
+            }
+            Incoming::Return(r) => {
+                let returned = ReturnedMessage {
+                    reply_code: r.reply_code,
+                    reply_text: r.reply_text,
+                    exchange: r.exchange,
+                    routing_key: r.routing_key,
+                    properties: content.properties.clone(),
+                    body: content.body.clone(),
+                };
+                if let Some(unclaimed) = confirm::lock(&channel.shared.confirms).returned(returned) {
+                    conn.events.emit(Event::MessageReturned {
+                        exchange: unclaimed.exchange.to_string(),
+                        routing_key: unclaimed.routing_key.to_string(),
+                        reply: format!("{} {}", unclaimed.reply_code, unclaimed.reply_text),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ReaderChannel {
+    fn begin(&mut self, incoming: Incoming) -> Result<()> {
+        if self.assembly.is_some() {
+            return Err(unexpected("a new message before the last one was complete"));
+        }
+        self.assembly = Some(Assembly {
+            incoming,
+            header: None,
+            body: None,
+            parts: None,
+        });
+        Ok(())
+    }
+}
+
+fn unexpected(what: &str) -> Error {
+    Error::new(ErrorKind::Protocol, format!("the broker sent {what}"))
+        .with_reply(reply_code::UNEXPECTED_FRAME, "UNEXPECTED_FRAME")
+}

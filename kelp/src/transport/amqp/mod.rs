@@ -1,0 +1,470 @@
+//! `amqp://` and `amqps://`: kelp's own AMQP 0-9-1 engine on tokio.
+//!
+//! `amq-protocol` is used only as the method codec, inside [`codec`]; the
+//! connection and channel state machines, confirms, content assembly,
+//! heartbeats and batching of writes are kelp's, because failover needs full
+//! control over channels, confirms and topology, and speed needs control
+//! over writes.
+
+mod codec;
+mod confirm;
+mod connection;
+mod tls;
+mod wire;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use amq_protocol::protocol::AMQPClass;
+use codec::{methods, short};
+use connection::{ChannelShared, Conn, ReaderCmd, Reply};
+
+pub(crate) use confirm::PendingConfirm;
+
+use super::{
+    BindArgs, Capabilities, Confirm, ConnectOptions, ConsumeArgs, Delivery, DeliverySender,
+    ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk, Transport, TransportChannel,
+};
+use crate::url::BrokerUrl;
+use crate::{Error, ErrorKind, Result, SharedStr};
+
+/// Fuzzing entry points (see `fuzz/`): they decode untrusted bytes.
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::{Bytes, BytesMut};
+
+    /// Read every frame out of `data`, as the connection reader does.
+    pub fn read_frames(data: &[u8]) {
+        let mut buf = BytesMut::from(data);
+        while let Ok(Some(_)) = super::codec::read_frame(&mut buf, 131_072) {}
+    }
+
+    /// Decode a field table; re-encode what decodes and check it round-trips.
+    pub fn field_table(data: &[u8]) {
+        let bytes = Bytes::copy_from_slice(data);
+        if let Ok(table) = super::wire::decode_table(&bytes) {
+            if let Ok(encoded) = super::wire::encode_table(&table) {
+                let again = super::wire::decode_table(&encoded);
+                assert!(again.is_ok(), "a table kelp encoded does not decode");
+            }
+        }
+    }
+
+    /// Decode a content header payload.
+    pub fn content_header(data: &[u8]) {
+        let _ = super::codec::parse_content_header(&Bytes::copy_from_slice(data));
+    }
+}
+
+/// A connection to a RabbitMQ (or other AMQP 0-9-1) broker.
+pub(crate) struct AmqpTransport {
+    conn: Arc<Conn>,
+}
+
+/// A channel on an AMQP connection.
+#[derive(Clone)]
+pub(crate) struct AmqpChannel {
+    shared: Arc<ChannelShared>,
+}
+
+fn unexpected_reply(what: &str, got: &Reply) -> Error {
+    let got = match got {
+        Reply::Method(m) => format!("{m:?}"),
+        Reply::Get(_) => "basic.get-ok".to_owned(),
+    };
+    Error::new(ErrorKind::Protocol, format!("expected {what}, the broker answered {got}"))
+}
+
+impl Transport for AmqpTransport {
+    type Channel = AmqpChannel;
+
+    async fn connect(url: &BrokerUrl, options: &ConnectOptions) -> Result<AmqpTransport> {
+        let conn = connection::connect(url, options, options.events.clone()).await?;
+        Ok(AmqpTransport { conn })
+    }
+
+    async fn open_channel(&self) -> Result<AmqpChannel> {
+        let id = self.conn.allocate_channel()?;
+        let shared = Arc::new(ChannelShared::new(id, self.conn.clone()));
+        self.conn.command(ReaderCmd::Register(shared.clone()))?;
+        let reply = shared
+            .call(AMQPClass::Channel(methods::channel::AMQPMethod::Open(methods::channel::Open {})))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Channel(methods::channel::AMQPMethod::OpenOk(_))) => {
+                Ok(AmqpChannel { shared })
+            }
+            other => Err(unexpected_reply("channel.open-ok", &other)),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.conn.is_open()
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.conn.close().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            publisher_confirms: true,
+            topic: true,
+            fanout: true,
+            headers: true,
+            priorities: true,
+            message_ttl: true,
+            exchange_bindings: true,
+        }
+    }
+}
+
+impl Drop for AmqpTransport {
+    fn drop(&mut self) {
+        self.conn.close_in_background();
+    }
+}
+
+impl AmqpChannel {
+    async fn call(&self, method: AMQPClass) -> Result<Reply> {
+        self.shared.call(method).await
+    }
+}
+
+/// The methods of one class, for brevity below.
+use methods::{basic, confirm as confirm_class, exchange, queue};
+
+impl TransportChannel for AmqpChannel {
+    fn is_open(&self) -> bool {
+        self.shared.is_open()
+    }
+
+    async fn close(&self) -> Result<()> {
+        if !self.shared.is_open() {
+            return Ok(());
+        }
+        let reply = self
+            .call(AMQPClass::Channel(methods::channel::AMQPMethod::Close(methods::channel::Close {
+                reply_code: 200,
+                reply_text: short("closed by the application")?,
+                class_id: 0,
+                method_id: 0,
+            })))
+            .await;
+        match reply {
+            Ok(Reply::Method(AMQPClass::Channel(methods::channel::AMQPMethod::CloseOk(_)))) => Ok(()),
+            Ok(other) => Err(unexpected_reply("channel.close-ok", &other)),
+            // Already closed by the broker or with the connection: done.
+            Err(_) => Ok(()),
+        }
+    }
+
+    async fn exchange_declare(&self, args: ExchangeDeclare<'_>) -> Result<()> {
+        let reply = self
+            .call(AMQPClass::Exchange(exchange::AMQPMethod::Declare(exchange::Declare {
+                exchange: short(args.name)?,
+                kind: short(args.kind.as_str())?,
+                passive: args.passive,
+                durable: args.durable,
+                auto_delete: args.auto_delete,
+                internal: args.internal,
+                nowait: false,
+                arguments: codec::to_amqp_table(args.arguments)?,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(_))) => Ok(()),
+            other => Err(unexpected_reply("exchange.declare-ok", &other)),
+        }
+    }
+
+    async fn exchange_delete(&self, name: &str, if_unused: bool) -> Result<()> {
+        let reply = self
+            .call(AMQPClass::Exchange(exchange::AMQPMethod::Delete(exchange::Delete {
+                exchange: short(name)?,
+                if_unused,
+                nowait: false,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(_))) => Ok(()),
+            other => Err(unexpected_reply("exchange.delete-ok", &other)),
+        }
+    }
+
+    async fn exchange_bind(&self, args: BindArgs<'_>) -> Result<()> {
+        let reply = self
+            .call(AMQPClass::Exchange(exchange::AMQPMethod::Bind(exchange::Bind {
+                destination: short(args.destination)?,
+                source: short(args.source)?,
+                routing_key: short(args.routing_key)?,
+                nowait: false,
+                arguments: codec::to_amqp_table(args.arguments)?,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Exchange(exchange::AMQPMethod::BindOk(_))) => Ok(()),
+            other => Err(unexpected_reply("exchange.bind-ok", &other)),
+        }
+    }
+
+    async fn exchange_unbind(&self, args: BindArgs<'_>) -> Result<()> {
+        let reply = self
+            .call(AMQPClass::Exchange(exchange::AMQPMethod::Unbind(exchange::Unbind {
+                destination: short(args.destination)?,
+                source: short(args.source)?,
+                routing_key: short(args.routing_key)?,
+                nowait: false,
+                arguments: codec::to_amqp_table(args.arguments)?,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(_))) => Ok(()),
+            other => Err(unexpected_reply("exchange.unbind-ok", &other)),
+        }
+    }
+
+    async fn queue_declare(&self, args: QueueDeclare<'_>) -> Result<QueueDeclareOk> {
+        let reply = self
+            .call(AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+                queue: short(args.name)?,
+                passive: args.passive,
+                durable: args.durable,
+                exclusive: args.exclusive,
+                auto_delete: args.auto_delete,
+                nowait: false,
+                arguments: codec::to_amqp_table(args.arguments)?,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok))) => Ok(QueueDeclareOk {
+                name: ok.queue.as_str().to_owned(),
+                message_count: ok.message_count,
+                consumer_count: ok.consumer_count,
+            }),
+            other => Err(unexpected_reply("queue.declare-ok", &other)),
+        }
+    }
+
+    async fn queue_bind(&self, args: BindArgs<'_>) -> Result<()> {
+        let reply = self
+            .call(AMQPClass::Queue(queue::AMQPMethod::Bind(queue::Bind {
+                queue: short(args.destination)?,
+                exchange: short(args.source)?,
+                routing_key: short(args.routing_key)?,
+                nowait: false,
+                arguments: codec::to_amqp_table(args.arguments)?,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Queue(queue::AMQPMethod::BindOk(_))) => Ok(()),
+            other => Err(unexpected_reply("queue.bind-ok", &other)),
+        }
+    }
+
+    async fn queue_unbind(&self, args: BindArgs<'_>) -> Result<()> {
+        let reply = self
+            .call(AMQPClass::Queue(queue::AMQPMethod::Unbind(queue::Unbind {
+                queue: short(args.destination)?,
+                exchange: short(args.source)?,
+                routing_key: short(args.routing_key)?,
+                arguments: codec::to_amqp_table(args.arguments)?,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Queue(queue::AMQPMethod::UnbindOk(_))) => Ok(()),
+            other => Err(unexpected_reply("queue.unbind-ok", &other)),
+        }
+    }
+
+    async fn queue_purge(&self, name: &str) -> Result<u32> {
+        let reply = self
+            .call(AMQPClass::Queue(queue::AMQPMethod::Purge(queue::Purge {
+                queue: short(name)?,
+                nowait: false,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Queue(queue::AMQPMethod::PurgeOk(ok))) => Ok(ok.message_count),
+            other => Err(unexpected_reply("queue.purge-ok", &other)),
+        }
+    }
+
+    async fn queue_delete(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u32> {
+        let reply = self
+            .call(AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
+                queue: short(name)?,
+                if_unused,
+                if_empty,
+                nowait: false,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Queue(queue::AMQPMethod::DeleteOk(ok))) => Ok(ok.message_count),
+            other => Err(unexpected_reply("queue.delete-ok", &other)),
+        }
+    }
+
+    async fn qos(&self, prefetch_count: u16, global: bool) -> Result<()> {
+        let reply = self
+            .call(AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
+                prefetch_count,
+                global,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Basic(basic::AMQPMethod::QosOk(_))) => Ok(()),
+            other => Err(unexpected_reply("basic.qos-ok", &other)),
+        }
+    }
+
+    async fn confirm_select(&self) -> Result<()> {
+        if self.shared.confirm_mode.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let reply = self
+            .call(AMQPClass::Confirm(confirm_class::AMQPMethod::Select(confirm_class::Select {
+                nowait: false,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Confirm(confirm_class::AMQPMethod::SelectOk(_))) => {
+                self.shared.confirm_mode.store(true, Ordering::Release);
+                Ok(())
+            }
+            other => Err(unexpected_reply("confirm.select-ok", &other)),
+        }
+    }
+
+    async fn publish(&self, message: OutgoingMessage) -> Result<Confirm> {
+        let conn = &self.shared.conn;
+        if conn.is_blocked() {
+            conn.wait_unblocked().await?;
+        }
+        self.shared.check_open()?;
+        let id = self.shared.id;
+        let frame_max = conn.tune.frame_max;
+        let confirming = self.shared.confirm_mode.load(Ordering::Acquire);
+        let seq = conn.send(|out| {
+            // The sequence number is taken under the outbound lock, so it is
+            // the order in which the broker sees the publishes.
+            let seq = confirming.then(|| confirm::lock(&self.shared.confirms).track(message.clone()));
+            let written = codec::put_publish(
+                out,
+                id,
+                &message.exchange,
+                &message.routing_key,
+                message.mandatory,
+                &message.content.properties,
+                &message.content.body,
+                frame_max,
+            );
+            if let Err(e) = written {
+                if seq.is_some() {
+                    confirm::lock(&self.shared.confirms).untrack_last();
+                }
+                return Err(e);
+            }
+            Ok(seq)
+        })?;
+        Ok(match seq {
+            Some(seq) => Confirm::Amqp(PendingConfirm::new(self.shared.confirms.clone(), seq)),
+            None => Confirm::ready(Ok(())),
+        })
+    }
+
+    async fn consume(&self, args: ConsumeArgs, sink: DeliverySender) -> Result<SharedStr> {
+        let conn = &self.shared.conn;
+        conn.command(ReaderCmd::AddConsumer(self.shared.id, args.consumer_tag.clone(), sink))?;
+        let reply = self
+            .call(AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+                queue: short(&args.queue)?,
+                consumer_tag: short(&args.consumer_tag)?,
+                no_local: false,
+                no_ack: args.no_ack,
+                exclusive: args.exclusive,
+                nowait: false,
+                arguments: codec::to_amqp_table(&args.arguments)?,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok))) => {
+                Ok(SharedStr::from(ok.consumer_tag.as_str()))
+            }
+            other => Err(unexpected_reply("basic.consume-ok", &other)),
+        }
+    }
+
+    async fn cancel(&self, consumer_tag: &str) -> Result<()> {
+        if !self.shared.is_open() {
+            return Ok(());
+        }
+        let reply = self
+            .call(AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+                consumer_tag: short(consumer_tag)?,
+                nowait: false,
+            })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Basic(basic::AMQPMethod::CancelOk(_))) => Ok(()),
+            other => Err(unexpected_reply("basic.cancel-ok", &other)),
+        }
+    }
+
+    async fn get(&self, queue: &str, no_ack: bool) -> Result<Option<Delivery>> {
+        let reply = self
+            .call(AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+                queue: short(queue)?,
+                no_ack,
+            })))
+            .await?;
+        match reply {
+            Reply::Get(delivery) => Ok(delivery),
+            other => Err(unexpected_reply("basic.get-ok or get-empty", &other)),
+        }
+    }
+
+    async fn ack(&self, delivery_tag: u64, multiple: bool) -> Result<()> {
+        self.settle(codec::Settle::Ack {
+            tag: delivery_tag,
+            multiple,
+        })
+    }
+
+    async fn nack(&self, delivery_tag: u64, multiple: bool, requeue: bool) -> Result<()> {
+        self.settle(codec::Settle::Nack {
+            tag: delivery_tag,
+            multiple,
+            requeue,
+        })
+    }
+
+    async fn reject(&self, delivery_tag: u64, requeue: bool) -> Result<()> {
+        self.settle(codec::Settle::Reject {
+            tag: delivery_tag,
+            requeue,
+        })
+    }
+
+    async fn recover(&self, requeue: bool) -> Result<()> {
+        let reply = self
+            .call(AMQPClass::Basic(basic::AMQPMethod::Recover(basic::Recover { requeue })))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Basic(basic::AMQPMethod::RecoverOk(_))) => Ok(()),
+            other => Err(unexpected_reply("basic.recover-ok", &other)),
+        }
+    }
+}
+
+impl AmqpChannel {
+    /// Acks go straight into the outbound buffer: no round trip, no task.
+    fn settle(&self, settle: codec::Settle) -> Result<()> {
+        self.shared.check_open()?;
+        let id = self.shared.id;
+        self.shared.conn.send(|out| {
+            codec::put_settle(&mut out.head, id, settle);
+            Ok(())
+        })
+    }
+}
