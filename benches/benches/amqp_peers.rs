@@ -80,24 +80,7 @@ fn run() -> Result<ExitCode, String> {
     check_broker(&base.url)?;
 
     // ── Contenders ──────────────────────────────────────────────────────
-    // kelp plugs in HERE: the engine author pushes kelp's own contenders
-    // first (one per tokio runtime shape, named `kelp/ct` and `kelp/mt`,
-    // family "kelp"), so that its rows head every table, e.g.
-    //
-    //     contenders.push(Contender {
-    //         name: "kelp/ct".into(),
-    //         family: "kelp".into(),
-    //         run: Box::new(|workload, params| {
-    //             kelp_benches::run_on(kelp_benches::Flavor::CurrentThread, {
-    //                 let params = params.clone();
-    //                 move || async move { kelp_amqp::run(workload, &params).await }
-    //             })
-    //         }),
-    //         note: |_| None,
-    //     });
-    //
-    // Each run must do the workload exactly as the peers do (see the crate
-    // docs) and return a `BenchResult` timed with `common::Timer`.
+    // kelp's rows (kelp/ct, kelp/mt) come first in `peer_contenders`.
     let mut contenders: Vec<Contender> = Vec::new();
     contenders.extend(peer_contenders(kombu_peer::python()));
     // ────────────────────────────────────────────────────────────────────

@@ -25,6 +25,7 @@
 
 pub mod amqprs_peer;
 pub mod common;
+pub mod kelp_peer;
 pub mod kombu_peer;
 pub mod lapin_peer;
 pub mod report;
@@ -103,6 +104,7 @@ pub fn run_rust_peer(
     let params = params.clone();
     run_on(flavor, move || async move {
         match peer {
+            RustPeer::Kelp => kelp_peer::run(workload, &params).await,
             RustPeer::Lapin => lapin_peer::run(workload, &params).await,
             RustPeer::Amqprs => amqprs_peer::run(workload, &params).await,
         }
@@ -112,6 +114,8 @@ pub fn run_rust_peer(
 /// The Rust peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RustPeer {
+    /// kelp itself.
+    Kelp,
     /// lapin 4.
     Lapin,
     /// amqprs 2.
@@ -119,12 +123,13 @@ pub enum RustPeer {
 }
 
 impl RustPeer {
-    /// Both, lapin first.
-    pub const ALL: [RustPeer; 2] = [RustPeer::Lapin, RustPeer::Amqprs];
+    /// Every Rust contender, kelp first so that its rows head the tables.
+    pub const ALL: [RustPeer; 3] = [RustPeer::Kelp, RustPeer::Lapin, RustPeer::Amqprs];
 
     /// `lapin` or `amqprs`.
     pub fn name(self) -> &'static str {
         match self {
+            RustPeer::Kelp => kelp_peer::NAME,
             RustPeer::Lapin => lapin_peer::NAME,
             RustPeer::Amqprs => amqprs_peer::NAME,
         }
