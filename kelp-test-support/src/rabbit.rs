@@ -112,6 +112,9 @@ pub struct RabbitNodeOptions {
     /// e.g. `"vm_memory_high_watermark.relative = 0.0001"` or
     /// `"heartbeat = 5"`.
     pub extra_config: Vec<String>,
+    /// Plugins to enable, e.g. `rabbitmq_auth_mechanism_ssl` (none by
+    /// default; a plugin that opens a port would need one of its own).
+    pub plugins: Vec<String>,
     /// The Erlang cookie; `None` generates one. Nodes that are to be clustered
     /// need the same cookie ([`RabbitCluster`] sees to that).
     pub erlang_cookie: Option<String>,
@@ -131,6 +134,7 @@ impl Default for RabbitNodeOptions {
             amqp_port: None,
             tls: None,
             extra_config: Vec::new(),
+            plugins: Vec::new(),
             erlang_cookie: None,
             start_timeout: Duration::from_secs(secs),
         }
@@ -153,6 +157,12 @@ impl RabbitNodeOptions {
     /// Appends a line to `rabbitmq.conf`.
     pub fn config_line(mut self, line: impl Into<String>) -> Self {
         self.extra_config.push(line.into());
+        self
+    }
+
+    /// Enables a plugin.
+    pub fn plugin(mut self, name: impl Into<String>) -> Self {
+        self.plugins.push(name.into());
         self
     }
 
@@ -655,7 +665,10 @@ impl RabbitNode {
             std::fs::set_permissions(&cookie_path, std::fs::Permissions::from_mode(0o400))
                 .map_err(|e| Error::new(format!("cannot chmod {}: {e}", cookie_path.display())))?;
         }
-        procs::write_file(&dir.join("enabled_plugins"), "[].\n")?;
+        procs::write_file(
+            &dir.join("enabled_plugins"),
+            &format!("[{}].\n", opts.plugins.join(",")),
+        )?;
         procs::write_file(
             &dir.join("rabbitmq-env.conf"),
             "# kelp-test-support: intentionally empty (keeps /etc/rabbitmq/rabbitmq-env.conf out)\n",
