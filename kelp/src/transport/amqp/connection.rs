@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -43,6 +43,9 @@ use amq_protocol::protocol::AMQPClass;
 /// What kelp asks for; the broker may lower them.
 const CLIENT_CHANNEL_MAX: u16 = 2047;
 const CLIENT_FRAME_MAX: u32 = 131_072;
+/// Publishing pauses while this much is queued for a slow socket, so memory
+/// stays bounded when publishing without confirms.
+const HIGH_WATER: usize = 16 * 1024 * 1024;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -74,6 +77,10 @@ pub(crate) struct Conn {
     pub(crate) tune: Tune,
     pub(crate) server_properties: FieldTable,
     out: Mutex<Outbound>,
+    /// Bytes waiting for the writer; publishers wait above [`HIGH_WATER`].
+    queued: AtomicUsize,
+    /// Signalled after every write.
+    drained: Notify,
     writer_wake: Notify,
     reader: mpsc::UnboundedSender<ReaderCmd>,
     shutdown: watch::Sender<bool>,
@@ -135,7 +142,9 @@ impl Conn {
         let (value, wake) = {
             let mut out = lock(&self.out);
             let was_empty = out.is_empty();
-            (encode(&mut out)?, was_empty)
+            let value = encode(&mut out)?;
+            self.queued.store(out.len(), Ordering::Relaxed);
+            (value, was_empty)
         };
         // The writer only sleeps on an empty buffer, so only the first
         // frame after it emptied needs to wake it.
@@ -166,6 +175,7 @@ impl Conn {
         }
         self.shutdown.send_replace(true);
         self.unblocked.notify_waiters();
+        self.drained.notify_waiters();
         self.writer_wake.notify_one();
     }
 
@@ -201,6 +211,27 @@ impl Conn {
             return Err(self.closed_error());
         }
         Ok(())
+    }
+
+    /// Wait while the writer is far behind (see [`HIGH_WATER`]).
+    pub(crate) async fn wait_drained(&self) -> Result<()> {
+        while self.queued.load(Ordering::Relaxed) > HIGH_WATER {
+            let drained = self.drained.notified();
+            if self.queued.load(Ordering::Relaxed) <= HIGH_WATER {
+                break;
+            }
+            if *self.shutdown.borrow() {
+                return Err(self.closed_error());
+            }
+            drained.await;
+        }
+        Ok(())
+    }
+
+    /// True when publishing must wait (blocked by the broker, or the
+    /// writer far behind).
+    pub(crate) fn must_wait(&self) -> bool {
+        self.blocked.load(Ordering::Relaxed) || self.queued.load(Ordering::Relaxed) > HIGH_WATER
     }
 
     pub(crate) fn is_blocked(&self) -> bool {
@@ -431,6 +462,8 @@ pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: E
         tune,
         server_properties,
         out: Mutex::new(Outbound::new()),
+        queued: AtomicUsize::new(0),
+        drained: Notify::new(),
         writer_wake: Notify::new(),
         reader: reader_tx,
         shutdown,
@@ -672,7 +705,11 @@ async fn handshake(
 async fn run_writer(conn: Arc<Conn>, mut write: WriteSide) {
     let mut shutdown = conn.shutdown.subscribe();
     loop {
-        let chunks = lock(&conn.out).take();
+        let chunks = {
+            let mut out = lock(&conn.out);
+            conn.queued.store(0, Ordering::Relaxed);
+            out.take()
+        };
         if chunks.is_empty() {
             if *shutdown.borrow() {
                 break;
@@ -688,6 +725,7 @@ async fn run_writer(conn: Arc<Conn>, mut write: WriteSide) {
             break;
         }
         conn.last_write_ms.store(conn.now_ms(), Ordering::Relaxed);
+        conn.drained.notify_waiters();
     }
     let _ = write.shutdown().await;
 }

@@ -338,8 +338,9 @@ impl TransportChannel for AmqpChannel {
 
     async fn publish(&self, message: OutgoingMessage) -> Result<Confirm> {
         let conn = &self.shared.conn;
-        if conn.is_blocked() {
+        if conn.must_wait() {
             conn.wait_unblocked().await?;
+            conn.wait_drained().await?;
         }
         self.shared.check_open()?;
         let id = self.shared.id;
