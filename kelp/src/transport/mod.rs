@@ -24,6 +24,7 @@ use crate::url::{BrokerUrl, TransportKind};
 use crate::{Error, FieldTable, Result, SharedStr};
 
 pub(crate) mod amqp;
+pub(crate) mod confirm;
 pub(crate) mod memory;
 pub(crate) mod routing;
 
@@ -151,7 +152,7 @@ pub(crate) type DeliverySender = mpsc::UnboundedSender<ConsumerEvent>;
 #[must_use = "a confirmation does nothing unless awaited"]
 pub(crate) enum Confirm {
     Ready(Option<Result<()>>),
-    Amqp(amqp::PendingConfirm),
+    Amqp(confirm::PendingConfirm),
 }
 
 impl Confirm {

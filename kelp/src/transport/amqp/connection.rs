@@ -27,7 +27,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use super::codec::{
     self, ContentHeader, Frame, Method, Outbound, PROTOCOL_HEADER, methods, read_frame, short,
 };
-use super::confirm::{self, Confirms};
+use crate::transport::confirm::{self, Confirms};
 use super::tls;
 use super::wire;
 use crate::error::reply_code;

@@ -7,7 +7,6 @@
 //! over writes.
 
 mod codec;
-mod confirm;
 mod connection;
 mod tls;
 mod wire;
@@ -19,8 +18,8 @@ use amq_protocol::protocol::AMQPClass;
 use codec::{methods, short};
 use connection::{ChannelShared, Conn, ReaderCmd, Reply};
 
-pub(crate) use confirm::PendingConfirm;
 
+use super::confirm::{self, PendingConfirm};
 use super::{
     BindArgs, Capabilities, Confirm, ConnectOptions, ConsumeArgs, Delivery, DeliverySender,
     ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk, Transport, TransportChannel,

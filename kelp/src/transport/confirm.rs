@@ -1,8 +1,13 @@
-//! Publisher confirms: one queue of sequence numbers per channel, resolved
-//! by `basic.ack` / `basic.nack` (with `multiple`), with no task and no
-//! allocation per message. The published message is kept (a reference
-//! count, not a copy) until it is confirmed, to match `basic.return`s and to
-//! re-publish what was never confirmed.
+//! Publisher confirms: one queue of publishes per channel, resolved by the
+//! broker's acks and nacks (with `multiple`), with no task and no allocation
+//! per message. The published message is kept (a reference count, not a
+//! copy) until it is confirmed, to match returns and to publish again what
+//! was never confirmed when the connection is replaced.
+//!
+//! Each publish has a *ticket* (its place in this queue, for the waiting
+//! [`PendingConfirm`]) and a *wire* sequence number (the broker's delivery
+//! tag on the current channel). A new connection restarts wire numbers at 1;
+//! tickets stay, so a confirmation survives a failover.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -23,6 +28,9 @@ enum State {
 
 struct Slot {
     state: State,
+    /// Its delivery tag on the current channel; `None` once that channel is
+    /// gone and the message waits to be published again.
+    wire: Option<u64>,
     /// Kept until confirmed: for matching returns, and for re-publishing.
     message: Option<OutgoingMessage>,
     returned: Option<ReturnedMessage>,
@@ -31,47 +39,102 @@ struct Slot {
 
 /// The unconfirmed publishes of one channel.
 #[derive(Default)]
-pub(super) struct Confirms {
-    /// Sequence number of `slots[0]`.
+pub(crate) struct Confirms {
+    /// Ticket of `slots[0]`.
     base: u64,
-    next_seq: u64,
+    next_ticket: u64,
+    /// The next delivery tag on the current channel.
+    next_wire: u64,
     slots: VecDeque<Slot>,
+    /// Wakes publishers waiting for room (see [`Confirms::waiting`]).
+    room: Option<Arc<tokio::sync::Notify>>,
 }
 
-pub(super) fn lock(confirms: &Mutex<Confirms>) -> MutexGuard<'_, Confirms> {
+pub(crate) type SharedConfirms = Arc<Mutex<Confirms>>;
+
+pub(crate) fn lock(confirms: &Mutex<Confirms>) -> MutexGuard<'_, Confirms> {
     confirms.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Confirms {
-    /// Record a publish about to be written; returns its sequence number.
-    pub(super) fn track(&mut self, message: OutgoingMessage) -> u64 {
-        if self.next_seq == 0 {
-            self.next_seq = 1;
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
+    fn next_wire(&mut self) -> u64 {
+        self.next_wire = self.next_wire.max(1);
+        let wire = self.next_wire;
+        self.next_wire += 1;
+        wire
+    }
+
+    /// Record a publish about to be written; returns its ticket.
+    pub(crate) fn track(&mut self, message: OutgoingMessage) -> u64 {
+        self.next_ticket = self.next_ticket.max(1);
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
         if self.slots.is_empty() {
-            self.base = seq;
+            self.base = ticket;
         }
+        let wire = Some(self.next_wire());
         self.slots.push_back(Slot {
             state: State::Waiting(None),
+            wire,
             message: Some(message),
             returned: None,
             abandoned: false,
         });
-        seq
+        ticket
     }
 
     /// Undo the last `track` (its frames could not be encoded).
-    pub(super) fn untrack_last(&mut self) {
+    pub(crate) fn untrack_last(&mut self) {
         if self.slots.pop_back().is_some() {
-            self.next_seq -= 1;
+            self.next_ticket -= 1;
+            self.next_wire -= 1;
         }
     }
 
-    fn slot(&mut self, seq: u64) -> Option<&mut Slot> {
-        let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+    fn slot(&mut self, ticket: u64) -> Option<&mut Slot> {
+        let index = usize::try_from(ticket.checked_sub(self.base)?).ok()?;
         self.slots.get_mut(index)
+    }
+
+    /// The channel these publishes went out on is gone with its connection:
+    /// they wait, unconfirmed, to be published again on the next one (whose
+    /// delivery tags start at 1).
+    pub(crate) fn detach(&mut self) {
+        for slot in &mut self.slots {
+            slot.wire = None;
+        }
+        self.next_wire = 1;
+    }
+
+    /// Messages that must be published again, in their original order.
+    pub(crate) fn unsent(&self) -> Vec<(u64, OutgoingMessage)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.wire.is_none() && matches!(s.state, State::Waiting(_)))
+            .filter_map(|(i, s)| Some((self.base + i as u64, s.message.clone()?)))
+            .collect()
+    }
+
+    /// `ticket` was just published again: give it the next delivery tag.
+    pub(crate) fn resent(&mut self, ticket: u64) {
+        let wire = self.next_wire();
+        if let Some(slot) = self.slot(ticket) {
+            slot.wire = Some(wire);
+        }
+    }
+
+    /// Publishes waiting for their confirm.
+    pub(crate) fn waiting(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, State::Waiting(_)))
+            .count()
+    }
+
+    /// A notifier woken whenever publishes are confirmed (to wait for room).
+    pub(crate) fn room(&mut self) -> Arc<tokio::sync::Notify> {
+        self.room.get_or_insert_with(|| Arc::new(tokio::sync::Notify::new())).clone()
     }
 
     fn resolve(slot: &mut Slot, outcome: Result<()>) {
@@ -92,25 +155,35 @@ impl Confirms {
         }
     }
 
+    /// Resolve by delivery tag: every publish up to `tag` with `multiple`,
+    /// else the one with that tag. Tags of the current channel increase
+    /// along the queue, so the scan stops at the first later one.
     fn settle(&mut self, tag: u64, multiple: bool, outcome: impl Fn() -> Result<()>) {
-        if multiple {
-            let end = tag.saturating_sub(self.base).saturating_add(1);
-            for slot in self.slots.iter_mut().take(usize::try_from(end).unwrap_or(usize::MAX)) {
-                Self::resolve(slot, outcome());
+        for slot in &mut self.slots {
+            let Some(wire) = slot.wire else { continue };
+            if wire > tag {
+                break;
             }
-        } else if let Some(slot) = self.slot(tag) {
-            Self::resolve(slot, outcome());
+            if multiple || wire == tag {
+                Self::resolve(slot, outcome());
+                if !multiple {
+                    break;
+                }
+            }
         }
         self.compact();
+        if let Some(room) = &self.room {
+            room.notify_waiters();
+        }
     }
 
     /// basic.ack from the broker.
-    pub(super) fn ack(&mut self, tag: u64, multiple: bool) {
+    pub(crate) fn ack(&mut self, tag: u64, multiple: bool) {
         self.settle(tag, multiple, || Ok(()));
     }
 
     /// basic.nack from the broker.
-    pub(super) fn nack(&mut self, tag: u64, multiple: bool) {
+    pub(crate) fn nack(&mut self, tag: u64, multiple: bool) {
         self.settle(tag, multiple, || {
             Err(Error::new(
                 ErrorKind::Nacked,
@@ -123,10 +196,11 @@ impl Confirms {
     /// publish of that exchange, routing key and body (returns come in
     /// publish order, before the publish's ack). Gives the message back when
     /// nothing waits for it.
-    pub(super) fn returned(&mut self, returned: ReturnedMessage) -> Option<ReturnedMessage> {
+    pub(crate) fn returned(&mut self, returned: ReturnedMessage) -> Option<ReturnedMessage> {
         let matching = self.slots.iter_mut().find(|slot| {
             slot.returned.is_none()
                 && matches!(slot.state, State::Waiting(_))
+                && slot.wire.is_some()
                 && slot.message.as_ref().is_some_and(|m| {
                     m.mandatory
                         && m.exchange == returned.exchange
@@ -145,7 +219,7 @@ impl Confirms {
 
     /// Fail every unconfirmed publish (the channel or connection died);
     /// returns the messages whose fate is unknown.
-    pub(super) fn fail_all(&mut self, error: &Error) -> Vec<OutgoingMessage> {
+    pub(crate) fn fail_all(&mut self, error: &Error) -> Vec<OutgoingMessage> {
         let mut unknown = Vec::new();
         for slot in &mut self.slots {
             if let Some(message) = slot.message.take() {
@@ -154,6 +228,9 @@ impl Confirms {
             Self::resolve(slot, Err(error.clone_for_waiters()));
         }
         self.compact();
+        if let Some(room) = &self.room {
+            room.notify_waiters();
+        }
         unknown
     }
 
@@ -164,13 +241,6 @@ impl Confirms {
         }
     }
 
-    /// Publishes not yet confirmed.
-    pub(super) fn pending(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| matches!(s.state, State::Waiting(_)))
-            .count()
-    }
 }
 
 fn unroutable(returned: ReturnedMessage) -> Error {
@@ -193,7 +263,7 @@ pub(crate) struct PendingConfirm {
 }
 
 impl PendingConfirm {
-    pub(super) fn new(confirms: Arc<Mutex<Confirms>>, seq: u64) -> PendingConfirm {
+    pub(crate) fn new(confirms: Arc<Mutex<Confirms>>, seq: u64) -> PendingConfirm {
         PendingConfirm {
             confirms,
             seq,
@@ -321,6 +391,31 @@ mod tests {
         let Poll::Ready(Err(e)) = poll(&mut lost) else { panic!("returned") };
         assert!(e.is_unroutable());
         assert_eq!(e.returned_message().unwrap().body, Bytes::from_static(b"two"));
+    }
+
+    #[test]
+    fn unconfirmed_publishes_survive_a_new_channel_with_new_tags() {
+        let confirms = Arc::new(Mutex::new(Confirms::default()));
+        let tickets: Vec<u64> = (0..4).map(|_| lock(&confirms).track(message(b"x", false))).collect();
+        let mut pending: Vec<PendingConfirm> =
+            tickets.iter().map(|t| PendingConfirm::new(confirms.clone(), *t)).collect();
+        lock(&confirms).ack(2, true); // the first two made it
+        lock(&confirms).detach(); // the connection died
+        let unsent = lock(&confirms).unsent();
+        assert_eq!(unsent.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [tickets[2], tickets[3]]);
+        for (ticket, _) in &unsent {
+            lock(&confirms).resent(*ticket); // wire tags 1 and 2 on the new channel
+        }
+        let later = lock(&confirms).track(message(b"y", false)); // wire tag 3
+        let mut later = PendingConfirm::new(confirms.clone(), later);
+        lock(&confirms).ack(1, false);
+        assert!(matches!(poll(&mut pending[0]), Poll::Ready(Ok(()))));
+        assert!(matches!(poll(&mut pending[2]), Poll::Ready(Ok(()))));
+        assert!(poll(&mut pending[3]).is_pending());
+        lock(&confirms).ack(3, true);
+        assert!(matches!(poll(&mut pending[3]), Poll::Ready(Ok(()))));
+        assert!(matches!(poll(&mut later), Poll::Ready(Ok(()))));
+        assert_eq!(lock(&confirms).waiting(), 0);
     }
 
     #[test]

@@ -1,0 +1,236 @@
+//! [`RetryPolicy`]: how long and how often kelp retries connecting,
+//! publishing, declaring, and whatever runs under
+//! [`Connection::ensure`](crate::Connection::ensure).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Error;
+
+/// Called before each retry with the error and the pause before the retry
+/// (Kombu's `errback(exc, interval)`).
+pub type ErrorCallback = Arc<dyn Fn(&Error, Duration) + Send + Sync>;
+
+/// When to retry, and when to give up.
+///
+/// The pause before retry `n` (counting from 0) is
+/// `interval_start + n × interval_step`, capped at `interval_max`, plus up to
+/// `jitter` of random extra. Kombu's `retry_over_time` caps at
+/// `interval_max + interval_start` (its sleeps are 2, 4, …, 30, 32, 32 s with
+/// the defaults); kelp caps at `interval_max` itself, which is what the name
+/// says. Within one cycle through a connection's broker list the next broker
+/// is tried at once, and the pause applies only after a full cycle (Kombu's
+/// `completes_cycle`).
+///
+/// Retrying stops after `max_retries` retries or once `deadline` has passed
+/// since the first attempt, whichever comes first; with neither, it goes on
+/// while errors are recoverable. Fatal errors (bad credentials, access
+/// refused, not found, precondition failed, content not allowed) are never
+/// retried.
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = kelp::RetryPolicy::default()
+///     .max_retries(5)
+///     .deadline(Duration::from_secs(30));
+/// let pauses: Vec<_> = policy.intervals().take(4).collect();
+/// assert_eq!(pauses, [Duration::ZERO, Duration::from_millis(500), Duration::from_secs(1), Duration::from_millis(1500)]);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// The first pause.
+    pub interval_start: Duration,
+    /// Added to the pause after each retry.
+    pub interval_step: Duration,
+    /// The largest pause.
+    pub interval_max: Duration,
+    /// Give up after this many retries (`None`: no limit).
+    pub max_retries: Option<u32>,
+    /// Give up once this much time passed since the first attempt (`None`: no limit).
+    pub deadline: Option<Duration>,
+    /// Add a random pause of up to this much, so that many clients do not
+    /// reconnect in lockstep.
+    pub jitter: Duration,
+    /// Told about each error before its retry.
+    pub on_error: Option<ErrorCallback>,
+}
+
+impl Default for RetryPolicy {
+    /// Retry at once, then every 0.5 s more, up to 2 s between attempts, for
+    /// at most 60 s: long enough to ride out a broker restart or a failover,
+    /// short enough that a publish never hangs (Kombu's `ensure` default
+    /// retries forever every 1 s).
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            interval_start: Duration::ZERO,
+            interval_step: Duration::from_millis(500),
+            interval_max: Duration::from_secs(2),
+            max_retries: None,
+            deadline: Some(Duration::from_secs(60)),
+            jitter: Duration::ZERO,
+            on_error: None,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Never retry.
+    pub fn none() -> RetryPolicy {
+        RetryPolicy::default().max_retries(0)
+    }
+
+    /// Kombu's `retry_over_time` defaults: 2 s start, 2 s step, 30 s max, forever.
+    pub fn kombu() -> RetryPolicy {
+        RetryPolicy {
+            interval_start: Duration::from_secs(2),
+            interval_step: Duration::from_secs(2),
+            interval_max: Duration::from_secs(30),
+            max_retries: None,
+            deadline: None,
+            jitter: Duration::ZERO,
+            on_error: None,
+        }
+    }
+
+    /// Set the first pause.
+    pub fn interval_start(mut self, d: Duration) -> RetryPolicy {
+        self.interval_start = d;
+        self
+    }
+
+    /// Set the step added after each retry.
+    pub fn interval_step(mut self, d: Duration) -> RetryPolicy {
+        self.interval_step = d;
+        self
+    }
+
+    /// Set the largest pause.
+    pub fn interval_max(mut self, d: Duration) -> RetryPolicy {
+        self.interval_max = d;
+        self
+    }
+
+    /// Give up after `n` retries.
+    pub fn max_retries(mut self, n: u32) -> RetryPolicy {
+        self.max_retries = Some(n);
+        self
+    }
+
+    /// Retry without a limit on the number of retries.
+    pub fn unlimited_retries(mut self) -> RetryPolicy {
+        self.max_retries = None;
+        self
+    }
+
+    /// Give up once `d` has passed since the first attempt.
+    pub fn deadline(mut self, d: Duration) -> RetryPolicy {
+        self.deadline = Some(d);
+        self
+    }
+
+    /// No overall deadline.
+    pub fn no_deadline(mut self) -> RetryPolicy {
+        self.deadline = None;
+        self
+    }
+
+    /// Add up to `d` of random extra pause.
+    pub fn jitter(mut self, d: Duration) -> RetryPolicy {
+        self.jitter = d;
+        self
+    }
+
+    /// Call `f(error, next_pause)` before each retry.
+    pub fn on_error<F>(mut self, f: F) -> RetryPolicy
+    where
+        F: Fn(&Error, Duration) + Send + Sync + 'static,
+    {
+        self.on_error = Some(Arc::new(f));
+        self
+    }
+
+    /// The pause before retry `n` (0-based), without jitter.
+    pub fn interval(&self, n: u32) -> Duration {
+        self.interval_step
+            .checked_mul(n)
+            .and_then(|d| d.checked_add(self.interval_start))
+            .unwrap_or(Duration::MAX)
+            .min(self.interval_max.max(self.interval_start))
+    }
+
+    /// The pauses, one per retry, without jitter (endless: callers stop by
+    /// the policy's limits).
+    pub fn intervals(&self) -> impl Iterator<Item = Duration> + '_ {
+        (0u32..).map(|n| self.interval(n))
+    }
+
+    /// The pause before retry `n`, with jitter.
+    pub(crate) fn pause(&self, n: u32) -> Duration {
+        let base = self.interval(n);
+        if self.jitter.is_zero() {
+            return base;
+        }
+        let extra = crate::util::random_u64() % (self.jitter.as_nanos().min(u64::MAX as u128) as u64 + 1);
+        base + Duration::from_nanos(extra)
+    }
+
+    /// May retry number `n` (0-based) happen, `elapsed` after the first attempt?
+    pub(crate) fn allows(&self, n: u32, elapsed: Duration) -> bool {
+        self.max_retries.is_none_or(|max| n < max) && self.deadline.is_none_or(|d| elapsed < d)
+    }
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("interval_start", &self.interval_start)
+            .field("interval_step", &self.interval_step)
+            .field("interval_max", &self.interval_max)
+            .field("max_retries", &self.max_retries)
+            .field("deadline", &self.deadline)
+            .field("jitter", &self.jitter)
+            .field("on_error", &self.on_error.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kombu_defaults_grow_by_step_and_cap_at_the_maximum() {
+        let p = RetryPolicy::kombu();
+        let first: Vec<u64> = p.intervals().take(17).map(|d| d.as_secs()).collect();
+        assert_eq!(first, [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 30, 30]);
+    }
+
+    #[test]
+    fn limits_by_count_and_by_deadline() {
+        let p = RetryPolicy::default().max_retries(2).no_deadline();
+        assert!(p.allows(0, Duration::ZERO) && p.allows(1, Duration::ZERO));
+        assert!(!p.allows(2, Duration::ZERO));
+        let p = RetryPolicy::default().unlimited_retries().deadline(Duration::from_secs(1));
+        assert!(p.allows(1000, Duration::from_millis(999)));
+        assert!(!p.allows(0, Duration::from_secs(1)));
+        assert!(!RetryPolicy::none().allows(0, Duration::ZERO));
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let p = RetryPolicy::default().jitter(Duration::from_millis(100));
+        for n in 0..50 {
+            let pause = p.pause(n % 5);
+            let base = p.interval(n % 5);
+            assert!(pause >= base && pause <= base + Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn huge_steps_do_not_overflow() {
+        let p = RetryPolicy::default().interval_step(Duration::MAX).interval_max(Duration::from_secs(5));
+        assert_eq!(p.interval(3), Duration::from_secs(5));
+    }
+}
