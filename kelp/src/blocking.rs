@@ -498,7 +498,7 @@ impl Consumer {
     }
 
     /// The queues consumed.
-    pub fn queues(&self) -> Vec<&str> {
+    pub fn queues(&self) -> Vec<String> {
         self.inner.queues()
     }
 }

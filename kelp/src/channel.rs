@@ -9,10 +9,13 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use crate::connection::{Connection, Shared};
+use crate::connection::{Active, Connection, Shared};
+use crate::event::Event;
+use crate::recovery::RecordedBinding;
+use crate::transport::confirm::{self, SharedConfirms};
 use crate::consumer::ConsumerBuilder;
 use crate::entity::{DeclaredQueue, Exchange, Queue};
-use crate::message::{DecodeSettings, Message};
+use crate::message::{Acker, DecodeSettings, Message};
 use crate::producer::ProducerBuilder;
 use crate::transport::{
     AnyChannel, BindArgs, Confirm, ConsumeArgs, DeliverySender, ExchangeDeclare, OutgoingMessage,
@@ -35,6 +38,9 @@ pub(crate) struct ChannelCore {
     reopen: tokio::sync::Mutex<()>,
     qos: Mutex<Option<(u16, bool)>>,
     confirm: AtomicBool,
+    /// Publishes not yet confirmed; outlives each broker channel, so they
+    /// are published again after a reconnect.
+    pub(crate) confirms: SharedConfirms,
 }
 
 #[derive(Clone)]
@@ -49,16 +55,64 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl ChannelCore {
     pub(crate) fn new(connection: &Connection) -> Arc<ChannelCore> {
-        Arc::new(ChannelCore {
+        let core = Arc::new(ChannelCore {
             connection: Arc::downgrade(&connection.shared),
             slot: RwLock::new(None),
             reopen: tokio::sync::Mutex::new(()),
             qos: Mutex::new(None),
             confirm: AtomicBool::new(false),
-        })
+            confirms: SharedConfirms::default(),
+        });
+        connection.register_core(&core);
+        core
     }
 
-    fn current(&self, generation: u64) -> Option<AnyChannel> {
+    /// Open a broker channel for this core on `active`, with its QoS and
+    /// confirm mode, and publish again what was never confirmed.
+    pub(crate) async fn open_on(&self, active: &Active) -> Result<AnyChannel> {
+        let channel = active.transport.open_channel(self.confirms.clone()).await?;
+        let qos = *lock(&self.qos);
+        if let Some((prefetch, global)) = qos {
+            channel.qos(prefetch, global).await?;
+        }
+        if self.confirm.load(Ordering::Acquire) {
+            channel.confirm_select().await?;
+        }
+        // Whatever still waits for a confirm went out on a channel that is
+        // gone: delivery tags restart at 1 on this one.
+        let unsent = {
+            let mut confirms = confirm::lock(&self.confirms);
+            confirms.detach();
+            confirms.unsent()
+        };
+        if !unsent.is_empty() {
+            let count = unsent.len();
+            channel.resend(unsent)?;
+            tracing::info!(count, "published again what the lost connection never confirmed");
+            active.events.emit(Event::PublishesResent { count });
+        }
+        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = Some(Slot {
+            channel: channel.clone(),
+            generation: active.generation,
+        });
+        Ok(channel)
+    }
+
+    /// Reopen now if the broker channel belongs to an older connection.
+    pub(crate) async fn reopen_on(&self, active: &Active) -> Result<AnyChannel> {
+        let _reopening = self.reopen.lock().await;
+        if let Some(channel) = self.current(active.generation) {
+            return Ok(channel);
+        }
+        self.open_on(active).await
+    }
+
+    /// True when publishes wait for their confirms.
+    pub(crate) fn has_unconfirmed(&self) -> bool {
+        confirm::lock(&self.confirms).waiting() > 0
+    }
+
+    pub(crate) fn current(&self, generation: u64) -> Option<AnyChannel> {
         let slot = self.slot.read().unwrap_or_else(|e| e.into_inner());
         match &*slot {
             Some(s) if s.generation == generation && s.channel.is_open() => Some(s.channel.clone()),
@@ -95,24 +149,8 @@ impl Channel {
 
     async fn reopen(&self) -> Result<AnyChannel> {
         debug_assert!(self.core.connection.upgrade().is_some());
-        let _reopening = self.core.reopen.lock().await;
         let active = self.connection.transport().await?;
-        if let Some(channel) = self.core.current(active.generation) {
-            return Ok(channel);
-        }
-        let channel = active.transport.open_channel().await?;
-        let qos = *lock(&self.core.qos);
-        if let Some((prefetch, global)) = qos {
-            channel.qos(prefetch, global).await?;
-        }
-        if self.core.confirm.load(Ordering::Acquire) {
-            channel.confirm_select().await?;
-        }
-        *self.core.slot.write().unwrap_or_else(|e| e.into_inner()) = Some(Slot {
-            channel: channel.clone(),
-            generation: active.generation,
-        });
-        Ok(channel)
+        self.core.reopen_on(&active).await
     }
 
     /// Close the channel. The handle stays usable: the next operation opens
@@ -172,23 +210,16 @@ impl Channel {
 
     pub(crate) async fn exchange_declare(&self, exchange: &Exchange) -> Result<()> {
         validate_name("exchange", &exchange.name)?;
-        self.transport_channel()
-            .await?
-            .exchange_declare(ExchangeDeclare {
-                name: &exchange.name,
-                kind: &exchange.kind,
-                passive: exchange.passive,
-                durable: exchange.durable,
-                auto_delete: exchange.auto_delete,
-                internal: exchange.internal,
-                arguments: &exchange.arguments,
-            })
-            .await
+        declare_exchange_on(&self.transport_channel().await?, exchange).await?;
+        self.connection.record(|t| t.record_exchange(exchange));
+        Ok(())
     }
 
     pub(crate) async fn exchange_delete(&self, name: &str, if_unused: bool) -> Result<()> {
         validate_name("exchange", name)?;
-        self.transport_channel().await?.exchange_delete(name, if_unused).await
+        self.transport_channel().await?.exchange_delete(name, if_unused).await?;
+        self.connection.record(|t| t.forget_exchange(name));
+        Ok(())
     }
 
     pub(crate) async fn exchange_bind(
@@ -206,7 +237,10 @@ impl Channel {
                 routing_key,
                 arguments,
             })
-            .await
+            .await?;
+        self.connection
+            .record(|t| t.record_binding(binding(false, destination, source, routing_key, arguments)));
+        Ok(())
     }
 
     pub(crate) async fn exchange_unbind(
@@ -224,28 +258,18 @@ impl Channel {
                 routing_key,
                 arguments,
             })
-            .await
+            .await?;
+        self.connection
+            .record(|t| t.forget_binding(&binding(false, destination, source, routing_key, arguments)));
+        Ok(())
     }
 
     pub(crate) async fn queue_declare(&self, queue: &Queue, passive: bool) -> Result<DeclaredQueue> {
         validate_name("queue", &queue.name)?;
-        let ok = self
-            .transport_channel()
-            .await?
-            .queue_declare(QueueDeclare {
-                name: &queue.name,
-                passive,
-                durable: queue.durable,
-                exclusive: queue.exclusive,
-                auto_delete: queue.auto_delete,
-                arguments: &queue.arguments,
-            })
-            .await?;
-        Ok(DeclaredQueue {
-            name: ok.name,
-            message_count: ok.message_count,
-            consumer_count: ok.consumer_count,
-        })
+        let declared = declare_queue_on(&self.transport_channel().await?, queue, &queue.name, passive).await?;
+        self.connection
+            .record(|t| t.record_queue(queue, &declared.name, passive));
+        Ok(declared)
     }
 
     pub(crate) async fn queue_bind(
@@ -263,7 +287,10 @@ impl Channel {
                 routing_key,
                 arguments,
             })
-            .await
+            .await?;
+        self.connection
+            .record(|t| t.record_binding(binding(true, queue, exchange, routing_key, arguments)));
+        Ok(())
     }
 
     pub(crate) async fn queue_unbind(
@@ -281,7 +308,10 @@ impl Channel {
                 routing_key,
                 arguments,
             })
-            .await
+            .await?;
+        self.connection
+            .record(|t| t.forget_binding(&binding(true, queue, exchange, routing_key, arguments)));
+        Ok(())
     }
 
     pub(crate) async fn queue_purge(&self, name: &str) -> Result<u32> {
@@ -289,18 +319,22 @@ impl Channel {
     }
 
     pub(crate) async fn queue_delete(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u32> {
-        self.transport_channel()
+        let count = self
+            .transport_channel()
             .await?
             .queue_delete(name, if_unused, if_empty)
-            .await
+            .await?;
+        self.connection.record(|t| t.forget_queue(name));
+        Ok(count)
     }
 
     pub(crate) async fn basic_get(&self, queue: &str, no_ack: bool) -> Result<Option<Message>> {
         let channel = self.transport_channel().await?;
         let delivery = channel.get(queue, no_ack).await?;
         Ok(delivery.map(|d| {
-            let acker = (!no_ack).then_some(channel);
-            Message::new(d, acker, DecodeSettings::shared_default())
+            let acker = if no_ack { Acker::NoAck } else { Acker::Channel(channel) };
+            let tag = d.info.delivery_tag;
+            Message::new(d, acker, tag, DecodeSettings::shared_default())
         }))
     }
 
@@ -317,6 +351,61 @@ impl Channel {
         let tag = channel.consume(args, sink).await?;
         Ok((tag, channel))
     }
+}
+
+fn binding(
+    to_queue: bool,
+    destination: &str,
+    source: &str,
+    routing_key: &str,
+    arguments: &FieldTable,
+) -> RecordedBinding {
+    RecordedBinding {
+        to_queue,
+        destination: destination.to_owned(),
+        source: source.to_owned(),
+        routing_key: routing_key.to_owned(),
+        arguments: arguments.clone(),
+    }
+}
+
+/// exchange.declare on a broker channel (shared with topology recovery).
+pub(crate) async fn declare_exchange_on(channel: &AnyChannel, exchange: &Exchange) -> Result<()> {
+    channel
+        .exchange_declare(ExchangeDeclare {
+            name: &exchange.name,
+            kind: &exchange.kind,
+            passive: exchange.passive,
+            durable: exchange.durable,
+            auto_delete: exchange.auto_delete,
+            internal: exchange.internal,
+            arguments: &exchange.arguments,
+        })
+        .await
+}
+
+/// queue.declare of `queue`'s options under `name` (shared with recovery).
+pub(crate) async fn declare_queue_on(
+    channel: &AnyChannel,
+    queue: &Queue,
+    name: &str,
+    passive: bool,
+) -> Result<DeclaredQueue> {
+    let ok = channel
+        .queue_declare(QueueDeclare {
+            name,
+            passive,
+            durable: queue.durable,
+            exclusive: queue.exclusive,
+            auto_delete: queue.auto_delete,
+            arguments: &queue.arguments,
+        })
+        .await?;
+    Ok(DeclaredQueue {
+        name: ok.name,
+        message_count: ok.message_count,
+        consumer_count: ok.consumer_count,
+    })
 }
 
 /// AMQP names are short strings: at most 255 bytes.

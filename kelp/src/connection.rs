@@ -2,11 +2,16 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
-use crate::channel::{Channel, ChannelCore};
+use crate::channel::{Channel, ChannelCore, declare_exchange_on, declare_queue_on};
+use crate::recovery::{ConsumerRecord, Topology, next_epoch};
+use crate::retry::RetryPolicy;
+use crate::transport::confirm::{self, SharedConfirms};
+use crate::transport::{BindArgs, CancelReason, ConsumeArgs, ConsumerEvent};
 use crate::consumer::ConsumerBuilder;
 use crate::entity::{Entity, Queue};
 use crate::event::{Event, Events};
@@ -31,6 +36,8 @@ pub struct ConnectionBuilder {
     heartbeat: Option<Option<Duration>>,
     connection_name: Option<String>,
     transport_options: FieldTable,
+    retry: RetryPolicy,
+    recovery: bool,
 }
 
 impl ConnectionBuilder {
@@ -42,7 +49,25 @@ impl ConnectionBuilder {
             heartbeat: None,
             connection_name: None,
             transport_options: FieldTable::new(),
+            retry: RetryPolicy::default(),
+            recovery: true,
         }
+    }
+
+    /// How reconnecting after a lost connection is retried (default:
+    /// [`RetryPolicy::default`]). Operations that wait for a recovery wait at
+    /// most its deadline.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> ConnectionBuilder {
+        self.retry = policy;
+        self
+    }
+
+    /// Recover automatically when the connection is lost (default: on):
+    /// reconnect by the failover strategy, re-declare the recorded topology,
+    /// reopen channels, publish again what was not confirmed, re-consume.
+    pub fn automatic_recovery(mut self, on: bool) -> ConnectionBuilder {
+        self.recovery = on;
+        self
     }
 
     /// Add alternate broker URLs (each may itself be a `;` list).
@@ -114,6 +139,12 @@ impl ConnectionBuilder {
                 default_channel: Mutex::new(None),
                 declared: Mutex::new(HashSet::new()),
                 events: Events::new(),
+                retry: self.retry,
+                recovery: self.recovery,
+                closed_by_app: AtomicBool::new(false),
+                topology: Mutex::new(Topology::default()),
+                cores: Mutex::new(Vec::new()),
+                consumers: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -157,6 +188,16 @@ pub(crate) struct Shared {
     /// The "maybe declare" cache, cleared on every (re)connect.
     declared: Mutex<HashSet<String>>,
     events: Events,
+    retry: RetryPolicy,
+    recovery: bool,
+    /// Set by `close()`: a lost connection is then not recovered.
+    closed_by_app: AtomicBool,
+    /// What was declared, to declare it again after a reconnect.
+    topology: Mutex<Topology>,
+    /// Live channels, to reopen after a reconnect.
+    cores: Mutex<Vec<Weak<ChannelCore>>>,
+    /// Live subscriptions, to re-consume after a reconnect.
+    consumers: Mutex<Vec<Weak<ConsumerRecord>>>,
 }
 
 struct Link {
@@ -167,6 +208,8 @@ pub(crate) struct Active {
     pub(crate) transport: AnyTransport,
     pub(crate) url_index: usize,
     pub(crate) generation: u64,
+    pub(crate) events: Events,
+    pub(crate) broker: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -203,9 +246,11 @@ impl Connection {
         self.active().is_some_and(|a| a.transport.is_open())
     }
 
-    /// Close the connection: its channels, consumers and the broker link.
-    /// The handle stays usable: the next operation connects again.
+    /// Close the connection: its channels, consumers and the broker link,
+    /// and forget the recorded topology. The handle stays usable: the next
+    /// operation connects again.
     pub async fn close(&self) -> Result<()> {
+        self.shared.closed_by_app.store(true, Ordering::Release);
         let _link = self.shared.link.lock().await;
         lock(&self.shared.default_channel).take();
         let active = self
@@ -215,6 +260,8 @@ impl Connection {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         lock(&self.shared.declared).clear();
+        *lock(&self.shared.topology) = Topology::default();
+        lock(&self.shared.consumers).clear();
         if let Some(active) = active {
             active.transport.close().await?;
         }
@@ -320,6 +367,111 @@ impl Connection {
         &self.shared.strategy
     }
 
+    /// The retry policy for reconnecting.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.shared.retry
+    }
+
+    /// Run `op` until it succeeds, retrying recoverable errors by `policy`
+    /// (Kombu's `ensure`). Connection errors wait for the connection to be
+    /// re-established (on another broker if need be) before the next try;
+    /// channel errors retry on a reopened channel; fatal errors (bad
+    /// credentials, access refused, not found, precondition failed, content
+    /// not allowed...) return at once. When the policy's retries or deadline
+    /// run out, the last error is returned: nothing waits forever.
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue, RetryPolicy};
+    /// let conn = Connection::new("memory://")?;
+    /// let declared = conn
+    ///     .ensure(&RetryPolicy::default(), |conn| async move {
+    ///         let channel = conn.default_channel().await?;
+    ///         Queue::new("ensured").declare(&channel).await
+    ///     })
+    ///     .await?;
+    /// assert_eq!(declared.name, "ensured");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub async fn ensure<T, F, Fut>(&self, policy: &RetryPolicy, mut op: F) -> Result<T>
+    where
+        F: FnMut(Connection) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        retry_loop(policy, || op(self.clone())).await
+    }
+
+    /// Like [`ensure`](Connection::ensure), handing `op` a fresh channel on
+    /// every attempt (Kombu's `autoretry`).
+    pub async fn autoretry<T, F, Fut>(&self, policy: &RetryPolicy, mut op: F) -> Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let started = Instant::now();
+        let mut retries = 0u32;
+        loop {
+            let result = match self.channel().await {
+                Ok(channel) => op(channel).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(error) => pause_or_give_up(policy, error, &mut retries, started).await?,
+            }
+        }
+    }
+
+    /// Connect, retrying by `policy` (each retry is a full cycle through
+    /// the broker list, in failover order).
+    pub async fn connect_with(&self, policy: &RetryPolicy) -> Result<()> {
+        retry_loop(policy, || self.connect()).await
+    }
+
+    pub(crate) fn record(&self, f: impl FnOnce(&mut Topology)) {
+        f(&mut lock(&self.shared.topology));
+    }
+
+    pub(crate) fn register_core(&self, core: &Arc<ChannelCore>) {
+        let mut cores = lock(&self.shared.cores);
+        cores.retain(|c| c.strong_count() > 0);
+        cores.push(Arc::downgrade(core));
+    }
+
+    pub(crate) fn register_consumer(&self, record: &Arc<ConsumerRecord>) {
+        let mut consumers = lock(&self.shared.consumers);
+        consumers.retain(|c| c.strong_count() > 0);
+        consumers.push(Arc::downgrade(record));
+    }
+
+    /// A subscription ended for good (cancelled by the application or the
+    /// broker): stop re-consuming it, and forget its queue when the broker
+    /// deletes auto-delete queues with their last consumer.
+    pub(crate) fn forget_consumer(&self, record: &Arc<ConsumerRecord>) {
+        let queue = record.queue();
+        let still_consumed = {
+            let mut consumers = lock(&self.shared.consumers);
+            consumers.retain(|c| c.upgrade().is_some_and(|c| !Arc::ptr_eq(&c, record)));
+            consumers
+                .iter()
+                .filter_map(Weak::upgrade)
+                .any(|c| c.queue() == queue)
+        };
+        if !still_consumed {
+            self.record(|t| {
+                if t.is_auto_delete_queue(&queue) {
+                    t.forget_queue(&queue);
+                }
+            });
+        }
+    }
+
+    /// True when a lost connection is recovered automatically.
+    pub(crate) fn recovers(&self) -> bool {
+        self.shared.recovery
+    }
+
     pub(crate) fn active(&self) -> Option<Arc<Active>> {
         self.shared
             .active
@@ -351,7 +503,201 @@ impl Connection {
             .active
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(active.clone());
+        self.shared.closed_by_app.store(false, Ordering::Release);
+        if active.generation > 1 {
+            self.restore(&active).await;
+        }
+        self.supervise(&active);
         Ok(active)
+    }
+
+    /// Watch the connection; when it is lost (not closed by the
+    /// application), recover it in the background.
+    fn supervise(&self, active: &Arc<Active>) {
+        if !self.shared.recovery {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let closed = active.transport.closed();
+        let generation = active.generation;
+        let shared: Weak<Shared> = Arc::downgrade(&self.shared);
+        runtime.spawn(async move {
+            let reason = closed.await;
+            // The connection may be dropped meanwhile: then there is nobody
+            // to recover for.
+            let Some(shared) = shared.upgrade() else { return };
+            let conn = Connection { shared };
+            if conn.shared.closed_by_app.load(Ordering::Acquire) || conn.generation() != generation {
+                return;
+            }
+            conn.recover(reason).await;
+        });
+    }
+
+    /// Reconnect by the retry policy, restoring everything on the way.
+    async fn recover(&self, reason: Error) {
+        let started = Instant::now();
+        let from = self.current_url().to_string();
+        self.shared.events.emit(Event::RecoveryStarted {
+            broker: from,
+            reason: reason.to_string(),
+        });
+        let policy = self.shared.retry.clone();
+        match retry_loop(&policy, || self.transport()).await {
+            Ok(active) => self.shared.events.emit(Event::Recovered {
+                broker: active.broker.clone(),
+                took: started.elapsed(),
+            }),
+            Err(error) => {
+                if self.shared.closed_by_app.load(Ordering::Acquire) {
+                    return;
+                }
+                self.shared.events.emit(Event::RecoveryFailed {
+                    reason: error.to_string(),
+                });
+                self.give_up(&error);
+            }
+        }
+    }
+
+    /// Recovery failed: end the waits that depended on it, so that nothing
+    /// hangs. (The record stays: a later reconnect still restores it.)
+    fn give_up(&self, error: &Error) {
+        let consumers: Vec<Arc<ConsumerRecord>> =
+            lock(&self.shared.consumers).iter().filter_map(Weak::upgrade).collect();
+        for record in consumers {
+            let _ = record.sink.send(ConsumerEvent::Cancelled(
+                record.tag.clone(),
+                CancelReason::RecoveryFailed(error.to_string()),
+            ));
+        }
+        let cores: Vec<Arc<ChannelCore>> = lock(&self.shared.cores).iter().filter_map(Weak::upgrade).collect();
+        for core in cores {
+            confirm::lock(&core.confirms).fail_all(error);
+        }
+    }
+
+    /// After a reconnect: declare the recorded topology again, reopen the
+    /// channels (publishing again what was not confirmed) and re-consume.
+    /// Called with the link lock held, so operations wait until it is done.
+    async fn restore(&self, active: &Arc<Active>) {
+        let topology = {
+            let t = lock(&self.shared.topology);
+            (t.exchanges.clone(), t.queues.clone(), t.bindings.clone())
+        };
+        let (exchanges, queues, bindings) = topology;
+        let scratch = SharedConfirms::default();
+        let mut channel = None;
+        macro_rules! on_channel {
+            ($what:expr, $entity:expr, |$ch:ident| $op:expr) => {{
+                if channel.as_ref().is_none_or(|c: &crate::transport::AnyChannel| !c.is_open()) {
+                    channel = active.transport.open_channel(scratch.clone()).await.ok();
+                }
+                let result = match &channel {
+                    Some($ch) => $op.await,
+                    None => Err(Error::connection("cannot open a channel to restore the topology")),
+                };
+                if let Err(e) = &result {
+                    self.shared.events.emit(Event::TopologyRecoveryFailed {
+                        entity: format!("{} {}", $what, $entity),
+                        reason: e.to_string(),
+                    });
+                }
+                result
+            }};
+        }
+        for exchange in &exchanges {
+            let _ = on_channel!("exchange", exchange.name, |ch| declare_exchange_on(ch, exchange));
+        }
+        for queue in &queues {
+            let name = if queue.server_named { "" } else { queue.name.as_str() };
+            let declared = on_channel!("queue", queue.name, |ch| declare_queue_on(ch, &queue.spec, name, false));
+            if let Ok(declared) = declared {
+                if declared.name != queue.name {
+                    self.rename_queue(&queue.name, &declared.name);
+                }
+            }
+        }
+        let bindings = if queues.iter().any(|q| q.server_named) {
+            lock(&self.shared.topology).bindings.clone()
+        } else {
+            bindings
+        };
+        for b in &bindings {
+            let args = BindArgs {
+                destination: &b.destination,
+                source: &b.source,
+                routing_key: &b.routing_key,
+                arguments: &b.arguments,
+            };
+            let what = format!("{} -> {} ({})", b.source, b.destination, b.routing_key);
+            let _ = on_channel!("binding", what, |ch| async {
+                if b.to_queue {
+                    ch.queue_bind(args).await
+                } else {
+                    ch.exchange_bind(args).await
+                }
+            });
+        }
+        if let Some(channel) = channel {
+            let _ = channel.close().await;
+        }
+
+        // Channels, then consumers on them.
+        let cores: Vec<Arc<ChannelCore>> = lock(&self.shared.cores).iter().filter_map(Weak::upgrade).collect();
+        for core in &cores {
+            if let Err(e) = core.reopen_on(active).await {
+                tracing::warn!(error = %e, "a channel could not be reopened after the reconnect");
+            }
+        }
+        let consumers: Vec<Arc<ConsumerRecord>> =
+            lock(&self.shared.consumers).iter().filter_map(Weak::upgrade).collect();
+        for record in consumers {
+            let channel = match record.core.reopen_on(active).await {
+                Ok(channel) => channel,
+                Err(e) => {
+                    self.consume_failed(&record, &e);
+                    continue;
+                }
+            };
+            let epoch = next_epoch();
+            let args = ConsumeArgs {
+                queue: record.queue(),
+                consumer_tag: record.tag.clone(),
+                no_ack: record.no_ack,
+                exclusive: record.exclusive,
+                arguments: record.arguments.clone(),
+                epoch,
+            };
+            match channel.consume(args, record.sink.clone()).await {
+                Ok(_) => record.moved_to(channel, epoch),
+                Err(e) => self.consume_failed(&record, &e),
+            }
+        }
+    }
+
+    fn consume_failed(&self, record: &Arc<ConsumerRecord>, error: &Error) {
+        self.shared.events.emit(Event::TopologyRecoveryFailed {
+            entity: format!("consumer {} of queue {}", record.tag, record.queue()),
+            reason: error.to_string(),
+        });
+    }
+
+    fn rename_queue(&self, old: &str, new: &str) {
+        self.record(|t| t.rename_queue(old, new));
+        let consumers: Vec<Arc<ConsumerRecord>> =
+            lock(&self.shared.consumers).iter().filter_map(Weak::upgrade).collect();
+        for record in consumers {
+            if record.queue() == old {
+                record.set_queue(new);
+            }
+        }
+        self.shared.events.emit(Event::QueueRenamed {
+            old: old.to_owned(),
+            new: new.to_owned(),
+        });
     }
 
     /// Try every broker once, in the strategy's order.
@@ -374,6 +720,8 @@ impl Connection {
                         transport,
                         url_index: index,
                         generation,
+                        events: shared.events.clone(),
+                        broker: url.to_string(),
                     });
                 }
                 Ok(Err(e)) => e,
@@ -417,8 +765,60 @@ impl Connection {
             connection_name: shared.connection_name.clone(),
             transport_options: shared.transport_options.clone(),
             events: shared.events.clone(),
+            keep_unconfirmed: shared.recovery,
         })
     }
+}
+
+/// Run `attempt` until it succeeds, a fatal error, or the policy's end.
+pub(crate) async fn retry_loop<T, F, Fut>(policy: &RetryPolicy, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let started = Instant::now();
+    let mut retries = 0u32;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) => pause_or_give_up(policy, error, &mut retries, started).await?,
+        }
+    }
+}
+
+/// After a failed attempt: give up (returning the error) when it is fatal or
+/// the policy ran out, else wait the policy's pause.
+pub(crate) async fn pause_or_give_up(
+    policy: &RetryPolicy,
+    error: Error,
+    retries: &mut u32,
+    started: Instant,
+) -> Result<()> {
+    if error.is_fatal() {
+        return Err(error);
+    }
+    if !policy.allows(*retries, started.elapsed()) {
+        return Err(if *retries == 0 {
+            error
+        } else {
+            Error::new(
+                error.kind(),
+                format!("gave up after {retries} retries in {:?}: {}", started.elapsed(), error.message()),
+            )
+            .with_reply_from(&error)
+        });
+    }
+    let mut pause = policy.pause(*retries);
+    if let Some(deadline) = policy.deadline {
+        pause = pause.min(deadline.saturating_sub(started.elapsed()));
+    }
+    if let Some(on_error) = &policy.on_error {
+        on_error(&error, pause);
+    }
+    tracing::debug!(error = %error, retry = *retries + 1, ?pause, "retrying");
+    tokio::time::sleep(pause).await;
+    *retries += 1;
+    Ok(())
 }
 
 impl fmt::Display for Connection {
@@ -434,6 +834,7 @@ impl fmt::Debug for Connection {
             .field("current", &self.current_url())
             .field("connected", &self.is_connected())
             .field("failover_strategy", &self.shared.strategy)
+            .field("automatic_recovery", &self.shared.recovery)
             .finish()
     }
 }

@@ -18,7 +18,9 @@ use crate::connection::Connection;
 use crate::entity::Queue;
 use crate::message::{DecodeSettings, Message};
 use crate::serialization::Accept;
-use crate::transport::{AnyChannel, CancelReason, ConsumeArgs, ConsumerEvent};
+use crate::message::Acker;
+use crate::recovery::{ConsumerRecord, Subscription, next_epoch};
+use crate::transport::{CancelReason, ConsumeArgs, ConsumerEvent};
 use crate::{Error, ErrorKind, FieldTable, Result, SharedStr};
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
@@ -172,30 +174,46 @@ impl ConsumerBuilder {
         }
         let prefix = self.tag_prefix.unwrap_or_else(default_tag_prefix);
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut subscriptions = Vec::with_capacity(names.len());
-        let mut transport: Option<AnyChannel> = None;
+        let mut records = Vec::with_capacity(names.len());
         for (queue, name) in self.queues.iter().zip(names) {
             static NEXT: AtomicU64 = AtomicU64::new(1);
             let tag = SharedStr::from(format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed)));
             let mut arguments = queue.consumer_arguments.clone();
             arguments.extend(self.arguments.clone());
+            let epoch = next_epoch();
             let args = ConsumeArgs {
                 queue: name.clone(),
                 consumer_tag: tag,
                 no_ack: self.no_ack,
                 exclusive: self.exclusive,
-                arguments,
+                arguments: arguments.clone(),
+                epoch,
             };
             let (tag, on) = channel.consume(args, tx.clone()).await?;
-            transport = Some(on);
-            subscriptions.push(Subscription { tag, queue: name });
+            let record = Arc::new(ConsumerRecord {
+                core: channel.core.clone(),
+                queue: std::sync::Mutex::new(name),
+                tag,
+                no_ack: self.no_ack,
+                exclusive: self.exclusive,
+                arguments,
+                sink: tx.clone(),
+                current: std::sync::Mutex::new(Subscription {
+                    channel: on,
+                    epoch,
+                    tag_offset: 0,
+                }),
+                max_tag: AtomicU64::new(0),
+            });
+            channel.connection().register_consumer(&record);
+            records.push(record);
         }
-        let transport = transport.ok_or_else(|| Error::config("a consumer needs at least one queue"))?;
+        drop(tx);
         Ok(Consumer {
+            recovers: channel.connection().recovers(),
             channel,
-            transport,
             rx,
-            subscriptions,
+            records,
             settings: Arc::new(DecodeSettings {
                 accept: self.accept.unwrap_or_default(),
                 decompression_limit: self.decompression_limit,
@@ -214,11 +232,6 @@ fn default_tag_prefix() -> String {
         .clone()
 }
 
-struct Subscription {
-    tag: SharedStr,
-    queue: String,
-}
-
 /// Receives messages. Use it as a [`Stream`] of `Result<Message>`, with
 /// [`next`](Consumer::next), or with [`run`](Consumer::run) and a handler.
 ///
@@ -228,9 +241,11 @@ struct Subscription {
 /// messages it had received but not handed out.
 pub struct Consumer {
     channel: Channel,
-    transport: AnyChannel,
     rx: mpsc::UnboundedReceiver<ConsumerEvent>,
-    subscriptions: Vec<Subscription>,
+    /// One per queue; kept across recoveries.
+    records: Vec<Arc<ConsumerRecord>>,
+    /// The connection recovers: a lost connection is not the end.
+    recovers: bool,
     settings: Arc<DecodeSettings>,
     no_ack: bool,
     on_decode_error: Option<DecodeErrorHandler>,
@@ -250,12 +265,13 @@ impl Consumer {
 
     /// The consumer tags, one per queue.
     pub fn consumer_tags(&self) -> Vec<&str> {
-        self.subscriptions.iter().map(|s| s.tag.as_str()).collect()
+        self.records.iter().map(|r| r.tag.as_str()).collect()
     }
 
-    /// The queues consumed (with server-generated names resolved).
-    pub fn queues(&self) -> Vec<&str> {
-        self.subscriptions.iter().map(|s| s.queue.as_str()).collect()
+    /// The queues consumed (with server-generated names resolved, and
+    /// followed to their new names after a recovery).
+    pub fn queues(&self) -> Vec<String> {
+        self.records.iter().map(|r| r.queue()).collect()
     }
 
     /// The channel it consumes on.
@@ -266,10 +282,10 @@ impl Consumer {
     /// Stop consuming every queue. Messages already received can still be
     /// read from the stream and settled.
     pub async fn cancel(&mut self) -> Result<()> {
-        let subscriptions = std::mem::take(&mut self.subscriptions);
+        let records = std::mem::take(&mut self.records);
         let mut first_error = None;
-        for s in subscriptions {
-            if let Err(e) = self.transport.cancel(&s.tag).await {
+        for record in records {
+            if let Err(e) = self.end(&record).await {
                 first_error.get_or_insert(e);
             }
         }
@@ -279,18 +295,28 @@ impl Consumer {
     /// Stop consuming one queue.
     pub async fn cancel_by_queue(&mut self, queue: &str) -> Result<()> {
         let mut result = Ok(());
-        let mut kept = Vec::with_capacity(self.subscriptions.len());
-        for s in std::mem::take(&mut self.subscriptions) {
-            if s.queue == queue {
-                if let Err(e) = self.transport.cancel(&s.tag).await {
+        let mut kept = Vec::with_capacity(self.records.len());
+        for record in std::mem::take(&mut self.records) {
+            if record.queue() == queue {
+                if let Err(e) = self.end(&record).await {
                     result = Err(e);
                 }
             } else {
-                kept.push(s);
+                kept.push(record);
             }
         }
-        self.subscriptions = kept;
+        self.records = kept;
         result
+    }
+
+    async fn end(&self, record: &Arc<ConsumerRecord>) -> Result<()> {
+        self.channel.connection().forget_consumer(record);
+        let current = record.subscription();
+        match current.channel.cancel(&record.tag).await {
+            // The connection is gone: so is the subscription.
+            Err(e) if e.is_connection() || e.is_closed() => Ok(()),
+            other => other,
+        }
     }
 
     /// Call `handler` for every message until the consumer ends or the
@@ -338,22 +364,54 @@ impl Consumer {
     }
 
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(ConsumerEvent::Delivery(delivery))) => {
-                let acker = (!self.no_ack).then(|| self.transport.clone());
-                Poll::Ready(Some(Ok(Message::new(delivery, acker, self.settings.clone()))))
-            }
-            Poll::Ready(Some(ConsumerEvent::Cancelled(tag, reason))) => {
-                let queue = self
-                    .subscriptions
-                    .iter()
-                    .position(|s| s.tag == tag)
-                    .map(|i| self.subscriptions.remove(i).queue)
-                    .unwrap_or_default();
-                Poll::Ready(Some(Err(cancelled_error(&tag, &queue, reason))))
-            }
+        loop {
+            return match self.rx.poll_recv(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(Some(ConsumerEvent::Delivery(delivery))) => {
+                    let record = delivery
+                        .info
+                        .consumer_tag
+                        .as_ref()
+                        .and_then(|tag| self.records.iter().find(|r| &r.tag == tag));
+                    let wire_tag = delivery.info.delivery_tag;
+                    let (acker, shown_tag) = match record {
+                        Some(record) => {
+                            let current = record.subscription();
+                            let shown = wire_tag.saturating_add(current.tag_offset);
+                            record.saw_tag(shown);
+                            if self.no_ack {
+                                (Acker::NoAck, shown)
+                            } else if current.epoch == delivery.epoch {
+                                (Acker::Channel(current.channel), shown)
+                            } else {
+                                // Received on a connection since replaced.
+                                (Acker::Stale, wire_tag)
+                            }
+                        }
+                        None if self.no_ack => (Acker::NoAck, wire_tag),
+                        None => (Acker::Stale, wire_tag),
+                    };
+                    Poll::Ready(Some(Ok(Message::new(delivery, acker, shown_tag, self.settings.clone()))))
+                }
+                Poll::Ready(Some(ConsumerEvent::Cancelled(_, CancelReason::ConnectionLost))) if self.recovers => {
+                    // Recovery re-consumes: the stream just goes on.
+                    continue;
+                }
+                Poll::Ready(Some(ConsumerEvent::Cancelled(tag, reason))) => {
+                    let recovery_failed = matches!(reason, CancelReason::RecoveryFailed(_));
+                    let queue = match self.records.iter().position(|r| r.tag == tag) {
+                        Some(i) if !recovery_failed => {
+                            let record = self.records.remove(i);
+                            self.channel.connection().forget_consumer(&record);
+                            record.queue()
+                        }
+                        Some(i) => self.records[i].queue(),
+                        None => String::new(),
+                    };
+                    Poll::Ready(Some(Err(cancelled_error(&tag, &queue, reason))))
+                }
+            };
         }
     }
 }
@@ -373,6 +431,13 @@ fn cancelled_error(tag: &str, queue: &str, reason: CancelReason) -> Error {
             ErrorKind::Cancelled,
             format!("consumer {tag} of queue '{queue}' ended: the connection was lost"),
         ),
+        CancelReason::RecoveryFailed(reason) => Error::new(
+            ErrorKind::Cancelled,
+            format!(
+                "consumer {tag} of queue '{queue}' is interrupted: the connection was lost and \
+                 recovery gave up ({reason}); it resumes if a later reconnect succeeds"
+            ),
+        ),
     }
 }
 
@@ -389,28 +454,41 @@ impl Drop for Consumer {
         // Received but never handed out: give them back now rather than when
         // the channel closes.
         self.rx.close();
-        let mut pending = Vec::new();
+        let records = std::mem::take(&mut self.records);
+        // Deliveries still queued here, by the subscription (and so the
+        // broker channel) that must take them back.
+        let mut pending: Vec<(crate::transport::AnyChannel, u64)> = Vec::new();
         while let Ok(event) = self.rx.try_recv() {
             if let ConsumerEvent::Delivery(d) = event {
-                pending.push(d.info.delivery_tag);
+                let current = d
+                    .info
+                    .consumer_tag
+                    .as_ref()
+                    .and_then(|tag| records.iter().find(|r| &r.tag == tag))
+                    .map(|r| r.subscription())
+                    .filter(|s| s.epoch == d.epoch);
+                if let Some(current) = current {
+                    pending.push((current.channel, d.info.delivery_tag));
+                }
             }
         }
-        let tags: Vec<SharedStr> = self.subscriptions.drain(..).map(|s| s.tag).collect();
-        if (pending.is_empty() || self.no_ack) && tags.is_empty() {
+        for record in &records {
+            self.channel.connection().forget_consumer(record);
+        }
+        if (pending.is_empty() || self.no_ack) && records.is_empty() {
             return;
         }
         let Some(runtime) = self.runtime.take() else {
             return;
         };
-        let transport = self.transport.clone();
         let no_ack = self.no_ack;
         runtime.spawn(async move {
-            for tag in tags {
-                let _ = transport.cancel(&tag).await;
+            for record in records {
+                let _ = record.subscription().channel.cancel(&record.tag).await;
             }
             if !no_ack {
-                for tag in pending {
-                    let _ = transport.reject(tag, true).await;
+                for (channel, tag) in pending {
+                    let _ = channel.reject(tag, true).await;
                 }
             }
         });

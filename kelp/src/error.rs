@@ -61,6 +61,9 @@ pub enum ErrorKind {
     /// The broker ended a consumer's subscription (queue deleted, channel
     /// closed, connection lost).
     Cancelled,
+    /// A message received on a connection that has since been replaced
+    /// cannot be settled: the broker redelivers it.
+    Stale,
 }
 
 impl ErrorKind {
@@ -83,6 +86,7 @@ impl ErrorKind {
             ErrorKind::Empty => "empty",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Cancelled => "consumer cancelled",
+            ErrorKind::Stale => "stale delivery",
         }
     }
 }
@@ -193,6 +197,12 @@ impl Error {
             code,
             text: text.into(),
         });
+        self
+    }
+
+    /// Carry over `other`'s reply code and text.
+    pub(crate) fn with_reply_from(mut self, other: &Error) -> Error {
+        self.inner.reply = other.inner.reply.clone();
         self
     }
 
@@ -312,6 +322,7 @@ impl Error {
             | ErrorKind::Unroutable
             | ErrorKind::Closed
             | ErrorKind::Empty
+            | ErrorKind::Stale
             | ErrorKind::Unsupported => Recovery::Fatal,
         }
     }
@@ -399,6 +410,11 @@ impl Error {
     /// True when a queue had no message.
     pub fn is_empty(&self) -> bool {
         self.kind() == ErrorKind::Empty
+    }
+
+    /// True for a message of a lost connection, which the broker redelivers.
+    pub fn is_stale(&self) -> bool {
+        self.kind() == ErrorKind::Stale
     }
 
     /// True when the broker ended a consumer's subscription.

@@ -4,6 +4,7 @@
 //! logged through `tracing`.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Something that happened to a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +14,46 @@ pub enum Event {
     Connected {
         /// The broker, password masked.
         broker: String,
+    },
+    /// Automatic recovery began after the connection was lost.
+    RecoveryStarted {
+        /// The broker that was lost, password masked.
+        broker: String,
+        /// Why it was lost.
+        reason: String,
+    },
+    /// The connection was re-established and its topology, channels,
+    /// unconfirmed publishes and consumers restored.
+    Recovered {
+        /// The broker now in use, password masked.
+        broker: String,
+        /// From the start of recovery to its end.
+        took: Duration,
+    },
+    /// Recovery gave up (its retry policy ran out); operations fail until a
+    /// broker is reachable again.
+    RecoveryFailed {
+        /// The last error.
+        reason: String,
+    },
+    /// One declaration could not be replayed during recovery.
+    TopologyRecoveryFailed {
+        /// What: `exchange x`, `queue q`, `binding ...`, `consumer ...`.
+        entity: String,
+        /// Why.
+        reason: String,
+    },
+    /// A server-named queue came back under a new name after recovery.
+    QueueRenamed {
+        /// The name on the lost connection.
+        old: String,
+        /// The new name.
+        new: String,
+    },
+    /// Publishes never confirmed on the lost connection were published again.
+    PublishesResent {
+        /// How many.
+        count: usize,
     },
     /// The connection to the broker was lost.
     ConnectionLost {
@@ -51,6 +92,18 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Connected { broker } => write!(f, "connected to {broker}"),
+            Event::RecoveryStarted { broker, reason } => {
+                write!(f, "recovering the connection to {broker} ({reason})")
+            }
+            Event::Recovered { broker, took } => write!(f, "recovered on {broker} in {took:?}"),
+            Event::RecoveryFailed { reason } => write!(f, "recovery gave up: {reason}"),
+            Event::TopologyRecoveryFailed { entity, reason } => {
+                write!(f, "could not restore {entity}: {reason}")
+            }
+            Event::QueueRenamed { old, new } => write!(f, "server-named queue {old} is now {new}"),
+            Event::PublishesResent { count } => {
+                write!(f, "published {count} unconfirmed messages again")
+            }
             Event::ConnectionLost { broker, reason } => {
                 write!(f, "connection to {broker} lost: {reason}")
             }
@@ -82,7 +135,10 @@ impl Events {
 
     pub(crate) fn emit(&self, event: Event) {
         match &event {
-            Event::ConnectionLost { .. } | Event::Blocked { .. } => tracing::warn!(%event),
+            Event::ConnectionLost { .. }
+            | Event::Blocked { .. }
+            | Event::RecoveryFailed { .. }
+            | Event::TopologyRecoveryFailed { .. } => tracing::warn!(%event),
             _ => tracing::info!(%event),
         }
         // Nobody listening is fine.

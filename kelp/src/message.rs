@@ -168,22 +168,39 @@ impl DecodeSettings {
 pub struct Message {
     info: DeliveryInfo,
     content: Arc<Content>,
-    /// The broker channel it came on; `None` when it needs no ack.
-    acker: Option<AnyChannel>,
+    /// Where an ack goes.
+    acker: Acker,
+    /// The broker's delivery tag on its channel (`info.delivery_tag` keeps
+    /// growing across recoveries; this one restarts with each channel).
+    wire_tag: u64,
     state: AtomicU8,
     settings: Arc<DecodeSettings>,
 }
 
+/// Where a message's ack goes.
+pub(crate) enum Acker {
+    /// Consumed without acknowledgements: settling does nothing.
+    NoAck,
+    /// The broker channel it arrived on.
+    Channel(AnyChannel),
+    /// Its connection was replaced: the broker redelivers it.
+    Stale,
+}
+
 impl Message {
     pub(crate) fn new(
-        delivery: Delivery,
-        acker: Option<AnyChannel>,
+        mut delivery: Delivery,
+        acker: Acker,
+        shown_tag: u64,
         settings: Arc<DecodeSettings>,
     ) -> Message {
+        let wire_tag = delivery.info.delivery_tag;
+        delivery.info.delivery_tag = shown_tag;
         Message {
             info: delivery.info,
             content: delivery.content,
             acker,
+            wire_tag,
             state: AtomicU8::new(MessageState::Received.as_u8()),
             settings,
         }
@@ -313,8 +330,10 @@ impl Message {
         F: FnOnce(&'a AnyChannel, u64) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
-        let Some(channel) = &self.acker else {
-            return Ok(()); // no_ack: the broker already forgot it
+        let channel = match &self.acker {
+            Acker::NoAck => return Ok(()), // the broker already forgot it
+            Acker::Channel(channel) => channel,
+            Acker::Stale => return Err(stale_error()),
         };
         let received = MessageState::Received.as_u8();
         if let Err(current) =
@@ -329,13 +348,28 @@ impl Message {
                 ),
             ));
         }
-        let result = send(channel, self.info.delivery_tag).await;
-        if result.is_err() {
-            // Nothing reached the broker: let the caller try another way.
-            self.state.store(received, Ordering::Release);
+        let result = send(channel, self.wire_tag).await;
+        match result {
+            Ok(()) => Ok(()),
+            // Its channel died with its connection: the broker will deliver
+            // it again, so there is nothing to settle any more.
+            Err(e) if !channel.is_open() && (e.is_connection() || e.is_closed() || e.is_channel()) => {
+                Err(stale_error())
+            }
+            Err(e) => {
+                // Nothing reached the broker: let the caller try another way.
+                self.state.store(received, Ordering::Release);
+                Err(e)
+            }
         }
-        result
     }
+}
+
+fn stale_error() -> Error {
+    Error::new(
+        ErrorKind::Stale,
+        "the message came on a connection or channel that is gone; the broker delivers it again",
+    )
 }
 
 impl fmt::Debug for Message {

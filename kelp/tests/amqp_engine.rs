@@ -182,6 +182,7 @@ async fn a_connection_closed_by_the_broker_is_reported_with_its_reason() {
     let name = unique_name("forced");
     let conn = Connection::builder(require_rabbitmq())
         .connection_name(name.clone())
+        .automatic_recovery(false)
         .build()
         .unwrap();
     let mut events = conn.events();
@@ -192,6 +193,7 @@ async fn a_connection_closed_by_the_broker_is_reported_with_its_reason() {
     let lost = wait_event(&mut events, |e| matches!(e, Event::ConnectionLost { .. })).await;
     let Event::ConnectionLost { reason, .. } = lost else { unreachable!() };
     assert!(reason.contains("320") && reason.contains("kelp test says goodbye"), "{reason}");
+    // Without automatic recovery the subscription ends with the connection.
     let ended = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap();
     let err = ended.expect("a last item").expect_err("the subscription ended");
     assert!(err.is_cancelled(), "{err}");
@@ -199,6 +201,37 @@ async fn a_connection_closed_by_the_broker_is_reported_with_its_reason() {
     // The handle reconnects on next use.
     let channel = conn.default_channel().await.unwrap();
     queue.declare(&channel).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_by_the_broker_is_recovered_and_consumers_go_on() {
+    let name = unique_name("recovered");
+    let conn = Connection::builder(require_rabbitmq())
+        .connection_name(name.clone())
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let exchange = kelp::Exchange::direct(unique_name("recovered-ex")).durable(false).auto_delete(true);
+    let queue = temp_queue("recovered").exchange(exchange.clone()).routing_key("k");
+    let mut consumer = conn.consumer([queue.clone()]).build().await.unwrap();
+    let producer = conn.producer().exchange(exchange.clone()).routing_key("k").build().await.unwrap();
+    producer.publish("before").send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "before");
+    let before_tag = m.delivery_tag();
+    m.ack().await.unwrap();
+
+    let (pid, _) = broker_connection(&name).await;
+    rabbitmqctl(&["close_connection", &pid, "forced for a recovery test"]);
+    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    // The exchange, queue and binding were declared again on the new
+    // connection, and the consumer re-subscribed.
+    producer.publish("after").send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "after");
+    assert!(m.delivery_tag() > before_tag, "delivery tags keep growing across recovery");
+    m.ack().await.unwrap();
+    assert!(conn.is_connected());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,9 @@ pub(crate) struct ConnectOptions {
     pub(crate) connection_name: Option<String>,
     pub(crate) transport_options: FieldTable,
     pub(crate) events: crate::event::Events,
+    /// Keep unconfirmed publishes (to publish again after a reconnect)
+    /// instead of failing them when the connection dies.
+    pub(crate) keep_unconfirmed: bool,
 }
 
 /// Arguments of an exchange declaration.
@@ -115,6 +118,9 @@ pub(crate) struct ConsumeArgs {
     pub(crate) no_ack: bool,
     pub(crate) exclusive: bool,
     pub(crate) arguments: FieldTable,
+    /// Stamped on every delivery of this subscription, so the model can tell
+    /// deliveries of a connection that was replaced from current ones.
+    pub(crate) epoch: u64,
 }
 
 /// A message handed over by the broker, before the model wraps it.
@@ -122,6 +128,8 @@ pub(crate) struct ConsumeArgs {
 pub(crate) struct Delivery {
     pub(crate) info: DeliveryInfo,
     pub(crate) content: Arc<Content>,
+    /// The subscription's epoch (0 for basic.get).
+    pub(crate) epoch: u64,
 }
 
 /// Why the broker ended a subscription.
@@ -133,6 +141,8 @@ pub(crate) enum CancelReason {
     ChannelClosed(u16, String),
     /// The connection was lost.
     ConnectionLost,
+    /// The connection was lost and recovery gave up.
+    RecoveryFailed(String),
 }
 
 /// What a transport sends to a consumer.
@@ -184,8 +194,13 @@ pub(crate) trait Transport: Send + Sync + Sized + 'static {
     fn connect(url: &BrokerUrl, options: &ConnectOptions)
         -> impl Future<Output = Result<Self>> + Send;
 
-    /// Open a new channel.
-    fn open_channel(&self) -> impl Future<Output = Result<Self::Channel>> + Send;
+    /// Open a new channel; its publishes are tracked in `confirms` (which
+    /// outlives the channel, so confirmations survive a reconnect).
+    fn open_channel(&self, confirms: confirm::SharedConfirms)
+        -> impl Future<Output = Result<Self::Channel>> + Send;
+
+    /// Resolves with the reason once the connection is lost or closed.
+    fn closed(&self) -> impl Future<Output = Error> + Send + 'static;
 
     /// True while the connection is usable.
     fn is_open(&self) -> bool;
@@ -221,6 +236,10 @@ pub(crate) trait TransportChannel: Clone + Send + Sync + 'static {
     /// Publish; the returned [`Confirm`] resolves once the broker took
     /// responsibility (immediately when the channel is not in confirm mode).
     fn publish(&self, message: OutgoingMessage) -> impl Future<Output = Result<Confirm>> + Send;
+
+    /// Publish again messages of a lost connection (`(ticket, message)`, in
+    /// order), tracking their confirms under the same tickets.
+    fn resend(&self, unsent: Vec<(u64, OutgoingMessage)>) -> Result<()>;
 
     fn consume(&self, args: ConsumeArgs, sink: DeliverySender)
         -> impl Future<Output = Result<SharedStr>> + Send;
@@ -270,10 +289,18 @@ impl AnyTransport {
         }
     }
 
-    pub(crate) async fn open_channel(&self) -> Result<AnyChannel> {
+    pub(crate) async fn open_channel(&self, confirms: confirm::SharedConfirms) -> Result<AnyChannel> {
         match self {
-            AnyTransport::Memory(t) => Ok(AnyChannel::Memory(t.open_channel().await?)),
-            AnyTransport::Amqp(t) => Ok(AnyChannel::Amqp(t.open_channel().await?)),
+            AnyTransport::Memory(t) => Ok(AnyChannel::Memory(t.open_channel(confirms).await?)),
+            AnyTransport::Amqp(t) => Ok(AnyChannel::Amqp(t.open_channel(confirms).await?)),
+        }
+    }
+
+    /// Resolves when the connection is lost or closed.
+    pub(crate) fn closed(&self) -> Pin<Box<dyn Future<Output = Error> + Send + 'static>> {
+        match self {
+            AnyTransport::Memory(t) => Box::pin(t.closed()),
+            AnyTransport::Amqp(t) => Box::pin(t.closed()),
         }
     }
 
@@ -341,6 +368,9 @@ impl AnyChannel {
     }
     pub(crate) async fn publish(&self, message: OutgoingMessage) -> Result<Confirm> {
         dispatch!(self, c => c.publish(message).await)
+    }
+    pub(crate) fn resend(&self, unsent: Vec<(u64, OutgoingMessage)>) -> Result<()> {
+        dispatch!(self, c => c.resend(unsent))
     }
     pub(crate) async fn consume(&self, args: ConsumeArgs, sink: DeliverySender) -> Result<SharedStr> {
         dispatch!(self, c => c.consume(args, sink).await)

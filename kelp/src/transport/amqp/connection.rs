@@ -27,7 +27,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use super::codec::{
     self, ContentHeader, Frame, Method, Outbound, PROTOCOL_HEADER, methods, read_frame, short,
 };
-use crate::transport::confirm::{self, Confirms};
+use crate::transport::confirm::{self, SharedConfirms};
 use super::tls;
 use super::wire;
 use crate::error::reply_code;
@@ -68,7 +68,7 @@ pub(crate) enum Reply {
 pub(crate) enum ReaderCmd {
     Register(Arc<ChannelShared>),
     Expect(u16, oneshot::Sender<Result<Reply>>),
-    AddConsumer(u16, SharedStr, DeliverySender),
+    AddConsumer(u16, SharedStr, DeliverySender, u64),
 }
 
 /// State shared by the connection's tasks and handles.
@@ -76,6 +76,8 @@ pub(crate) struct Conn {
     pub(crate) broker: String,
     pub(crate) tune: Tune,
     pub(crate) server_properties: FieldTable,
+    /// Unconfirmed publishes outlive a lost connection (see `Confirms::detach`).
+    keep_unconfirmed: bool,
     out: Mutex<Outbound>,
     /// Bytes waiting for the writer; publishers wait above [`HIGH_WATER`].
     queued: AtomicUsize,
@@ -152,6 +154,10 @@ impl Conn {
             self.writer_wake.notify_one();
         }
         Ok(value)
+    }
+
+    pub(crate) fn subscribe_shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     pub(crate) fn command(&self, cmd: ReaderCmd) -> Result<()> {
@@ -291,19 +297,19 @@ pub(crate) struct ChannelShared {
     closed_with: Mutex<Option<Error>>,
     /// AMQP allows one synchronous method in flight per channel.
     rpc: tokio::sync::Mutex<()>,
-    pub(crate) confirms: Arc<Mutex<Confirms>>,
+    pub(crate) confirms: SharedConfirms,
     pub(crate) confirm_mode: AtomicBool,
 }
 
 impl ChannelShared {
-    pub(crate) fn new(id: u16, conn: Arc<Conn>) -> ChannelShared {
+    pub(crate) fn new(id: u16, conn: Arc<Conn>, confirms: SharedConfirms) -> ChannelShared {
         ChannelShared {
             id,
             conn,
             open: AtomicBool::new(true),
             closed_with: Mutex::new(None),
             rpc: tokio::sync::Mutex::new(()),
-            confirms: Arc::new(Mutex::new(Confirms::default())),
+            confirms,
             confirm_mode: AtomicBool::new(false),
         }
     }
@@ -333,7 +339,13 @@ impl ChannelShared {
             *slot = Some(error.clone_for_waiters());
         }
         drop(slot);
-        let unknown = confirm::lock(&self.confirms).fail_all(&error);
+        let mut confirms = confirm::lock(&self.confirms);
+        if self.conn.keep_unconfirmed && matches!(error.kind(), ErrorKind::Connection | ErrorKind::Protocol) {
+            // The connection died: keep them, to publish again on the next one.
+            confirms.detach();
+            return;
+        }
+        let unknown = confirms.fail_all(&error);
         if !unknown.is_empty() {
             tracing::warn!(
                 channel = self.id,
@@ -461,6 +473,7 @@ pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: E
         broker: url.to_string(),
         tune,
         server_properties,
+        keep_unconfirmed: options.keep_unconfirmed,
         out: Mutex::new(Outbound::new()),
         queued: AtomicUsize::new(0),
         drained: Notify::new(),
@@ -806,7 +819,8 @@ struct Assembly {
 
 struct ReaderChannel {
     shared: Arc<ChannelShared>,
-    consumers: HashMap<SharedStr, DeliverySender, FastHash>,
+    /// consumer tag → (sink, epoch)
+    consumers: HashMap<SharedStr, (DeliverySender, u64), FastHash>,
     waiter: Option<oneshot::Sender<Result<Reply>>>,
     assembly: Option<Assembly>,
 }
@@ -878,7 +892,7 @@ impl Reader {
                 let _ = waiter.send(Err(error.clone_for_waiters()));
             }
             if !clean {
-                for (tag, sink) in channel.consumers {
+                for (tag, (sink, _)) in channel.consumers {
                     let _ = sink.send(ConsumerEvent::Cancelled(tag, CancelReason::ConnectionLost));
                 }
             }
@@ -904,9 +918,9 @@ impl Reader {
                     let _ = waiter.send(Err(Error::closed("the channel is closed")));
                 }
             },
-            ReaderCmd::AddConsumer(id, tag, sink) => {
+            ReaderCmd::AddConsumer(id, tag, sink, epoch) => {
                 if let Some(channel) = self.channels.get_mut(&id) {
-                    channel.consumers.insert(tag, sink);
+                    channel.consumers.insert(tag, (sink, epoch));
                 }
             }
         }
@@ -1004,7 +1018,7 @@ impl Reader {
                 // The broker cancelled a consumer (its queue went away).
                 let tag = SharedStr::from(cancel.consumer_tag.as_str());
                 let channel = self.channel(id)?;
-                if let Some(sink) = channel.consumers.remove(&tag) {
+                if let Some((sink, _)) = channel.consumers.remove(&tag) {
                     let _ = sink.send(ConsumerEvent::Cancelled(tag.clone(), CancelReason::QueueDeleted));
                 }
                 conn.events.emit(Event::ConsumerCancelled {
@@ -1054,7 +1068,7 @@ impl Reader {
             let _ = waiter.send(Err(error.clone_for_waiters()));
         }
         let (code, text) = (error.reply_code().unwrap_or(0), error.reply_text().unwrap_or("").to_owned());
-        for (tag, sink) in channel.consumers {
+        for (tag, (sink, _)) in channel.consumers {
             let _ = sink.send(ConsumerEvent::Cancelled(tag, CancelReason::ChannelClosed(code, text.clone())));
         }
         self.conn.release_channel(id);
@@ -1138,18 +1152,20 @@ impl Reader {
         });
         match assembly.incoming {
             Incoming::Deliver(d) => {
-                let delivery = Delivery {
-                    info: DeliveryInfo {
-                        exchange: d.exchange,
-                        routing_key: d.routing_key,
-                        redelivered: d.redelivered,
-                        consumer_tag: Some(d.consumer_tag.clone()),
-                        delivery_tag: d.delivery_tag,
-                    },
-                    content,
-                };
                 let delivered = match channel.consumers.get(&d.consumer_tag) {
-                    Some(sink) => sink.send(ConsumerEvent::Delivery(delivery)).is_ok(),
+                    Some((sink, epoch)) => sink
+                        .send(ConsumerEvent::Delivery(Delivery {
+                            info: DeliveryInfo {
+                                exchange: d.exchange,
+                                routing_key: d.routing_key,
+                                redelivered: d.redelivered,
+                                consumer_tag: Some(d.consumer_tag.clone()),
+                                delivery_tag: d.delivery_tag,
+                            },
+                            content,
+                            epoch: *epoch,
+                        }))
+                        .is_ok(),
                     None => false,
                 };
                 if !delivered {
@@ -1172,6 +1188,7 @@ impl Reader {
                         delivery_tag: g.delivery_tag,
                     },
                     content,
+                    epoch: 0,
                 };
                 self.reply(id, Ok(Reply::Get(Some(delivery))));
             }

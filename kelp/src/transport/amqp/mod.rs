@@ -82,9 +82,9 @@ impl Transport for AmqpTransport {
         Ok(AmqpTransport { conn })
     }
 
-    async fn open_channel(&self) -> Result<AmqpChannel> {
+    async fn open_channel(&self, confirms: confirm::SharedConfirms) -> Result<AmqpChannel> {
         let id = self.conn.allocate_channel()?;
-        let shared = Arc::new(ChannelShared::new(id, self.conn.clone()));
+        let shared = Arc::new(ChannelShared::new(id, self.conn.clone(), confirms));
         self.conn.command(ReaderCmd::Register(shared.clone()))?;
         let reply = shared
             .call(AMQPClass::Channel(methods::channel::AMQPMethod::Open(methods::channel::Open {})))
@@ -99,6 +99,15 @@ impl Transport for AmqpTransport {
 
     fn is_open(&self) -> bool {
         self.conn.is_open()
+    }
+
+    fn closed(&self) -> impl std::future::Future<Output = Error> + Send + 'static {
+        let conn = self.conn.clone();
+        async move {
+            let mut shutdown = conn.subscribe_shutdown();
+            let _ = shutdown.wait_for(|down| *down).await;
+            conn.closed_error()
+        }
     }
 
     async fn close(&self) -> Result<()> {
@@ -373,9 +382,31 @@ impl TransportChannel for AmqpChannel {
         })
     }
 
+    fn resend(&self, unsent: Vec<(u64, OutgoingMessage)>) -> Result<()> {
+        self.shared.check_open()?;
+        let id = self.shared.id;
+        let frame_max = self.shared.conn.tune.frame_max;
+        self.shared.conn.send(|out| {
+            for (ticket, message) in &unsent {
+                codec::put_publish(
+                    out,
+                    id,
+                    &message.exchange,
+                    &message.routing_key,
+                    message.mandatory,
+                    &message.content.properties,
+                    &message.content.body,
+                    frame_max,
+                )?;
+                confirm::lock(&self.shared.confirms).resent(*ticket);
+            }
+            Ok(())
+        })
+    }
+
     async fn consume(&self, args: ConsumeArgs, sink: DeliverySender) -> Result<SharedStr> {
         let conn = &self.shared.conn;
-        conn.command(ReaderCmd::AddConsumer(self.shared.id, args.consumer_tag.clone(), sink))?;
+        conn.command(ReaderCmd::AddConsumer(self.shared.id, args.consumer_tag.clone(), sink, args.epoch))?;
         let reply = self
             .call(AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
                 queue: short(&args.queue)?,

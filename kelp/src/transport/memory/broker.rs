@@ -673,6 +673,7 @@ struct QueueConsumer {
     credit: Arc<Credit>,
     exclusive: bool,
     sink: DeliverySender,
+    epoch: u64,
 }
 
 /// Unacknowledged deliveries of one consumer. Atomic so that an ack frees
@@ -961,11 +962,11 @@ impl QueueState {
         } = queued;
         let (delivery_tag, delivery) = if c.no_ack {
             let tag = c.channel.next_tag.fetch_add(1, Ordering::Relaxed);
-            (tag, to_delivery(message, redelivered, Some(c.tag.clone()), tag))
+            (tag, to_delivery(message, redelivered, Some(c.tag.clone()), tag, c.epoch))
         } else {
             c.credit.outstanding.fetch_add(1, Ordering::SeqCst);
             let tag = c.channel.track(self, Some(&c.credit), message.clone());
-            (tag, to_delivery(message, redelivered, Some(c.tag.clone()), tag))
+            (tag, to_delivery(message, redelivered, Some(c.tag.clone()), tag, c.epoch))
         };
         match c.sink.send(ConsumerEvent::Delivery(delivery)) {
             Ok(()) => Ok(()),
@@ -1010,6 +1011,7 @@ impl QueueState {
         no_ack: bool,
         exclusive: bool,
         sink: DeliverySender,
+        epoch: u64,
         vhost: &str,
     ) -> Result<()> {
         let mut inner = self.inner();
@@ -1034,6 +1036,7 @@ impl QueueState {
             credit: Arc::new(Credit::default()),
             exclusive,
             sink,
+            epoch,
         });
         inner.had_consumer = true;
         self.dispatch(inner);
@@ -1083,10 +1086,10 @@ impl QueueState {
         } = queued;
         if no_ack {
             let tag = channel.next_tag.fetch_add(1, Ordering::Relaxed);
-            return Some(to_delivery(message, redelivered, None, tag));
+            return Some(to_delivery(message, redelivered, None, tag, 0));
         }
         let tag = channel.track(self, None, message.clone());
-        Some(to_delivery(message, redelivered, None, tag))
+        Some(to_delivery(message, redelivered, None, tag, 0))
     }
 
     pub(super) fn purge(&self) -> u32 {
@@ -1109,8 +1112,10 @@ fn to_delivery(
     redelivered: bool,
     consumer_tag: Option<SharedStr>,
     delivery_tag: u64,
+    epoch: u64,
 ) -> Delivery {
     Delivery {
+        epoch,
         info: DeliveryInfo {
             exchange: message.exchange,
             routing_key: message.routing_key,

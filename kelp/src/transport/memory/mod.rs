@@ -32,6 +32,7 @@ struct MemoryConnection {
     id: u64,
     vhost: Arc<VirtualHost>,
     open: AtomicBool,
+    closed_notify: tokio::sync::Notify,
     channels: Mutex<Vec<Weak<ChannelInner>>>,
 }
 
@@ -61,12 +62,13 @@ impl Transport for MemoryTransport {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 vhost: broker::virtual_host(url.virtual_host()),
                 open: AtomicBool::new(true),
+                closed_notify: tokio::sync::Notify::new(),
                 channels: Mutex::new(Vec::new()),
             }),
         })
     }
 
-    async fn open_channel(&self) -> Result<MemoryChannel> {
+    async fn open_channel(&self, _confirms: crate::transport::confirm::SharedConfirms) -> Result<MemoryChannel> {
         if !self.is_open() {
             return Err(Error::connection("the memory:// connection is closed"));
         }
@@ -85,6 +87,15 @@ impl Transport for MemoryTransport {
 
     fn is_open(&self) -> bool {
         self.connection.open.load(Ordering::Acquire)
+    }
+
+    fn closed(&self) -> impl std::future::Future<Output = Error> + Send + 'static {
+        // An in-process broker is never lost; only the application closes it.
+        let connection = self.connection.clone();
+        async move {
+            connection.closed_notify.notified().await;
+            Error::closed("the memory:// connection was closed")
+        }
     }
 
     async fn close(&self) -> Result<()> {
@@ -124,6 +135,7 @@ impl MemoryConnection {
             channel.shutdown(None);
         }
         self.vhost.drop_exclusive_queues(self.id);
+        self.closed_notify.notify_waiters();
     }
 }
 
@@ -321,6 +333,24 @@ impl TransportChannel for MemoryChannel {
         })
     }
 
+    fn resend(&self, unsent: Vec<(u64, OutgoingMessage)>) -> Result<()> {
+        // An in-process broker never loses a connection, so nothing is ever
+        // left unconfirmed; publish anyway if asked.
+        self.inner.guard(|c| {
+            for (_, message) in unsent {
+                c.vhost().publish(
+                    StoredMessage {
+                        exchange: message.exchange,
+                        routing_key: message.routing_key,
+                        content: message.content,
+                    },
+                    message.mandatory,
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     async fn consume(&self, args: ConsumeArgs, sink: DeliverySender) -> Result<SharedStr> {
         self.inner.guard(|c| {
             let queue = c.vhost().lookup_queue(&args.queue, c.conn_id())?;
@@ -342,6 +372,7 @@ impl TransportChannel for MemoryChannel {
                 args.no_ack,
                 args.exclusive,
                 sink,
+                args.epoch,
                 c.vhost().name(),
             );
             if let Err(e) = added {
