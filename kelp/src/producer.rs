@@ -17,6 +17,8 @@ use crate::connection::Connection;
 use crate::entity::{DeliveryMode, Entity, Exchange};
 use crate::message::{Content, Properties, ReturnedMessage};
 use crate::serialization::Serializer;
+use crate::connection::pause_or_give_up;
+use crate::retry::RetryPolicy;
 use crate::transport::{Confirm, OutgoingMessage};
 use crate::{ErrorKind, FieldTable, Result, SharedStr, Value};
 
@@ -40,6 +42,7 @@ pub struct ProducerBuilder {
     auto_declare: bool,
     auto_message_id: bool,
     on_return: Option<ReturnCallback>,
+    retry: Option<RetryPolicy>,
 }
 
 impl ProducerBuilder {
@@ -54,7 +57,15 @@ impl ProducerBuilder {
             auto_declare: true,
             auto_message_id: false,
             on_return: None,
+            retry: None,
         }
+    }
+
+    /// How [`Publish::send`] retries while the connection is down
+    /// (default: the connection's retry policy).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> ProducerBuilder {
+        self.retry = Some(policy);
+        self
     }
 
     pub(crate) fn for_connection(connection: Connection) -> ProducerBuilder {
@@ -141,6 +152,7 @@ impl ProducerBuilder {
                 confirms: self.confirms,
                 auto_message_id: self.auto_message_id,
                 on_return: self.on_return,
+                retry: self.retry.unwrap_or_else(|| channel.connection().retry_policy().clone()),
                 channel,
             }),
         })
@@ -179,6 +191,7 @@ struct ProducerInner {
     confirms: bool,
     auto_message_id: bool,
     on_return: Option<ReturnCallback>,
+    retry: RetryPolicy,
 }
 
 impl Producer {
@@ -421,26 +434,62 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     /// Publish and wait until the broker took responsibility for the
     /// message (its confirm, when the producer uses confirms).
     ///
+    /// While the connection is down (or being recovered), the publish is
+    /// retried by the producer's [`RetryPolicy`] — on another broker if need
+    /// be — and fails with a clear error once the policy's retries or
+    /// deadline run out: it never hangs. A publish that reached a broker
+    /// that then died unconfirmed is published again after recovery (at
+    /// least once, possibly twice; never lost).
+    ///
     /// Fails with [`ErrorKind::Unroutable`] for a mandatory message nobody
     /// could take (when confirms are on) and [`ErrorKind::Nacked`] when the
-    /// broker refused it.
+    /// broker refused it; neither is retried.
     pub async fn send(self) -> Result<()> {
-        self.enqueue().await?.await
+        let producer: &'p ProducerInner = &self.producer.inner;
+        self.declare_all().await?;
+        let message = self.prepare()?;
+        let on_return = if message.mandatory { producer.on_return.clone() } else { None };
+        let started = std::time::Instant::now();
+        let mut retries = 0u32;
+        loop {
+            let attempt = async {
+                let confirm = producer.channel.publish(message.clone()).await?;
+                Confirmation {
+                    confirm,
+                    confirms: producer.confirms,
+                    on_return: on_return.clone(),
+                }
+                .await
+            };
+            match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(e) if matches!(e.kind(), ErrorKind::Nacked | ErrorKind::Unroutable) => return Err(e),
+                Err(e) => pause_or_give_up(&producer.retry, e, &mut retries, started).await?,
+            }
+        }
     }
 
-    /// Publish, and return the pending confirmation without waiting for it.
+    async fn declare_all(&self) -> Result<()> {
+        if self.declare.is_empty() {
+            return Ok(());
+        }
+        let producer = &self.producer.inner;
+        // Boxed so that publishes without declarations keep a small future.
+        Box::pin(async {
+            for entity in &self.declare {
+                producer.channel.connection().maybe_declare(entity.clone()).await?;
+            }
+            Ok::<_, crate::Error>(())
+        })
+        .await
+    }
+
+    /// Publish, and return the pending confirmation without waiting for it
+    /// (one attempt: while the connection is down this fails at once; the
+    /// confirmation itself survives a recovery).
     pub async fn enqueue(self) -> Result<Confirmation> {
         let producer: &'p ProducerInner = &self.producer.inner;
-        if !self.declare.is_empty() {
-            // Boxed so that publishes without declarations keep a small future.
-            Box::pin(async {
-                for entity in &self.declare {
-                    producer.channel.connection().maybe_declare(entity.clone()).await?;
-                }
-                Ok::<_, crate::Error>(())
-            })
-            .await?;
-        }
+        self.declare_all().await?;
         let message = self.prepare()?;
         let mandatory = message.mandatory;
         let confirm = producer.channel.publish(message).await?;

@@ -451,9 +451,7 @@ fn io_error(url: &BrokerUrl, what: &str, e: std::io::Error) -> Error {
 pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: Events) -> Result<Arc<Conn>> {
     let default_port = if url.is_tls() { 5671 } else { 5672 };
     let port = url.port().unwrap_or(default_port);
-    let tcp = TcpStream::connect((url.host(), port))
-        .await
-        .map_err(|e| io_error(url, "cannot connect to", e))?;
+    let tcp = connect_tcp(url, port).await?;
     // Latency matters more than packet count: frames are already batched.
     let _ = tcp.set_nodelay(true);
     let (mut read, mut write) = if url.is_tls() {
@@ -504,6 +502,37 @@ pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: E
         broker: conn.broker.clone(),
     });
     Ok(conn)
+}
+
+/// TCP connect to the first address of `url`'s host that accepts, with
+/// keepalive on (a dead peer is noticed even with heartbeats off).
+async fn connect_tcp(url: &BrokerUrl, port: u16) -> Result<TcpStream> {
+    let addresses = tokio::net::lookup_host((url.host(), port))
+        .await
+        .map_err(|e| io_error(url, "cannot resolve", e))?;
+    let mut last = None;
+    for address in addresses {
+        let socket = if address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let attempt = match socket {
+            Ok(socket) => {
+                let _ = socket.set_keepalive(true);
+                socket.connect(address).await
+            }
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => io_error(url, "cannot connect to", e),
+        None => Error::connection(format!("{url}: the host name resolves to no address")),
+    })
 }
 
 async fn read_handshake_frame(read: &mut ReadSide, buf: &mut BytesMut, url: &BrokerUrl) -> Result<Frame> {
