@@ -1,0 +1,309 @@
+//! Failover and recovery against real RabbitMQ nodes that the tests start,
+//! kill (-9), freeze (SIGSTOP) and restart. Each scenario asserts exact
+//! outcomes: which broker is used, that every confirmed message exists,
+//! that consumers go on by themselves. Timeouts only turn hangs into
+//! failures; nothing asserts how long anything took.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use kelp::{Connection, ErrorKind, Event, Exchange, Queue, RetryPolicy};
+use kelp_test_support::{RabbitNode, require_rabbitmq, unique_name};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+async fn wait_event(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    mut pick: impl FnMut(&Event) -> bool,
+) -> Event {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) if pick(&event) => return event,
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(e)) => panic!("event stream ended: {e}"),
+            Err(_) => panic!("the expected event did not come within {PATIENCE:?}"),
+        }
+    }
+}
+
+/// Every message id in `queue` on the broker at `url`, drained with acks.
+async fn drain_ids(url: &str, queue: &Queue) -> Vec<String> {
+    let conn = Connection::builder(url).automatic_recovery(false).build().unwrap();
+    let channel = conn.default_channel().await.unwrap();
+    queue.declare(&channel).await.unwrap();
+    let mut ids = Vec::new();
+    while let Some(m) = queue.get(&channel, false).await.unwrap() {
+        ids.push(m.properties().message_id.as_deref().unwrap_or("").to_owned());
+        m.ack().await.unwrap();
+    }
+    conn.close().await.unwrap();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_first_url_connects_to_the_second() {
+    let good = require_rabbitmq();
+    let conn = Connection::new(&format!("amqp://guest:guest@127.0.0.1:1//;{good}")).unwrap();
+    conn.connect().await.unwrap();
+    assert!(conn.is_connected());
+    assert_eq!(conn.current_url().port(), Some(5672));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_not_retried_and_limits_are_honoured() {
+    require_rabbitmq();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counted = attempts.clone();
+    let policy = RetryPolicy::default()
+        .interval_start(Duration::from_millis(10))
+        .on_error(move |_, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+    let bad = Connection::new("amqp://guest:wrong@127.0.0.1:5672//").unwrap();
+    let err = bad.connect_with(&policy).await.unwrap_err();
+    assert!(err.is_authentication(), "{err}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 0, "a refused login is never retried");
+
+    // Nobody listens: max_retries bounds the attempts...
+    let down = Connection::new("amqp://guest:guest@127.0.0.1:1//").unwrap();
+    let err = down.connect_with(&policy.clone().max_retries(3).no_deadline()).await.unwrap_err();
+    assert!(err.is_connection(), "{err}");
+    assert!(err.to_string().contains("gave up after 3 retries"), "{err}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    // ...and so does the deadline.
+    let err = down
+        .connect_with(&policy.clone().unlimited_retries().deadline(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert!(err.is_connection(), "{err}");
+    assert!(err.to_string().contains("gave up"), "{err}");
+
+    // A publish with everything down fails with a clear error, never hangs.
+    let producer_conn = Connection::builder("amqp://guest:guest@127.0.0.1:1//")
+        .retry_policy(RetryPolicy::default().deadline(Duration::from_millis(500)))
+        .build()
+        .unwrap();
+    let err = producer_conn.producer().build().await.unwrap_err();
+    assert!(err.is_connection(), "{err}");
+}
+
+/// Publish `n` messages with ids, all confirmed, while `during` runs.
+async fn publish_confirmed(conn: &Connection, queue: &Queue, n: usize) -> Vec<String> {
+    let producer = conn
+        .producer()
+        .routing_key(queue.name.clone())
+        .auto_message_id(true)
+        .build()
+        .await
+        .unwrap();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("m-{i}");
+        producer
+            .publish(&i)
+            .message_id(id.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("publish {i} failed: {e}"));
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_publishing_loses_no_confirmed_message() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let b = RabbitNode::start_async().await.unwrap();
+    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let queue = Queue::new("orders");
+    queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    assert_eq!(conn.current_url().port(), Some(a.amqp_port()));
+
+    const N: usize = 3_000;
+    let publisher = tokio::spawn({
+        let conn = conn.clone();
+        let queue = queue.clone();
+        async move { publish_confirmed(&conn, &queue, N).await }
+    });
+    // Let some go to A, then kill it hard.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.kill();
+    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    assert_eq!(conn.current_url().port(), Some(b.amqp_port()));
+    let sent = tokio::time::timeout(PATIENCE, publisher).await.unwrap().unwrap();
+    assert_eq!(sent.len(), N, "every publish was confirmed");
+
+    a.restart_async().await.unwrap();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for url in [a.url(), b.url()] {
+        for id in drain_ids(&url, &queue).await {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    let lost: Vec<&String> = sent.iter().filter(|id| !seen.contains_key(*id)).collect();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!("kill -9 failover: {N} confirmed, {} distinct found, {duplicates} duplicates", seen.len());
+    assert!(lost.is_empty(), "confirmed messages lost: {lost:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_goes_on_by_itself_on_the_other_node() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let b = RabbitNode::start_async().await.unwrap();
+    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let exchange = Exchange::topic("events");
+    let queue = Queue::new("audit").exchange(exchange.clone()).routing_key("user.*");
+    let mut consumer = conn.consumer([queue.clone()]).prefetch_count(10).build().await.unwrap();
+
+    a.kill();
+    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+
+    // Someone else publishes on B, after the failover, through the exchange:
+    // routed only because kelp declared exchange, queue and binding there.
+    let other = Connection::new(&b.url()).unwrap();
+    let producer = other.producer().exchange(exchange.clone()).build().await.unwrap();
+    producer.publish("signed up").routing_key("user.signup").mandatory(true).send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "signed up");
+    assert_eq!(m.routing_key(), "user.signup");
+    m.ack().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_node_is_detected_by_heartbeats_and_left() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let b = RabbitNode::start_async().await.unwrap();
+    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .heartbeat(Some(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let queue = Queue::new("frozen");
+    let mut consumer = conn.consumer([queue.clone()]).build().await.unwrap();
+    let producer = conn.producer().routing_key("frozen").build().await.unwrap();
+    producer.publish("one").send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    m.ack().await.unwrap();
+
+    a.freeze().unwrap();
+    let lost = wait_event(&mut events, |e| matches!(e, Event::ConnectionLost { .. })).await;
+    assert!(lost.to_string().contains("missed heartbeats"), "{lost}");
+    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    assert_eq!(conn.current_url().port(), Some(b.amqp_port()));
+    producer.publish("two").send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "two");
+    m.ack().await.unwrap();
+
+    // Thawing A must not bring back a second consumer: A forgets the dead
+    // connection, and kelp consumes only on B.
+    a.thaw().unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let listed = a.rabbitmqctl_async(&["list_consumers", "-q"]).await.unwrap_or_default();
+        if listed.lines().all(|l| l.trim().is_empty()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "A still lists consumers: {listed}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    producer.publish("three").send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "three");
+    m.ack().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), consumer.next()).await.is_err(),
+        "no duplicate delivery"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_node_restarting_is_recovered_when_it_returns() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let conn = Connection::builder(a.url())
+        .retry_policy(RetryPolicy::default().deadline(Duration::from_secs(120)))
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let queue = Queue::new("restart");
+    let mut consumer = conn.consumer([queue.clone()]).build().await.unwrap();
+    let producer = conn.producer().routing_key("restart").build().await.unwrap();
+
+    a.kill();
+    wait_event(&mut events, |e| matches!(e, Event::RecoveryStarted { .. })).await;
+    a.restart_async().await.unwrap();
+    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    producer.publish("back").send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "back");
+    m.ack().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_named_queues_are_followed_to_their_new_name() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let b = RabbitNode::start_async().await.unwrap();
+    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let exchange = Exchange::fanout("broadcast");
+    let queue = Queue::server_named().exchange(exchange.clone());
+    let mut consumer = conn.consumer([queue]).build().await.unwrap();
+    let old = consumer.queues()[0].clone();
+    assert!(old.starts_with("amq.gen-"), "{old}");
+
+    a.kill();
+    let renamed = wait_event(&mut events, |e| matches!(e, Event::QueueRenamed { .. })).await;
+    let Event::QueueRenamed { old: was, new } = renamed else { unreachable!() };
+    assert_eq!(was, old);
+    assert_ne!(new, old);
+    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    assert_eq!(consumer.queues(), [new]);
+    let other = Connection::new(&b.url()).unwrap();
+    other
+        .producer()
+        .exchange(exchange)
+        .build()
+        .await
+        .unwrap()
+        .publish("hello again")
+        .send()
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "hello again");
+    m.ack().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_for_deliveries_of_a_dead_connection_are_stale() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let b = RabbitNode::start_async().await.unwrap();
+    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let queue = Queue::new(unique_name("stale"));
+    let mut consumer = conn.consumer([queue.clone()]).build().await.unwrap();
+    conn.producer().routing_key(queue.name.clone()).build().await.unwrap().publish("x").send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    a.kill();
+    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    let err = m.ack().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Stale, "{err}");
+}
