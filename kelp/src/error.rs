@@ -64,6 +64,8 @@ pub enum ErrorKind {
     /// A message received on a connection that has since been replaced
     /// cannot be settled: the broker redelivers it.
     Stale,
+    /// An application handler failed (see [`Error::from_handler`]).
+    Handler,
 }
 
 impl ErrorKind {
@@ -87,6 +89,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Cancelled => "consumer cancelled",
             ErrorKind::Stale => "stale delivery",
+            ErrorKind::Handler => "handler failed",
         }
     }
 }
@@ -264,6 +267,12 @@ impl Error {
         }
     }
 
+    /// An error of the application's own, to return from a handler (the
+    /// worker then requeues the message).
+    pub fn from_handler(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Handler, message.into())
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
@@ -323,6 +332,7 @@ impl Error {
             | ErrorKind::Closed
             | ErrorKind::Empty
             | ErrorKind::Stale
+            | ErrorKind::Handler
             | ErrorKind::Unsupported => Recovery::Fatal,
         }
     }

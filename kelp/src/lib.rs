@@ -41,6 +41,7 @@ mod shared_str;
 mod transport;
 mod util;
 mod value;
+mod worker;
 
 pub mod blocking;
 pub mod compression;
@@ -62,6 +63,7 @@ pub use serialization::{Accept, Serializer};
 pub use shared_str::SharedStr;
 pub use url::BrokerUrl;
 pub use value::{FieldTable, Value};
+pub use worker::{StopHandle, Worker, WorkerBuilder};
 
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]

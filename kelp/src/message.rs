@@ -173,11 +173,28 @@ pub struct Message {
     /// The broker's delivery tag on its channel (`info.delivery_tag` keeps
     /// growing across recoveries; this one restarts with each channel).
     wire_tag: u64,
-    state: AtomicU8,
+    state: StateCell,
     settings: Arc<DecodeSettings>,
 }
 
+/// The settle state: inline normally, shared when the worker keeps a twin
+/// of a message it handed to a handler.
+enum StateCell {
+    Inline(AtomicU8),
+    Shared(Arc<AtomicU8>),
+}
+
+impl StateCell {
+    fn get(&self) -> &AtomicU8 {
+        match self {
+            StateCell::Inline(s) => s,
+            StateCell::Shared(s) => s,
+        }
+    }
+}
+
 /// Where a message's ack goes.
+#[derive(Clone)]
 pub(crate) enum Acker {
     /// Consumed without acknowledgements: settling does nothing.
     NoAck,
@@ -201,8 +218,29 @@ impl Message {
             content: delivery.content,
             acker,
             wire_tag,
-            state: AtomicU8::new(MessageState::Received.as_u8()),
+            state: StateCell::Inline(AtomicU8::new(MessageState::Received.as_u8())),
             settings,
+        }
+    }
+
+    /// The same message, sharing its settle state with this one (so that
+    /// whoever settles it first wins and the other sees it).
+    pub(crate) fn twin(&mut self) -> Message {
+        if let StateCell::Inline(state) = &self.state {
+            let shared = Arc::new(AtomicU8::new(state.load(Ordering::Acquire)));
+            self.state = StateCell::Shared(shared);
+        }
+        let state = match &self.state {
+            StateCell::Shared(s) => StateCell::Shared(s.clone()),
+            StateCell::Inline(s) => StateCell::Inline(AtomicU8::new(s.load(Ordering::Acquire))),
+        };
+        Message {
+            info: self.info.clone(),
+            content: self.content.clone(),
+            acker: self.acker.clone(),
+            wire_tag: self.wire_tag,
+            state,
+            settings: self.settings.clone(),
         }
     }
 
@@ -293,7 +331,7 @@ impl Message {
 
     /// Where the message stands.
     pub fn state(&self) -> MessageState {
-        MessageState::from_u8(self.state.load(Ordering::Acquire))
+        MessageState::from_u8(self.state.get().load(Ordering::Acquire))
     }
 
     /// True once acked, rejected or requeued.
@@ -337,7 +375,7 @@ impl Message {
         };
         let received = MessageState::Received.as_u8();
         if let Err(current) =
-            self.state
+            self.state.get()
                 .compare_exchange(received, to.as_u8(), Ordering::AcqRel, Ordering::Acquire)
         {
             return Err(Error::new(
@@ -358,7 +396,7 @@ impl Message {
             }
             Err(e) => {
                 // Nothing reached the broker: let the caller try another way.
-                self.state.store(received, Ordering::Release);
+                self.state.get().store(received, Ordering::Release);
                 Err(e)
             }
         }

@@ -307,3 +307,117 @@ async fn acks_for_deliveries_of_a_dead_connection_are_stale() {
     let err = m.ack().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Stale, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_keeps_processing_across_two_failovers() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let b = RabbitNode::start_async().await.unwrap();
+    let c = RabbitNode::start_async().await.unwrap();
+    let urls = format!("{};{};{}", a.url(), b.url(), c.url());
+    let worker_conn = Connection::builder(urls.clone())
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::<u32>::new()));
+    let revived = Arc::new(AtomicU32::new(0));
+    let worker = {
+        let seen = seen.clone();
+        let revived = revived.clone();
+        kelp::Worker::builder(&worker_conn)
+            .consumer([Queue::new("work")], 20, move |message| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().insert(message.decode::<u32>()?);
+                    message.ack().await
+                }
+            })
+            .on_connection_revived(move || {
+                revived.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .unwrap()
+    };
+    let stop = worker.stop_handle();
+    let running = tokio::spawn(worker.run());
+
+    let producer_conn = Connection::builder(urls)
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let producer = producer_conn
+        .producer()
+        .routing_key("work")
+        .build()
+        .await
+        .unwrap();
+    let wait_seen = |upto: u32| {
+        let seen = seen.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            while !(0..upto).all(|n| seen.lock().unwrap().contains(&n)) {
+                assert!(tokio::time::Instant::now() < deadline, "the worker stopped processing");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let mut next = 0u32;
+    for (phase, node) in [Some(&a), Some(&b), None].into_iter().enumerate() {
+        for _ in 0..50 {
+            producer.publish(&next).declare(Queue::new("work")).send().await.unwrap();
+            next += 1;
+        }
+        wait_seen(next).await;
+        if let Some(node) = node {
+            node.kill();
+            eprintln!("phase {phase}: killed a node after {next} messages");
+        }
+    }
+    assert!(revived.load(Ordering::SeqCst) >= 2, "on_connection_revived after each failover");
+    stop.stop();
+    tokio::time::timeout(PATIENCE, running).await.unwrap().unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let b = RabbitNode::start_async().await.unwrap();
+    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let queue = Queue::new("inflight");
+    queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    // 20 publishers share one channel: up to 20 unconfirmed at any time.
+    const PER_TASK: usize = 150;
+    let mut tasks = Vec::new();
+    for t in 0..20 {
+        let conn = conn.clone();
+        tasks.push(tokio::spawn(async move {
+            let producer = conn.producer().routing_key("inflight").build().await.unwrap();
+            let mut ids = Vec::new();
+            for i in 0..PER_TASK {
+                let id = format!("t{t}-{i}");
+                producer.publish(&i).message_id(id.clone()).send().await.unwrap();
+                ids.push(id);
+            }
+            ids
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.kill();
+    let mut sent = Vec::new();
+    for t in tasks {
+        sent.extend(tokio::time::timeout(PATIENCE, t).await.unwrap().unwrap());
+    }
+    a.restart_async().await.unwrap();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for url in [a.url(), b.url()] {
+        for id in drain_ids(&url, &queue).await {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    let lost: Vec<&String> = sent.iter().filter(|id| !seen.contains_key(*id)).collect();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!("in-flight failover: {} confirmed, {} distinct found, {duplicates} duplicates", sent.len(), seen.len());
+    assert!(lost.is_empty(), "{} confirmed messages lost: {lost:?}", lost.len());
+}
