@@ -38,6 +38,7 @@ pub struct ConnectionBuilder {
     transport_options: FieldTable,
     retry: RetryPolicy,
     recovery: bool,
+    max_unconfirmed: usize,
 }
 
 impl ConnectionBuilder {
@@ -51,7 +52,18 @@ impl ConnectionBuilder {
             transport_options: FieldTable::new(),
             retry: RetryPolicy::default(),
             recovery: true,
+            max_unconfirmed: 100_000,
         }
+    }
+
+    /// At most this many publishes per channel wait for their confirm
+    /// (default 100,000); more wait for room, up to the retry policy's
+    /// deadline, then fail with [`LimitExceeded`](crate::ErrorKind::LimitExceeded).
+    /// This bounds the memory that unconfirmed messages (kept to publish
+    /// again after a failover) may take.
+    pub fn max_unconfirmed(mut self, n: usize) -> ConnectionBuilder {
+        self.max_unconfirmed = n.max(1);
+        self
     }
 
     /// How reconnecting after a lost connection is retried (default:
@@ -141,6 +153,7 @@ impl ConnectionBuilder {
                 events: Events::new(),
                 retry: self.retry,
                 recovery: self.recovery,
+                max_unconfirmed: self.max_unconfirmed,
                 closed_by_app: AtomicBool::new(false),
                 topology: Mutex::new(Topology::default()),
                 cores: Mutex::new(Vec::new()),
@@ -190,6 +203,7 @@ pub(crate) struct Shared {
     events: Events,
     retry: RetryPolicy,
     recovery: bool,
+    max_unconfirmed: usize,
     /// Set by `close()`: a lost connection is then not recovered.
     closed_by_app: AtomicBool,
     /// What was declared, to declare it again after a reconnect.
@@ -766,6 +780,8 @@ impl Connection {
             transport_options: shared.transport_options.clone(),
             events: shared.events.clone(),
             keep_unconfirmed: shared.recovery,
+            max_unconfirmed: shared.max_unconfirmed,
+            publish_wait: shared.retry.deadline.unwrap_or(Duration::from_secs(60)),
         })
     }
 }

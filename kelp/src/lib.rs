@@ -29,6 +29,7 @@
 mod channel;
 mod connection;
 mod consumer;
+mod dedup;
 mod entity;
 mod error;
 mod event;
@@ -52,6 +53,7 @@ pub use channel::Channel;
 pub use compression::Compression;
 pub use connection::{Connection, ConnectionBuilder};
 pub use consumer::{Consumer, ConsumerBuilder, DecodeErrorHandler};
+pub use dedup::Deduplicator;
 pub use entity::{Binding, DeclaredQueue, DeliveryMode, Entity, Exchange, ExchangeKind, Queue};
 pub use error::{reply_code, Error, ErrorKind, Recovery, Result};
 pub use event::Event;

@@ -20,7 +20,7 @@ use crate::serialization::Serializer;
 use crate::connection::pause_or_give_up;
 use crate::retry::RetryPolicy;
 use crate::transport::{Confirm, OutgoingMessage};
-use crate::{ErrorKind, FieldTable, Result, SharedStr, Value};
+use crate::{Error, ErrorKind, FieldTable, Result, SharedStr, Value};
 
 /// A callback for mandatory messages the broker returned as unroutable.
 pub type ReturnCallback = Arc<dyn Fn(&ReturnedMessage) + Send + Sync>;
@@ -43,6 +43,7 @@ pub struct ProducerBuilder {
     auto_message_id: bool,
     on_return: Option<ReturnCallback>,
     retry: Option<RetryPolicy>,
+    retry_unroutable: bool,
 }
 
 impl ProducerBuilder {
@@ -58,7 +59,17 @@ impl ProducerBuilder {
             auto_message_id: false,
             on_return: None,
             retry: None,
+            retry_unroutable: false,
         }
+    }
+
+    /// Let [`Publish::send`] retry a mandatory message that came back
+    /// unroutable, by the retry policy (default: off, the caller gets the
+    /// [`Unroutable`](crate::ErrorKind::Unroutable) error). Useful right
+    /// after a failover, while consumers re-declare their queues.
+    pub fn retry_unroutable(mut self, on: bool) -> ProducerBuilder {
+        self.retry_unroutable = on;
+        self
     }
 
     /// How [`Publish::send`] retries while the connection is down
@@ -153,6 +164,7 @@ impl ProducerBuilder {
                 auto_message_id: self.auto_message_id,
                 on_return: self.on_return,
                 retry: self.retry.unwrap_or_else(|| channel.connection().retry_policy().clone()),
+                retry_unroutable: self.retry_unroutable,
                 channel,
             }),
         })
@@ -192,6 +204,7 @@ struct ProducerInner {
     auto_message_id: bool,
     on_return: Option<ReturnCallback>,
     retry: RetryPolicy,
+    retry_unroutable: bool,
 }
 
 impl Producer {
@@ -463,6 +476,13 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
             };
             match attempt.await {
                 Ok(()) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Unroutable && producer.retry_unroutable => {
+                    // Fatal for the generic loop; retried here on request.
+                    let retryable = Error::new(ErrorKind::Timeout, e.message().to_owned());
+                    if pause_or_give_up(&producer.retry, retryable, &mut retries, started).await.is_err() {
+                        return Err(e);
+                    }
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::Nacked | ErrorKind::Unroutable) => return Err(e),
                 Err(e) => pause_or_give_up(&producer.retry, e, &mut retries, started).await?,
             }

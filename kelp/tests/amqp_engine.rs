@@ -389,3 +389,32 @@ async fn tls_verifies_the_broker_and_logs_in_with_a_client_certificate() {
     conn.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unconfirmed_buffer_is_bounded() {
+    let url = require_rabbitmq();
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await.unwrap();
+    let conn = Connection::builder(proxy.url_for(&url))
+        .heartbeat(None)
+        .max_unconfirmed(5)
+        .retry_policy(kelp::RetryPolicy::default().deadline(Duration::from_millis(500)))
+        .build()
+        .unwrap();
+    let channel = conn.default_channel().await.unwrap();
+    let queue = temp_queue("bounded");
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    proxy.set_mode(FaultMode::BlackHole).await;
+    let mut pending = Vec::new();
+    for i in 0..5 {
+        pending.push(producer.publish(&i).enqueue().await.unwrap());
+    }
+    let err = producer.publish(&5).enqueue().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LimitExceeded, "{err}");
+    // Once confirms flow again, room comes back.
+    proxy.set_mode(FaultMode::Pass).await;
+    for p in pending {
+        tokio::time::timeout(PATIENCE, p).await.unwrap().unwrap();
+    }
+    producer.publish(&6).send().await.unwrap();
+}

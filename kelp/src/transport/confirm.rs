@@ -46,6 +46,8 @@ pub(crate) struct Confirms {
     /// The next delivery tag on the current channel.
     next_wire: u64,
     slots: VecDeque<Slot>,
+    /// Slots still waiting for the broker.
+    waiting: usize,
     /// Wakes publishers waiting for room (see [`Confirms::waiting`]).
     room: Option<Arc<tokio::sync::Notify>>,
 }
@@ -73,6 +75,7 @@ impl Confirms {
             self.base = ticket;
         }
         let wire = Some(self.next_wire());
+        self.waiting += 1;
         self.slots.push_back(Slot {
             state: State::Waiting(None),
             wire,
@@ -88,6 +91,7 @@ impl Confirms {
         if self.slots.pop_back().is_some() {
             self.next_ticket -= 1;
             self.next_wire -= 1;
+            self.waiting -= 1;
         }
     }
 
@@ -126,10 +130,7 @@ impl Confirms {
 
     /// Publishes waiting for their confirm.
     pub(crate) fn waiting(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| matches!(s.state, State::Waiting(_)))
-            .count()
+        self.waiting
     }
 
     /// A notifier woken whenever publishes are confirmed (to wait for room).
@@ -137,10 +138,11 @@ impl Confirms {
         self.room.get_or_insert_with(|| Arc::new(tokio::sync::Notify::new())).clone()
     }
 
-    fn resolve(slot: &mut Slot, outcome: Result<()>) {
+    fn resolve(waiting: &mut usize, slot: &mut Slot, outcome: Result<()>) {
         if !matches!(slot.state, State::Waiting(_)) {
             return;
         }
+        *waiting -= 1;
         slot.message = None;
         let outcome = match (outcome, slot.returned.take()) {
             (Ok(()), Some(returned)) => Err(unroutable(returned)),
@@ -165,7 +167,7 @@ impl Confirms {
                 break;
             }
             if multiple || wire == tag {
-                Self::resolve(slot, outcome());
+                Self::resolve(&mut self.waiting, slot, outcome());
                 if !multiple {
                     break;
                 }
@@ -225,7 +227,7 @@ impl Confirms {
             if let Some(message) = slot.message.take() {
                 unknown.push(message);
             }
-            Self::resolve(slot, Err(error.clone_for_waiters()));
+            Self::resolve(&mut self.waiting, slot, Err(error.clone_for_waiters()));
         }
         self.compact();
         if let Some(room) = &self.room {

@@ -59,6 +59,10 @@ pub(crate) struct ConnectOptions {
     /// Keep unconfirmed publishes (to publish again after a reconnect)
     /// instead of failing them when the connection dies.
     pub(crate) keep_unconfirmed: bool,
+    /// At most this many unconfirmed publishes per channel; more wait.
+    pub(crate) max_unconfirmed: usize,
+    /// How long a publish may wait (for room, or while blocked).
+    pub(crate) publish_wait: Duration,
 }
 
 /// Arguments of an exchange declaration.

@@ -78,6 +78,8 @@ pub(crate) struct Conn {
     pub(crate) server_properties: FieldTable,
     /// Unconfirmed publishes outlive a lost connection (see `Confirms::detach`).
     keep_unconfirmed: bool,
+    pub(crate) max_unconfirmed: usize,
+    pub(crate) publish_wait: Duration,
     out: Mutex<Outbound>,
     /// Bytes waiting for the writer; publishers wait above [`HIGH_WATER`].
     queued: AtomicUsize,
@@ -472,6 +474,8 @@ pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: E
         tune,
         server_properties,
         keep_unconfirmed: options.keep_unconfirmed,
+        max_unconfirmed: options.max_unconfirmed.max(1),
+        publish_wait: options.publish_wait,
         out: Mutex::new(Outbound::new()),
         queued: AtomicUsize::new(0),
         drained: Notify::new(),

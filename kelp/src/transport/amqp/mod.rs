@@ -354,6 +354,9 @@ impl TransportChannel for AmqpChannel {
         let id = self.shared.id;
         let frame_max = conn.tune.frame_max;
         let confirming = self.shared.confirm_mode.load(Ordering::Acquire);
+        if confirming && confirm::lock(&self.shared.confirms).waiting() >= conn.max_unconfirmed {
+            self.wait_for_room().await?;
+        }
         let seq = conn.send(|out| {
             // The sequence number is taken under the outbound lock, so it is
             // the order in which the broker sees the publishes.
@@ -489,6 +492,35 @@ impl TransportChannel for AmqpChannel {
 }
 
 impl AmqpChannel {
+    /// The in-flight buffer is full: wait for confirms, up to the publish
+    /// deadline, then fail rather than grow without bound.
+    async fn wait_for_room(&self) -> Result<()> {
+        let conn = &self.shared.conn;
+        let deadline = tokio::time::Instant::now() + conn.publish_wait;
+        loop {
+            let room = {
+                let mut confirms = confirm::lock(&self.shared.confirms);
+                if confirms.waiting() < conn.max_unconfirmed {
+                    return Ok(());
+                }
+                confirms.room()
+            };
+            let notified = room.notified();
+            if confirm::lock(&self.shared.confirms).waiting() < conn.max_unconfirmed {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "{} publishes on this channel wait for their confirms and none came in {:?}",
+                        conn.max_unconfirmed, conn.publish_wait
+                    ),
+                ));
+            }
+        }
+    }
+
     /// Acks go straight into the outbound buffer: no round trip, no task.
     fn settle(&self, settle: codec::Settle) -> Result<()> {
         self.shared.check_open()?;
