@@ -107,9 +107,17 @@ impl ChannelCore {
         self.open_on(active).await
     }
 
-    /// True when publishes wait for their confirms.
-    pub(crate) fn has_unconfirmed(&self) -> bool {
-        confirm::lock(&self.confirms).waiting() > 0
+    /// Replace the broker channel, keeping unconfirmed publishes to send
+    /// again on the next one (after a nack, some brokers keep refusing on
+    /// the same channel: RabbitMQ 3.10 does for a quorum queue that changed
+    /// leader).
+    pub(crate) async fn reset(&self) {
+        let _reopening = self.reopen.lock().await;
+        confirm::lock(&self.confirms).detach();
+        let slot = self.slot.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(slot) = slot {
+            let _ = slot.channel.close().await;
+        }
     }
 
     pub(crate) fn current(&self, generation: u64) -> Option<AnyChannel> {

@@ -276,6 +276,12 @@ impl Connection {
         lock(&self.shared.declared).clear();
         *lock(&self.shared.topology) = Topology::default();
         lock(&self.shared.consumers).clear();
+        // Nothing will publish them again: end their waits.
+        let closed = Error::closed("the connection was closed by the application");
+        let cores: Vec<Arc<ChannelCore>> = lock(&self.shared.cores).iter().filter_map(Weak::upgrade).collect();
+        for core in cores {
+            confirm::lock(&core.confirms).fail_all(&closed);
+        }
         if let Some(active) = active {
             active.transport.close().await?;
         }

@@ -44,6 +44,7 @@ pub struct ProducerBuilder {
     on_return: Option<ReturnCallback>,
     retry: Option<RetryPolicy>,
     retry_unroutable: bool,
+    retry_nacked: bool,
 }
 
 impl ProducerBuilder {
@@ -60,7 +61,18 @@ impl ProducerBuilder {
             on_return: None,
             retry: None,
             retry_unroutable: false,
+            retry_nacked: false,
         }
+    }
+
+    /// Let [`Publish::send`] publish again a message the broker nacked, by
+    /// the retry policy (default: off, the caller gets the
+    /// [`Nacked`](crate::ErrorKind::Nacked) error). A nack means the broker
+    /// did not take the message (a quorum queue electing a new leader, a
+    /// full queue), so publishing it again does not duplicate it.
+    pub fn retry_nacked(mut self, on: bool) -> ProducerBuilder {
+        self.retry_nacked = on;
+        self
     }
 
     /// Let [`Publish::send`] retry a mandatory message that came back
@@ -165,6 +177,7 @@ impl ProducerBuilder {
                 on_return: self.on_return,
                 retry: self.retry.unwrap_or_else(|| channel.connection().retry_policy().clone()),
                 retry_unroutable: self.retry_unroutable,
+                retry_nacked: self.retry_nacked,
                 channel,
             }),
         })
@@ -205,6 +218,7 @@ struct ProducerInner {
     on_return: Option<ReturnCallback>,
     retry: RetryPolicy,
     retry_unroutable: bool,
+    retry_nacked: bool,
 }
 
 impl Producer {
@@ -476,7 +490,13 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
             };
             match attempt.await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Unroutable && producer.retry_unroutable => {
+                Err(e)
+                    if (e.kind() == ErrorKind::Unroutable && producer.retry_unroutable)
+                        || (e.kind() == ErrorKind::Nacked && producer.retry_nacked) =>
+                {
+                    if e.kind() == ErrorKind::Nacked {
+                        producer.channel.core.reset().await;
+                    }
                     // Fatal for the generic loop; retried here on request.
                     let retryable = Error::new(ErrorKind::Timeout, e.message().to_owned());
                     if pause_or_give_up(&producer.retry, retryable, &mut retries, started).await.is_err() {

@@ -219,6 +219,27 @@ impl Confirms {
         }
     }
 
+    /// Fail the publishes sent on the channel that is closing (those
+    /// detached from an earlier channel keep waiting to be sent again);
+    /// returns the messages whose fate is unknown.
+    pub(crate) fn fail_wired(&mut self, error: &Error) -> Vec<OutgoingMessage> {
+        let mut unknown = Vec::new();
+        for slot in &mut self.slots {
+            if slot.wire.is_none() {
+                continue;
+            }
+            if let Some(message) = slot.message.take() {
+                unknown.push(message);
+            }
+            Self::resolve(&mut self.waiting, slot, Err(error.clone_for_waiters()));
+        }
+        self.compact();
+        if let Some(room) = &self.room {
+            room.notify_waiters();
+        }
+        unknown
+    }
+
     /// Fail every unconfirmed publish (the channel or connection died);
     /// returns the messages whose fate is unknown.
     pub(crate) fn fail_all(&mut self, error: &Error) -> Vec<OutgoingMessage> {

@@ -347,7 +347,7 @@ impl ChannelShared {
             confirms.detach();
             return;
         }
-        let unknown = confirms.fail_all(&error);
+        let unknown = confirms.fail_wired(&error);
         if !unknown.is_empty() {
             tracing::warn!(
                 channel = self.id,

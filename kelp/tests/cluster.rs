@@ -1,0 +1,117 @@
+//! A real three-node RabbitMQ cluster on this machine (the second and third
+//! nodes joined to the first with `rabbitmqctl join_cluster`), as in the
+//! RabbitMQ cluster failover chapter: kelp re-declares a classic queue that
+//! died with its node on a survivor, and a quorum queue keeps every
+//! confirmed message through the loss of one node while a producer and a
+//! consumer keep running.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kelp::{Connection, Event, Exchange, FailoverStrategy, Queue};
+use kelp_test_support::{RabbitCluster, RabbitNodeOptions};
+
+const PATIENCE: Duration = Duration::from_secs(90);
+
+async fn wait_event(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    mut pick: impl FnMut(&Event) -> bool,
+) -> Event {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) if pick(&event) => return event,
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(e)) => panic!("event stream ended: {e}"),
+            Err(_) => panic!("the expected event did not come within {PATIENCE:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_loses_a_node_and_kelp_carries_on() {
+    let cluster = RabbitCluster::start_with_async(3, RabbitNodeOptions::default()).await.unwrap();
+    assert_eq!(cluster.running_nodes().unwrap().len(), 3, "{}", cluster.cluster_status().unwrap());
+    let urls = cluster.urls();
+    let all = urls.join(";");
+
+    // ── A classic queue whose home is node 1 ──────────────────────────────
+    let consumer_conn = Connection::builder(all.clone())
+        .failover_strategy(FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let mut events = consumer_conn.events();
+    let exchange = Exchange::topic("orders");
+    // Transient: RabbitMQ drops it when its node dies, so it can be
+    // declared again on a survivor (a durable one would wait for its node).
+    let classic = Queue::new("orders.audit").durable(false).exchange(exchange.clone()).routing_key("order.#");
+    let mut audit = consumer_conn.consumer([classic.clone()]).build().await.unwrap();
+    assert_eq!(consumer_conn.current_url().port(), Some(cluster.node(0).amqp_port()));
+
+    // ── A quorum queue, replicated on the three nodes ─────────────────────
+    let quorum = Queue::new("payments").argument("x-queue-type", "quorum");
+    let quorum_conn = Connection::builder(all.clone())
+        .failover_strategy(FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let mut payments = quorum_conn.consumer([quorum.clone()]).prefetch_count(50).build().await.unwrap();
+    let consuming = tokio::spawn(async move {
+        let mut seen = BTreeSet::new();
+        while seen.len() < 2_000 {
+            let next = tokio::time::timeout(PATIENCE, payments.next()).await;
+            let message = next.expect("payments keep coming").expect("the stream goes on").expect("a message");
+            seen.insert(message.decode::<u32>().expect("a number"));
+            let _ = message.ack().await; // a stale ack after the failover is fine: redelivered
+        }
+        seen
+    });
+    let producer_conn = Connection::builder(all.clone())
+        .failover_strategy(FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    let producing = tokio::spawn({
+        let producer_conn = producer_conn.clone();
+        async move {
+            // While the quorum queue elects a new leader the broker nacks
+            // publishes: not taken, so safe to publish again.
+            let producer = producer_conn
+                .producer()
+                .routing_key("payments")
+                .retry_nacked(true)
+                .build()
+                .await
+                .unwrap();
+            for n in 0..2_000u32 {
+                producer.publish(&n).send().await.unwrap_or_else(|e| panic!("payment {n}: {e}"));
+            }
+        }
+    });
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.node(0).kill();
+
+    // The classic queue comes back on a survivor, bound as before.
+    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    assert_ne!(consumer_conn.current_url().port(), Some(cluster.node(0).amqp_port()));
+    let other = Connection::new(&urls[2]).unwrap();
+    other
+        .producer()
+        .exchange(exchange)
+        .build()
+        .await
+        .unwrap()
+        .publish("order 42 shipped")
+        .routing_key("order.shipped")
+        .mandatory(true)
+        .send()
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(PATIENCE, audit.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "order 42 shipped");
+    m.ack().await.unwrap();
+
+    // Every confirmed payment reaches the consumer.
+    tokio::time::timeout(PATIENCE, producing).await.unwrap().unwrap();
+    let seen = tokio::time::timeout(PATIENCE, consuming).await.unwrap().unwrap();
+    assert_eq!(seen, (0..2_000).collect::<BTreeSet<u32>>());
+}
