@@ -4,5 +4,6 @@
 # workspace. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh
 scripts/brokers.sh
 cargo test --workspace --locked "$@"

@@ -59,12 +59,14 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod haproxy;
 mod procs;
 pub mod proxy;
 pub mod rabbit;
 pub mod redis;
 pub mod tls;
 
+pub use haproxy::HaProxy;
 pub use procs::reap_orphans;
 pub use proxy::{FaultMode, FaultProxy};
 pub use rabbit::{RabbitCluster, RabbitNode, RabbitNodeOptions, TlsListener};

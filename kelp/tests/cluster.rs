@@ -11,6 +11,7 @@ use std::time::Duration;
 use kelp::{Connection, Event, Exchange, FailoverStrategy, Queue};
 use kelp_test_support::{RabbitCluster, RabbitNodeOptions};
 
+
 const PATIENCE: Duration = Duration::from_secs(90);
 
 async fn wait_event(
@@ -19,7 +20,11 @@ async fn wait_event(
 ) -> Event {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
+        let got = tokio::time::timeout_at(deadline, events.recv()).await;
+        if let Ok(Ok(e)) = &got {
+            eprintln!("event: {e}");
+        }
+        match got {
             Ok(Ok(event)) if pick(&event) => return event,
             Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
             Ok(Err(e)) => panic!("event stream ended: {e}"),
@@ -114,4 +119,60 @@ async fn a_three_node_cluster_loses_a_node_and_kelp_carries_on() {
     tokio::time::timeout(PATIENCE, producing).await.unwrap().unwrap();
     let seen = tokio::time::timeout(PATIENCE, consuming).await.unwrap().unwrap();
     assert_eq!(seen, (0..2_000).collect::<BTreeSet<u32>>());
+}
+
+/// Which node of the cluster holds the connection named `name`
+/// (`list_connections` is cluster-wide; the pid says which node).
+fn node_holding(cluster: &RabbitCluster, name: &str) -> Option<usize> {
+    let needle = format!("{{\"connection_name\",\"{name}\"}}");
+    let alive = (0..cluster.nodes().len()).find(|&i| cluster.node(i).is_running())?;
+    let listed = cluster
+        .node(alive)
+        .rabbitmqctl(&["list_connections", "pid", "client_properties", "-q"])
+        .ok()?;
+    let line = listed.lines().find(|l| l.contains(&needle))?;
+    // The pid names its node: <kelp-test-1234@localhost.1795468056.11855.0>
+    let pid = line.split('\t').next()?.trim().trim_start_matches('<');
+    let (user, rest) = pid.split_once('@')?;
+    let host = rest.split('.').next()?;
+    let node = format!("{user}@{host}");
+    (0..cluster.nodes().len()).find(|&i| cluster.node(i).node_name() == node)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_haproxy_kelp_recovers_through_the_one_address() {
+    let cluster = RabbitCluster::start_with_async(3, RabbitNodeOptions::default()).await.unwrap();
+    let backends: Vec<_> = cluster.nodes().iter().map(|n| n.addr()).collect();
+    let proxy = kelp_test_support::HaProxy::start(&backends).unwrap();
+    let name = kelp_test_support::unique_name("behind-haproxy");
+    let conn = Connection::builder(proxy.url())
+        .connection_name(name.clone())
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let exchange = Exchange::direct("jobs");
+    let queue = Queue::new("jobs.haproxy").durable(false).exchange(exchange.clone()).routing_key("job");
+    let mut consumer = conn.consumer([queue]).build().await.unwrap();
+    let producer = conn.producer().exchange(exchange).routing_key("job").build().await.unwrap();
+    producer.publish("first").send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "first");
+    m.ack().await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let holder = loop {
+        if let Some(i) = node_holding(&cluster, &name) {
+            break i;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no node lists the connection");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    cluster.node(holder).kill();
+    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    let now = node_holding(&cluster, &name).expect("reconnected through the proxy");
+    assert_ne!(now, holder, "the proxy sent kelp to a live node");
+    producer.publish("second").send().await.unwrap();
+    let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "second");
+    m.ack().await.unwrap();
 }

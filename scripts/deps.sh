@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# System tools the tests use besides the brokers: HAProxy (cluster tests),
+# OpenSSL (test certificates). Installed from Debian when missing.
+set -euo pipefail
+need=()
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
