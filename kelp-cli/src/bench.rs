@@ -39,6 +39,12 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Instead of throughput: kill -9 and freeze (SIGSTOP) a RabbitMQ node
+    /// under kelp and under Python Kombu, and report detection and resume
+    /// times, losses and duplicates. Starts two throwaway local nodes (needs
+    /// `rabbitmq-server` installed); Kombu comes from `KELP_BENCH_PYTHON`.
+    #[arg(long)]
+    pub failover: bool,
 }
 
 /// Publishes kept in flight before waiting for the oldest confirm; also the
@@ -339,6 +345,9 @@ pub async fn run_mpsc(messages: u64, size: usize, visible: bool) -> Result<Bench
 
 /// `kelp bench`.
 pub async fn run(args: BenchArgs) -> Result<(), CliError> {
+    if args.failover {
+        return crate::failover::run(args.json).await;
+    }
     if args.size < 8 {
         return Err(CliError::usage("--size must be at least 8 bytes (the send time travels in the body)"));
     }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod commands;
+pub mod failover;
 
 use std::fmt;
 

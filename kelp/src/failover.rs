@@ -12,7 +12,10 @@ pub type CustomFailover = Arc<dyn Fn(&[BrokerUrl], Option<usize>) -> usize + Sen
 /// How a connection with several broker URLs picks the next one.
 ///
 /// Within one cycle through the list every broker is tried once, at once;
-/// back-off only grows after a full cycle (Kombu's `completes_cycle`).
+/// back-off only grows after a full cycle (Kombu's `completes_cycle`). The
+/// built-in strategies try the broker used last at the end of the cycle: it
+/// just failed, and a frozen broker that still accepts TCP connections
+/// would otherwise cost a whole connect timeout before the next one.
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum FailoverStrategy {
@@ -20,10 +23,11 @@ pub enum FailoverStrategy {
     #[default]
     RoundRobin,
     /// A fresh random permutation per cycle: no broker repeats within a cycle
-    /// (Kombu's `shuffle` may repeat one).
+    /// (Kombu's `shuffle` may repeat one); the one used last comes last.
     Shuffle,
     /// Always prefer the first healthy URL in list order, so the connection
-    /// fails back to the primary when it returns.
+    /// fails back to the primary when it returns; only the broker that just
+    /// failed waits until the end of the cycle.
     PriorityOrder,
     /// A user closure choosing the next index (taken modulo the list length).
     Custom(CustomFailover),
@@ -67,9 +71,9 @@ impl FailoverStrategy {
             FailoverStrategy::Shuffle => {
                 let mut order: Vec<usize> = (0..n).collect();
                 crate::util::shuffle(&mut order);
-                order
+                last_to_the_end(order, last)
             }
-            FailoverStrategy::PriorityOrder => (0..n).collect(),
+            FailoverStrategy::PriorityOrder => last_to_the_end((0..n).collect(), last),
             FailoverStrategy::Custom(f) => {
                 // Ask the closure n times; keep its choices in order, without
                 // repeats, then add any index it never chose so that one
@@ -92,6 +96,15 @@ impl FailoverStrategy {
             }
         }
     }
+}
+
+/// Move the broker used last (if any) behind all the others.
+fn last_to_the_end(mut order: Vec<usize>, last: Option<usize>) -> Vec<usize> {
+    if let Some(position) = last.and_then(|l| order.iter().position(|&i| i == l)) {
+        let index = order.remove(position);
+        order.push(index);
+    }
+    order
 }
 
 impl fmt::Debug for FailoverStrategy {
@@ -124,16 +137,19 @@ mod tests {
     }
 
     #[test]
-    fn priority_always_starts_at_the_first() {
+    fn priority_starts_at_the_first_unless_it_just_failed() {
         let u = urls(3);
-        assert_eq!(FailoverStrategy::PriorityOrder.cycle(&u, Some(1)), [0, 1, 2]);
+        assert_eq!(FailoverStrategy::PriorityOrder.cycle(&u, None), [0, 1, 2]);
+        assert_eq!(FailoverStrategy::PriorityOrder.cycle(&u, Some(1)), [0, 2, 1]);
+        assert_eq!(FailoverStrategy::PriorityOrder.cycle(&u, Some(0)), [1, 2, 0]);
     }
 
     #[test]
     fn shuffle_never_repeats_within_a_cycle() {
         let u = urls(5);
         for _ in 0..100 {
-            let mut order = FailoverStrategy::Shuffle.cycle(&u, None);
+            let mut order = FailoverStrategy::Shuffle.cycle(&u, Some(3));
+            assert_eq!(order.last(), Some(&3));
             order.sort_unstable();
             assert_eq!(order, [0, 1, 2, 3, 4]);
         }
