@@ -80,11 +80,9 @@ impl ChannelCore {
         }
         // Whatever still waits for a confirm went out on a channel that is
         // gone: delivery tags restart at 1 on this one.
-        let unsent = {
-            let mut confirms = confirm::lock(&self.confirms);
-            confirms.detach();
-            confirms.unsent()
-        };
+        // (Opening the channel attached it to `confirms`, which detached
+        // them from the old one.)
+        let unsent = confirm::lock(&self.confirms).unsent();
         if !unsent.is_empty() {
             let count = unsent.len();
             channel.resend(unsent)?;

@@ -105,7 +105,10 @@ impl ConnectionBuilder {
     }
 
     /// Heartbeat interval; `None` turns heartbeats off (default 60 s, or
-    /// `heartbeat=` in the URL).
+    /// `heartbeat=` in the URL). The broker and kelp agree on the smaller
+    /// non-zero value; kelp declares the broker dead after one interval of
+    /// silence (two of RabbitMQ's half-interval heartbeats missed), so a
+    /// frozen broker is noticed within 1.25 intervals.
     pub fn heartbeat(mut self, interval: Option<Duration>) -> ConnectionBuilder {
         self.heartbeat = Some(interval.filter(|d| !d.is_zero()));
         self
@@ -518,15 +521,19 @@ impl Connection {
             }
         }
         let active = Arc::new(self.connect_cycle(&mut link).await?);
+        // Restore before anyone else sees the new connection: a publisher
+        // that got it early would publish before its queue is declared
+        // again, and the broker confirms (and drops) an unroutable message.
+        // Until then other operations wait on the link lock.
+        if active.generation > 1 {
+            self.restore(&active).await;
+        }
         *self
             .shared
             .active
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(active.clone());
         self.shared.closed_by_app.store(false, Ordering::Release);
-        if active.generation > 1 {
-            self.restore(&active).await;
-        }
         self.supervise(&active);
         Ok(active)
     }
@@ -601,7 +608,8 @@ impl Connection {
 
     /// After a reconnect: declare the recorded topology again, reopen the
     /// channels (publishing again what was not confirmed) and re-consume.
-    /// Called with the link lock held, so operations wait until it is done.
+    /// Called with the link lock held and before `active` is published, so
+    /// operations wait until it is done.
     async fn restore(&self, active: &Arc<Active>) {
         let topology = {
             let t = lock(&self.shared.topology);

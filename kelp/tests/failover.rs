@@ -421,3 +421,37 @@ async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
     eprintln!("in-flight failover: {} confirmed, {} distinct found, {duplicates} duplicates", sent.len(), seen.len());
     assert!(lost.is_empty(), "{} confirmed messages lost: {lost:?}", lost.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_waits_for_the_topology_to_be_declared_again() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let b = RabbitNode::start_async().await.unwrap();
+    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .build()
+        .unwrap();
+    // Many queues recorded before the one published to, so that declaring
+    // them again on b takes a while after the connection to b is up.
+    let channel = conn.default_channel().await.unwrap();
+    for i in 0..1500 {
+        Queue::new(format!("pad-{i}")).durable(false).declare(&channel).await.unwrap();
+    }
+    let queue = Queue::new("late");
+    queue.declare(&channel).await.unwrap();
+    let mut events = conn.events();
+    a.kill();
+    // Publish the moment b accepts the connection: these must wait until
+    // "late" exists on b, or b confirms and drops them as unroutable.
+    let b_port = format!(":{}/", b.addr().port());
+    wait_event(&mut events, |e| matches!(e, Event::Connected { broker } if broker.contains(&b_port))).await;
+    let producer = conn.producer().routing_key("late").build().await.unwrap();
+    let mut sent = Vec::new();
+    for i in 0..50 {
+        let id = format!("late-{i}");
+        producer.publish(&i).message_id(id.clone()).send().await.unwrap();
+        sent.push(id);
+    }
+    let found = drain_ids(&b.url(), &queue).await;
+    let lost: Vec<&String> = sent.iter().filter(|id| !found.contains(id)).collect();
+    assert!(lost.is_empty(), "{} of {} confirmed messages lost: {lost:?}", lost.len(), sent.len());
+}

@@ -8,6 +8,12 @@
 //! [`PendingConfirm`]) and a *wire* sequence number (the broker's delivery
 //! tag on the current channel). A new connection restarts wire numbers at 1;
 //! tickets stay, so a confirmation survives a failover.
+//!
+//! Only the broker channel that is *attached* (the newest one) may track
+//! publishes or settle them: a publisher that still holds the dead channel
+//! of the previous connection, or that channel's late cleanup, must not take
+//! or shift the new channel's delivery tags (a publish written to a dead
+//! socket would otherwise be confirmed by the ack meant for the next one).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -50,6 +56,15 @@ pub(crate) struct Confirms {
     waiting: usize,
     /// Wakes publishers waiting for room (see [`Confirms::waiting`]).
     room: Option<Arc<tokio::sync::Notify>>,
+    /// The broker channel whose delivery tags these are (0: none).
+    owner: u64,
+}
+
+/// A process-wide unique id for a broker channel, to attach it to a
+/// [`Confirms`].
+pub(crate) fn next_owner() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 pub(crate) type SharedConfirms = Arc<Mutex<Confirms>>;
@@ -66,8 +81,27 @@ impl Confirms {
         wire
     }
 
-    /// Record a publish about to be written; returns its ticket.
-    pub(crate) fn track(&mut self, message: OutgoingMessage) -> u64 {
+    /// Make `owner` the channel whose delivery tags these are. Publishes
+    /// sent on the previous one wait to be sent again (see [`detach`]).
+    ///
+    /// [`detach`]: Confirms::detach
+    pub(crate) fn attach(&mut self, owner: u64) {
+        self.detach();
+        self.owner = owner;
+    }
+
+    /// True while `owner` is the attached channel.
+    pub(crate) fn is_owner(&self, owner: u64) -> bool {
+        self.owner == owner
+    }
+
+    /// Record a publish about to be written on channel `owner`; returns its
+    /// ticket, or `None` when that channel is no longer the attached one
+    /// (its connection was replaced: the publish must go on the new one).
+    pub(crate) fn track(&mut self, owner: u64, message: OutgoingMessage) -> Option<u64> {
+        if self.owner != owner {
+            return None;
+        }
         self.next_ticket = self.next_ticket.max(1);
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -83,7 +117,7 @@ impl Confirms {
             returned: None,
             abandoned: false,
         });
-        ticket
+        Some(ticket)
     }
 
     /// Undo the last `track` (its frames could not be encoded).
@@ -108,6 +142,15 @@ impl Confirms {
             slot.wire = None;
         }
         self.next_wire = 1;
+        self.owner = 0;
+    }
+
+    /// [`detach`](Confirms::detach), if `owner` is still the attached
+    /// channel (a newer one may have taken over already).
+    pub(crate) fn detach_from(&mut self, owner: u64) {
+        if self.owner == owner {
+            self.detach();
+        }
     }
 
     /// Messages that must be published again, in their original order.
@@ -179,13 +222,18 @@ impl Confirms {
         }
     }
 
-    /// basic.ack from the broker.
-    pub(crate) fn ack(&mut self, tag: u64, multiple: bool) {
-        self.settle(tag, multiple, || Ok(()));
+    /// basic.ack from the broker on channel `owner`.
+    pub(crate) fn ack(&mut self, owner: u64, tag: u64, multiple: bool) {
+        if self.owner == owner {
+            self.settle(tag, multiple, || Ok(()));
+        }
     }
 
-    /// basic.nack from the broker.
-    pub(crate) fn nack(&mut self, tag: u64, multiple: bool) {
+    /// basic.nack from the broker on channel `owner`.
+    pub(crate) fn nack(&mut self, owner: u64, tag: u64, multiple: bool) {
+        if self.owner != owner {
+            return;
+        }
         self.settle(tag, multiple, || {
             Err(Error::new(
                 ErrorKind::Nacked,
@@ -198,7 +246,10 @@ impl Confirms {
     /// publish of that exchange, routing key and body (returns come in
     /// publish order, before the publish's ack). Gives the message back when
     /// nothing waits for it.
-    pub(crate) fn returned(&mut self, returned: ReturnedMessage) -> Option<ReturnedMessage> {
+    pub(crate) fn returned(&mut self, owner: u64, returned: ReturnedMessage) -> Option<ReturnedMessage> {
+        if self.owner != owner {
+            return Some(returned);
+        }
         let matching = self.slots.iter_mut().find(|slot| {
             slot.returned.is_none()
                 && matches!(slot.state, State::Waiting(_))
@@ -222,8 +273,11 @@ impl Confirms {
     /// Fail the publishes sent on the channel that is closing (those
     /// detached from an earlier channel keep waiting to be sent again);
     /// returns the messages whose fate is unknown.
-    pub(crate) fn fail_wired(&mut self, error: &Error) -> Vec<OutgoingMessage> {
+    pub(crate) fn fail_wired(&mut self, owner: u64, error: &Error) -> Vec<OutgoingMessage> {
         let mut unknown = Vec::new();
+        if self.owner != owner {
+            return unknown;
+        }
         for slot in &mut self.slots {
             if slot.wire.is_none() {
                 continue;
@@ -367,6 +421,12 @@ mod tests {
         }
     }
 
+    fn attached() -> SharedConfirms {
+        let confirms = SharedConfirms::default();
+        lock(&confirms).attach(1);
+        confirms
+    }
+
     fn poll(p: &mut PendingConfirm) -> Poll<Result<()>> {
         let waker = std::task::Waker::noop();
         Pin::new(p).poll(&mut Context::from_waker(waker))
@@ -374,20 +434,20 @@ mod tests {
 
     #[test]
     fn acks_with_multiple_resolve_in_order_and_nacks_fail() {
-        let confirms = Arc::new(Mutex::new(Confirms::default()));
+        let confirms = attached();
         let mut pending: Vec<PendingConfirm> = (0..4)
             .map(|_| {
-                let seq = lock(&confirms).track(message(b"x", false));
+                let seq = lock(&confirms).track(1, message(b"x", false)).unwrap();
                 PendingConfirm::new(confirms.clone(), seq)
             })
             .collect();
         assert!(poll(&mut pending[0]).is_pending());
-        lock(&confirms).ack(2, true);
+        lock(&confirms).ack(1, 2, true);
         assert!(matches!(poll(&mut pending[0]), Poll::Ready(Ok(()))));
         assert!(matches!(poll(&mut pending[1]), Poll::Ready(Ok(()))));
         assert!(poll(&mut pending[2]).is_pending());
-        lock(&confirms).nack(3, false);
-        lock(&confirms).ack(4, false);
+        lock(&confirms).nack(1, 3, false);
+        lock(&confirms).ack(1, 4, false);
         assert!(matches!(poll(&mut pending[2]), Poll::Ready(Err(e)) if e.is_nacked()));
         assert!(matches!(poll(&mut pending[3]), Poll::Ready(Ok(()))));
         assert_eq!(lock(&confirms).slots.len(), 0, "settled slots are compacted");
@@ -395,9 +455,9 @@ mod tests {
 
     #[test]
     fn returns_attach_to_their_publish_and_fail_it() {
-        let confirms = Arc::new(Mutex::new(Confirms::default()));
-        let routed = lock(&confirms).track(message(b"one", true));
-        let lost = lock(&confirms).track(message(b"two", true));
+        let confirms = attached();
+        let routed = lock(&confirms).track(1, message(b"one", true)).unwrap();
+        let lost = lock(&confirms).track(1, message(b"two", true)).unwrap();
         let mut routed = PendingConfirm::new(confirms.clone(), routed);
         let mut lost = PendingConfirm::new(confirms.clone(), lost);
         let back = ReturnedMessage {
@@ -408,8 +468,8 @@ mod tests {
             properties: Properties::default(),
             body: Bytes::from_static(b"two"),
         };
-        assert!(lock(&confirms).returned(back).is_none());
-        lock(&confirms).ack(2, true);
+        assert!(lock(&confirms).returned(1, back).is_none());
+        lock(&confirms).ack(1, 2, true);
         assert!(matches!(poll(&mut routed), Poll::Ready(Ok(()))));
         let Poll::Ready(Err(e)) = poll(&mut lost) else { panic!("returned") };
         assert!(e.is_unroutable());
@@ -418,39 +478,66 @@ mod tests {
 
     #[test]
     fn unconfirmed_publishes_survive_a_new_channel_with_new_tags() {
-        let confirms = Arc::new(Mutex::new(Confirms::default()));
-        let tickets: Vec<u64> = (0..4).map(|_| lock(&confirms).track(message(b"x", false))).collect();
+        let confirms = attached();
+        let tickets: Vec<u64> = (0..4).map(|_| lock(&confirms).track(1, message(b"x", false)).unwrap()).collect();
         let mut pending: Vec<PendingConfirm> =
             tickets.iter().map(|t| PendingConfirm::new(confirms.clone(), *t)).collect();
-        lock(&confirms).ack(2, true); // the first two made it
-        lock(&confirms).detach(); // the connection died
+        lock(&confirms).ack(1, 2, true); // the first two made it
+        lock(&confirms).attach(2); // the connection died; channel 2 took over
         let unsent = lock(&confirms).unsent();
         assert_eq!(unsent.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [tickets[2], tickets[3]]);
         for (ticket, _) in &unsent {
-            lock(&confirms).resent(*ticket); // wire tags 1 and 2 on the new channel
+            lock(&confirms).resent(*ticket); // wire tags 1 and 2 on channel 2
         }
-        let later = lock(&confirms).track(message(b"y", false)); // wire tag 3
+        let later = lock(&confirms).track(2, message(b"y", false)).unwrap(); // wire tag 3
         let mut later = PendingConfirm::new(confirms.clone(), later);
-        lock(&confirms).ack(1, false);
+        lock(&confirms).ack(2, 1, false);
         assert!(matches!(poll(&mut pending[0]), Poll::Ready(Ok(()))));
         assert!(matches!(poll(&mut pending[2]), Poll::Ready(Ok(()))));
         assert!(poll(&mut pending[3]).is_pending());
-        lock(&confirms).ack(3, true);
+        lock(&confirms).ack(2, 3, true);
         assert!(matches!(poll(&mut pending[3]), Poll::Ready(Ok(()))));
         assert!(matches!(poll(&mut later), Poll::Ready(Ok(()))));
         assert_eq!(lock(&confirms).waiting(), 0);
     }
 
     #[test]
+    fn the_dead_channel_can_neither_take_nor_settle_the_new_channels_tags() {
+        let confirms = attached();
+        let first = lock(&confirms).track(1, message(b"a", false)).unwrap();
+        let mut first = PendingConfirm::new(confirms.clone(), first);
+        lock(&confirms).attach(2);
+        let unsent = lock(&confirms).unsent();
+        for (ticket, _) in unsent {
+            lock(&confirms).resent(ticket); // tag 1 on channel 2
+        }
+        // A publisher still holding channel 1 is refused: its frames would go
+        // to a dead socket while taking tag 2 of channel 2.
+        assert!(lock(&confirms).track(1, message(b"late", false)).is_none());
+        // Channel 1's late cleanup and stray acks change nothing.
+        lock(&confirms).detach_from(1);
+        assert!(lock(&confirms).fail_wired(1, &Error::connection("gone")).is_empty());
+        lock(&confirms).ack(1, 5, true);
+        assert!(poll(&mut first).is_pending());
+        let next = lock(&confirms).track(2, message(b"b", false)).unwrap();
+        let mut next = PendingConfirm::new(confirms.clone(), next);
+        lock(&confirms).ack(2, 1, false);
+        assert!(matches!(poll(&mut first), Poll::Ready(Ok(()))));
+        assert!(poll(&mut next).is_pending(), "tag 2 is the next publish, not the refused one");
+        lock(&confirms).ack(2, 2, false);
+        assert!(matches!(poll(&mut next), Poll::Ready(Ok(()))));
+    }
+
+    #[test]
     fn dropped_confirmations_do_not_leak_and_failures_hand_back_messages() {
-        let confirms = Arc::new(Mutex::new(Confirms::default()));
+        let confirms = attached();
         for _ in 0..3 {
-            let seq = lock(&confirms).track(message(b"x", false));
+            let seq = lock(&confirms).track(1, message(b"x", false)).unwrap();
             drop(PendingConfirm::new(confirms.clone(), seq));
         }
-        lock(&confirms).ack(3, true);
+        lock(&confirms).ack(1, 3, true);
         assert_eq!(lock(&confirms).slots.len(), 0);
-        let seq = lock(&confirms).track(message(b"y", false));
+        let seq = lock(&confirms).track(1, message(b"y", false)).unwrap();
         let mut p = PendingConfirm::new(confirms.clone(), seq);
         let unknown = lock(&confirms).fail_all(&Error::connection("lost"));
         assert_eq!(unknown.len(), 1);

@@ -360,7 +360,15 @@ impl TransportChannel for AmqpChannel {
         let seq = conn.send(|out| {
             // The sequence number is taken under the outbound lock, so it is
             // the order in which the broker sees the publishes.
-            let seq = confirming.then(|| confirm::lock(&self.shared.confirms).track(message.clone()));
+            let seq = match confirming {
+                true => match confirm::lock(&self.shared.confirms).track(self.shared.owner, message.clone()) {
+                    Some(seq) => Some(seq),
+                    // A newer channel took over (this one's connection is
+                    // gone): nothing was written; publish there instead.
+                    None => return Err(Error::connection("the channel was replaced after a reconnect")),
+                },
+                false => None,
+            };
             let written = codec::put_publish(
                 out,
                 id,
