@@ -120,7 +120,9 @@ impl ConnectionBuilder {
         self
     }
 
-    /// A transport-specific option (Kombu's `transport_options`).
+    /// A transport-specific option (Kombu's `transport_options`), passed to
+    /// the transport as is. The memory and AMQP transports define none and
+    /// ignore them; everything they can do has its own builder method.
     pub fn transport_option(mut self, key: impl Into<String>, value: impl Into<Value>) -> ConnectionBuilder {
         self.transport_options.insert(key.into(), value.into());
         self

@@ -351,6 +351,17 @@ impl Message {
             .await
     }
 
+    /// Reject this message and every earlier unsettled one on its channel
+    /// (AMQP `basic.nack` with `multiple`); with `requeue` they are delivered
+    /// again, otherwise dropped or dead-lettered. Only this message's state
+    /// changes: the earlier ones are settled on the broker, not in their
+    /// handles, as with [`ack_multiple`](Message::ack_multiple).
+    pub async fn reject_multiple(&self, requeue: bool) -> Result<()> {
+        let to = if requeue { MessageState::Requeued } else { MessageState::Rejected };
+        self.settle(to, |ch, tag| async move { ch.nack(tag, true, requeue).await })
+            .await
+    }
+
     /// Reject the message: the broker drops it (or dead-letters it).
     pub async fn reject(&self) -> Result<()> {
         self.settle(MessageState::Rejected, |ch, tag| async move { ch.reject(tag, false).await })

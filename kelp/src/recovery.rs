@@ -122,10 +122,6 @@ impl Topology {
             }
         }
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.exchanges.is_empty() && self.queues.is_empty() && self.bindings.is_empty()
-    }
 }
 
 /// Stamps subscriptions: deliveries carry the epoch of the subscription

@@ -23,6 +23,7 @@ conformance_suite! {
     passive_declare_of_missing_queue_is_not_found,
     ack_reject_requeue,
     ack_multiple,
+    reject_multiple_requeues_or_drops_earlier_messages,
     unacked_messages_return_when_the_channel_closes,
     dropped_consumer_gives_back_its_messages,
     prefetch_limits_unacked_deliveries,

@@ -90,11 +90,6 @@ impl Confirms {
         self.owner = owner;
     }
 
-    /// True while `owner` is the attached channel.
-    pub(crate) fn is_owner(&self, owner: u64) -> bool {
-        self.owner == owner
-    }
-
     /// Record a publish about to be written on channel `owner`; returns its
     /// ticket, or `None` when that channel is no longer the attached one
     /// (its connection was replaced: the publish must go on the new one).

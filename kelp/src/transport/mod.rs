@@ -54,6 +54,9 @@ pub(crate) struct ConnectOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) heartbeat: Option<Duration>,
     pub(crate) connection_name: Option<String>,
+    // For transports that define options (Redis, issue 5); the memory and
+    // AMQP transports define none.
+    #[allow(dead_code)]
     pub(crate) transport_options: FieldTable,
     pub(crate) events: crate::event::Events,
     /// Keep unconfirmed publishes (to publish again after a reconnect)

@@ -543,6 +543,48 @@ pub async fn ack_multiple(url: &str) {
     assert_eq!(declared.message_count, 0);
 }
 
+pub async fn reject_multiple_requeues_or_drops_earlier_messages(url: &str) {
+    let conn = connect(url).await;
+    let queue = Queue::new(unique("nackmulti")).durable(false).argument("x-expires", 60_000u32);
+    let mut consumer = conn.consumer([queue.clone()]).prefetch_count(10).build().await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    for i in 0..6 {
+        producer.publish(&i).send().await.unwrap();
+    }
+    let mut first = Vec::new();
+    for _ in 0..6 {
+        first.push(next(&mut consumer).await);
+    }
+    // 0..=2 back to the queue, then 3..=5 dropped.
+    first[2].reject_multiple(true).await.unwrap();
+    assert_eq!(first[2].state(), MessageState::Requeued);
+    assert!(first[2].reject_multiple(true).await.unwrap_err().is_message_state());
+    let mut again = Vec::new();
+    for _ in 0..3 {
+        let m = next(&mut consumer).await;
+        assert!(m.redelivered());
+        again.push(m.decode::<i32>().unwrap());
+    }
+    again.sort();
+    assert_eq!(again, vec![0, 1, 2]);
+    first[5].reject_multiple(false).await.unwrap();
+    assert_eq!(first[5].state(), MessageState::Rejected);
+    consumer.cancel().await.unwrap();
+    drop(consumer);
+    conn.default_channel().await.unwrap().close().await.unwrap();
+    // The redelivered three were unsettled and return; 3..=5 are gone.
+    let channel = conn.channel().await.unwrap();
+    let mut left = Vec::new();
+    for _ in 0..3 {
+        let m = get_eventually(&channel, &queue).await;
+        left.push(m.decode::<i32>().unwrap());
+        m.ack().await.unwrap();
+    }
+    left.sort();
+    assert_eq!(left, vec![0, 1, 2]);
+    assert!(queue.get(&channel, false).await.unwrap().is_none(), "3..=5 were dropped");
+}
+
 pub async fn unacked_messages_return_when_the_channel_closes(url: &str) {
     let conn = connect(url).await;
     let queue = Queue::new(unique("unacked")).durable(false).argument("x-expires", 60_000u32);

@@ -76,7 +76,6 @@ pub(crate) enum ReaderCmd {
 pub(crate) struct Conn {
     pub(crate) broker: String,
     pub(crate) tune: Tune,
-    pub(crate) server_properties: FieldTable,
     /// Unconfirmed publishes outlive a lost connection (see `Confirms::detach`).
     keep_unconfirmed: bool,
     pub(crate) max_unconfirmed: usize,
@@ -241,10 +240,6 @@ impl Conn {
     /// writer far behind).
     pub(crate) fn must_wait(&self) -> bool {
         self.blocked.load(Ordering::Relaxed) || self.queued.load(Ordering::Relaxed) > HIGH_WATER
-    }
-
-    pub(crate) fn is_blocked(&self) -> bool {
-        self.blocked.load(Ordering::Acquire)
     }
 
     /// Close cleanly: connection.close, wait for close-ok (briefly), stop.
@@ -474,13 +469,14 @@ pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: E
     };
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let (tune, server_properties) = handshake(&mut read, &mut write, &mut buf, url, options).await?;
+    let text = |key: &str| server_properties.get(key).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+    tracing::debug!(broker = %url, product = %text("product"), version = %text("version"), ?tune, "AMQP handshake done");
 
     let (reader_tx, reader_rx) = mpsc::unbounded_channel();
     let (shutdown, _) = watch::channel(false);
     let conn = Arc::new(Conn {
         broker: url.to_string(),
         tune,
-        server_properties,
         keep_unconfirmed: options.keep_unconfirmed,
         max_unconfirmed: options.max_unconfirmed.max(1),
         publish_wait: options.publish_wait,
