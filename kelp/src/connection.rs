@@ -174,6 +174,18 @@ impl ConnectionBuilder {
     }
 
     /// Time allowed for one connection attempt (default 5 s, or `connect_timeout=` in the URL).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let conn = kelp::Connection::builder("amqp://rabbit-a//;amqp://rabbit-b//")
+    ///     .connect_timeout(Duration::from_secs(2)) // a dead node costs at most 2 s
+    ///     .build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> ConnectionBuilder {
         self.connect_timeout = Some(timeout);
         self
@@ -203,6 +215,14 @@ impl ConnectionBuilder {
     }
 
     /// A name shown by the broker's management tools.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::Connection::builder("memory://").connection_name("invoice-service").build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn connection_name(mut self, name: impl Into<String>) -> ConnectionBuilder {
         self.connection_name = Some(name.into());
         self
@@ -211,6 +231,17 @@ impl ConnectionBuilder {
     /// A transport-specific option (Kombu's `transport_options`), passed to
     /// the transport as is. The memory and AMQP transports define none and
     /// ignore them; everything they can do has its own builder method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Passed through untouched, for a transport that reads it.
+    /// let conn = kelp::Connection::builder("memory://")
+    ///     .transport_option("visibility_timeout", 3600)
+    ///     .build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn transport_option(mut self, key: impl Into<String>, value: impl Into<Value>) -> ConnectionBuilder {
         self.transport_options.insert(key.into(), value.into());
         self
@@ -473,6 +504,18 @@ impl Connection {
     }
 
     /// Same as [`close`](Connection::close) (Kombu's name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// conn.connect().await?;
+    /// conn.release().await?;
+    /// assert!(!conn.is_connected());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn release(&self) -> Result<()> {
         self.close().await
     }

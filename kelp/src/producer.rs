@@ -631,21 +631,66 @@ impl Producer {
     }
 
     /// The default exchange.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Exchange};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let producer = conn.producer().build().await?;
+    /// assert_eq!(producer.exchange(), &Exchange::default_exchange());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn exchange(&self) -> &Exchange {
         &self.inner.exchange
     }
 
     /// The default routing key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let producer = conn.producer().routing_key("invoices").build().await?;
+    /// assert_eq!(producer.routing_key(), "invoices");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn routing_key(&self) -> &str {
         &self.inner.routing_key
     }
 
     /// The default serializer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let producer = conn.producer().build().await?;
+    /// assert_eq!(producer.serializer().name(), "json");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn serializer(&self) -> &Serializer {
         &self.inner.serializer
     }
 
     /// True when publishes wait for broker confirms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// assert!(conn.producer().build().await?.confirms());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn confirms(&self) -> bool {
         self.inner.confirms
     }
@@ -771,6 +816,23 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Use this routing key instead of the producer's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-routing-key-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish("to one queue").routing_key("publish-routing-key-doc").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.routing_key(), "publish-routing-key-doc");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn routing_key(mut self, routing_key: impl Into<SharedStr>) -> Self {
         self.routing_key = Some(routing_key.into());
         self
@@ -860,6 +922,25 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Transient or persistent (default: the exchange's, else persistent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::DeliveryMode;
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-delivery-mode-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish("cache hint").routing_key("publish-delivery-mode-doc")
+    ///     .delivery_mode(DeliveryMode::Transient).send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.properties().delivery_mode, Some(1));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn delivery_mode(mut self, mode: DeliveryMode) -> Self {
         self.props().delivery_mode = Some(mode.as_u8());
         self
@@ -888,12 +969,48 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Message priority (default 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-priority-doc").max_priority(9);
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish("batch job").routing_key("publish-priority-doc").send().await?;
+    /// producer.publish("user waiting").routing_key("publish-priority-doc").priority(8).send().await?;
+    /// let first = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(first.decode::<String>()?, "user waiting"); // overtook the batch job
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn priority(mut self, priority: u8) -> Self {
         self.props().priority = Some(priority);
         self
     }
 
     /// Label the body with this content type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-content-type-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish_bytes(&b"<svg/>"[..]).content_type("image/svg+xml")
+    ///     .routing_key("publish-content-type-doc").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.content_type(), Some("image/svg+xml"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn content_type(mut self, content_type: impl Into<SharedStr>) -> Self {
         self.props().content_type = Some(content_type.into());
         self
@@ -906,12 +1023,50 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Add an application header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-header-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish("x").routing_key("publish-header-doc").header("trace-id", "4bf92f35").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.headers()["trace-id"].as_str(), Some("4bf92f35"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn header(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.props().headers.insert(key.into(), value.into());
         self
     }
 
     /// Add application headers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{FieldTable, Value};
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-headers-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// let mut context = FieldTable::new();
+    /// context.insert("tenant".into(), Value::from("acme"));
+    /// context.insert("attempt".into(), Value::from(1));
+    /// producer.publish("x").routing_key("publish-headers-doc").headers(context).send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.headers().len(), 2);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn headers(mut self, headers: FieldTable) -> Self {
         self.props().headers.extend(headers);
         self
@@ -995,6 +1150,24 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Application message id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-message-id-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// // An id derived from the business key makes retries recognisable.
+    /// producer.publish("charge").routing_key("publish-message-id-doc").message_id("order-1234-charge").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.properties().message_id.as_deref(), Some("order-1234-charge"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn message_id(mut self, id: impl Into<SharedStr>) -> Self {
         self.props().message_id = Some(id.into());
         self
@@ -1034,6 +1207,23 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Application message type (AMQP `type`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-kind-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish("x").routing_key("publish-kind-doc").kind("invoice.paid").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.properties().kind.as_deref(), Some("invoice.paid"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn kind(mut self, kind: impl Into<SharedStr>) -> Self {
         self.props().kind = Some(kind.into());
         self
