@@ -29,6 +29,14 @@ use bytes::Bytes;
 use crate::{Error, ErrorKind, Result};
 
 /// The default bound on a decompressed body: 128 MiB.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::compression::DEFAULT_DECOMPRESSION_LIMIT;
+///
+/// assert_eq!(DEFAULT_DECOMPRESSION_LIMIT, 128 << 20);
+/// ```
 pub const DEFAULT_DECOMPRESSION_LIMIT: usize = 128 * 1024 * 1024;
 
 /// Memory the xz/lzma decoder may use for its dictionary and state. Python's

@@ -103,12 +103,43 @@ impl ConsumerBuilder {
     }
 
     /// Consume from this queue too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let consumer = conn
+    ///     .consumer([Queue::new("consumer-queue-doc-high")])
+    ///     .queue(Queue::new("consumer-queue-doc-low"))
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(consumer.queues(), ["consumer-queue-doc-high", "consumer-queue-doc-low"]);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn queue(mut self, queue: Queue) -> ConsumerBuilder {
         self.queues.push(queue);
         self
     }
 
     /// Consume from these queues too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let regions = ["eu", "us", "ap"].map(|r| Queue::new(format!("consumer-queues-doc-{r}")));
+    /// let consumer = conn.consumer([]).queues(regions).build().await?;
+    /// assert_eq!(consumer.queues().len(), 3);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn queues<I: IntoIterator<Item = Queue>>(mut self, queues: I) -> ConsumerBuilder {
         self.queues.extend(queues);
         self

@@ -352,24 +352,72 @@ impl Exchange {
     }
 
     /// Set durability.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Scratch exchanges for tests need not survive a restart.
+    /// let scratch = kelp::Exchange::fanout("test-events").durable(false);
+    /// assert!(!scratch.durable);
+    /// ```
     pub fn durable(mut self, durable: bool) -> Exchange {
         self.durable = durable;
         self
     }
 
     /// Set auto-delete.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Gone once the last queue unbinds from it.
+    /// let per_session = kelp::Exchange::fanout("session-42").auto_delete(true);
+    /// assert!(per_session.auto_delete);
+    /// ```
     pub fn auto_delete(mut self, auto_delete: bool) -> Exchange {
         self.auto_delete = auto_delete;
         self
     }
 
     /// Declare passively (only check it exists).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Exchange};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel().await?;
+    /// let check = Exchange::topic("exchange-passive-doc").passive(true);
+    /// assert!(check.declare(&channel).await.unwrap_err().is_not_found());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn passive(mut self, passive: bool) -> Exchange {
         self.passive = passive;
         self
     }
 
     /// Make it internal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Exchange};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel().await?;
+    /// // Fed only by other exchanges: publishing to it directly is refused.
+    /// let internal = Exchange::fanout("exchange-internal-doc").internal(true);
+    /// internal.declare(&channel).await?;
+    /// let producer = conn.producer().build().await?;
+    /// let refused = producer.publish("x").exchange("exchange-internal-doc").send().await;
+    /// assert!(refused.unwrap_err().is_access_refused());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn internal(mut self, internal: bool) -> Exchange {
         self.internal = internal;
         self
@@ -654,6 +702,17 @@ impl Binding {
     }
 
     /// Add an argument used when unbinding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::{Binding, Exchange};
+    ///
+    /// let binding = Binding::new(Exchange::headers("docs"), "")
+    ///     .argument("format", "pdf")
+    ///     .unbind_argument("format", "pdf");
+    /// assert_eq!(binding.unbind_arguments.len(), 1);
+    /// ```
     pub fn unbind_argument(mut self, key: impl Into<String>, value: impl Into<Value>) -> Binding {
         self.unbind_arguments.insert(key.into(), value.into());
         self
@@ -810,6 +869,15 @@ impl Queue {
     }
 
     /// The routing key for the binding to `exchange`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::{Exchange, Queue};
+    ///
+    /// let eu = Queue::new("orders-eu").exchange(Exchange::topic("orders")).routing_key("order.eu.*");
+    /// assert_eq!(eu.routing_key, "order.eu.*");
+    /// ```
     pub fn routing_key(mut self, routing_key: impl Into<String>) -> Queue {
         self.routing_key = routing_key.into();
         self
@@ -834,6 +902,14 @@ impl Queue {
     }
 
     /// Set durability.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // A cache-invalidation queue does not need to survive a restart.
+    /// let queue = kelp::Queue::new("cache-invalidation").durable(false);
+    /// assert!(!queue.durable);
+    /// ```
     pub fn durable(mut self, durable: bool) -> Queue {
         self.durable = durable;
         self
@@ -856,18 +932,58 @@ impl Queue {
     }
 
     /// Set auto-delete.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Deleted when its last consumer goes away.
+    /// let queue = kelp::Queue::new("dashboard-feed").auto_delete(true);
+    /// assert!(queue.auto_delete && !queue.exclusive);
+    /// ```
     pub fn auto_delete(mut self, auto_delete: bool) -> Queue {
         self.auto_delete = auto_delete;
         self
     }
 
     /// Declare passively (only check that it exists).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel().await?;
+    /// Queue::new("queue-passive-doc").declare(&channel).await?;
+    /// // Read the counts without risking a declaration with other options.
+    /// let counts = Queue::new("queue-passive-doc").passive(true).declare(&channel).await?;
+    /// assert_eq!(counts.message_count, 0);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn passive(mut self, passive: bool) -> Queue {
         self.passive = passive;
         self
     }
 
     /// Never declare this queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel().await?;
+    /// // Managed elsewhere: declare() neither creates nor checks it.
+    /// let declared = Queue::new("queue-no-declare-doc").no_declare(true).declare(&channel).await?;
+    /// assert_eq!(declared.name, "queue-no-declare-doc");
+    /// assert!(Queue::new("queue-no-declare-doc").passive(true).declare(&channel).await.is_err());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn no_declare(mut self, no_declare: bool) -> Queue {
         self.no_declare = no_declare;
         self
@@ -892,6 +1008,18 @@ impl Queue {
     }
 
     /// Add an argument to the binding with `exchange`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::{Exchange, Queue};
+    ///
+    /// let pdfs = Queue::new("pdfs")
+    ///     .exchange(Exchange::headers("documents"))
+    ///     .binding_argument("x-match", "all")
+    ///     .binding_argument("format", "pdf");
+    /// assert_eq!(pdfs.binding_arguments.len(), 2);
+    /// ```
     pub fn binding_argument(mut self, key: impl Into<String>, value: impl Into<Value>) -> Queue {
         self.binding_arguments.insert(key.into(), value.into());
         self

@@ -638,6 +638,24 @@ impl Message {
     }
 
     /// The exchange it was published to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::Exchange;
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("message-exchange-doc").exchange(Exchange::fanout("message-exchange-doc"));
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish("x").exchange("message-exchange-doc").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.exchange(), "message-exchange-doc");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn exchange(&self) -> &str {
         &self.info.exchange
     }

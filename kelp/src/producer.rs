@@ -1017,6 +1017,25 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Label the body with this content encoding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-content-encoding-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// // Text in a legacy encoding, labelled so that consumers can read it.
+    /// producer.publish_bytes(vec![b'c', b'a', b'f', 0xe9]).content_type("text/plain")
+    ///     .content_encoding("latin-1").routing_key("publish-content-encoding-doc").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.decode::<String>()?, "café");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn content_encoding(mut self, content_encoding: impl Into<SharedStr>) -> Self {
         self.props().content_encoding = Some(content_encoding.into());
         self
@@ -1144,6 +1163,23 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Where replies should go.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-reply-to-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish("status?").routing_key("publish-reply-to-doc").reply_to("status-replies").send().await?;
+    /// let request = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(request.properties().reply_to.as_deref(), Some("status-replies"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn reply_to(mut self, queue: impl Into<SharedStr>) -> Self {
         self.props().reply_to = Some(queue.into());
         self
@@ -1174,6 +1210,24 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Timestamp in seconds since the Unix epoch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-timestamp-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// // When the event happened, not when it was published.
+    /// producer.publish("meter reading").routing_key("publish-timestamp-doc").timestamp(1_700_000_000).send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.properties().timestamp, Some(1_700_000_000));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn timestamp(mut self, seconds: u64) -> Self {
         self.props().timestamp = Some(seconds);
         self
@@ -1230,12 +1284,47 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Application id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-app-id-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish("x").routing_key("publish-app-id-doc").app_id("billing").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.properties().app_id.as_deref(), Some("billing"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn app_id(mut self, app_id: impl Into<SharedStr>) -> Self {
         self.props().app_id = Some(app_id.into());
         self
     }
 
     /// User id (RabbitMQ checks it against the connection's user).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("publish-user-id-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// // On RabbitMQ this must be the connection's own user name.
+    /// producer.publish("x").routing_key("publish-user-id-doc").user_id("guest").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.properties().user_id.as_deref(), Some("guest"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn user_id(mut self, user_id: impl Into<SharedStr>) -> Self {
         self.props().user_id = Some(user_id.into());
         self
