@@ -124,11 +124,28 @@ impl Connection {
     }
 
     /// The async connection underneath.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::blocking::Connection::new("amqp://rabbit-a//;amqp://rabbit-b//")?;
+    /// assert_eq!(conn.as_async().urls().len(), 2);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn as_async(&self) -> &crate::Connection {
         &self.inner
     }
 
     /// Connect now if not connected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::blocking::Connection::new("memory://")?;
+    /// conn.connect()?; // fail at startup, not at the first publish
+    /// assert!(conn.is_connected());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn connect(&self) -> Result<()> {
         run(self.inner.connect())
     }
@@ -169,6 +186,17 @@ impl Connection {
     }
 
     /// The default channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// channel.qos(10, false)?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn default_channel(&self) -> Result<Channel> {
         Ok(Channel {
             inner: run(self.inner.default_channel())?,
@@ -300,6 +328,17 @@ impl Channel {
     }
 
     /// Declare an exchange.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Exchange;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// conn.default_channel()?.declare_exchange(&Exchange::topic("blocking-exchange-doc"))?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn declare_exchange(&self, exchange: &Exchange) -> Result<()> {
         run(exchange.declare(&self.inner))
     }
@@ -328,6 +367,22 @@ impl Channel {
     }
 
     /// Bind a queue to an exchange.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::{Exchange, FieldTable, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let prices = Exchange::topic("blocking-bind-doc");
+    /// let watch = Queue::new("blocking-bind-doc-watch");
+    /// channel.declare_exchange(&prices)?;
+    /// channel.declare_queue(&watch)?;
+    /// channel.bind_queue(&watch, "blocking-bind-doc", "stock.#", &FieldTable::new())?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn bind_queue(
         &self,
         queue: &crate::Queue,
@@ -867,6 +922,23 @@ pub struct Message {
 
 impl Message {
     /// Acknowledge.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-ack-doc");
+    /// channel.declare_queue(&queue)?;
+    /// conn.producer().routing_key("blocking-ack-doc").build()?.publish("done").send()?;
+    /// let message = channel.get(&queue, false)?.expect("a message");
+    /// message.ack()?;
+    /// assert!(message.is_settled());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn ack(&self) -> Result<()> {
         run(self.inner.ack())
     }
@@ -898,11 +970,43 @@ impl Message {
     }
 
     /// Reject and requeue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-requeue-doc");
+    /// channel.declare_queue(&queue)?;
+    /// conn.producer().routing_key("blocking-requeue-doc").build()?.publish("later").send()?;
+    /// channel.get(&queue, false)?.expect("a message").requeue()?;
+    /// assert!(channel.get(&queue, false)?.expect("back again").redelivered());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn requeue(&self) -> Result<()> {
         run(self.inner.requeue())
     }
 
     /// Decode the body into `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-decode-doc");
+    /// channel.declare_queue(&queue)?;
+    /// conn.producer().routing_key("blocking-decode-doc").build()?.publish(&(1, "one")).send()?;
+    /// let message = channel.get(&queue, true)?.expect("a message");
+    /// assert_eq!(message.decode::<(u8, String)>()?, (1, "one".to_string()));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
         self.inner.decode()
     }
