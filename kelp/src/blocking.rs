@@ -71,6 +71,19 @@ fn run<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
 }
 
 /// A connection; see [`crate::Connection`].
+///
+/// # Examples
+///
+/// ```
+/// use kelp::blocking::Connection;
+///
+/// let conn = Connection::new("memory://")?;
+/// conn.connect()?;
+/// assert!(conn.is_connected());
+/// conn.close()?;
+/// assert!(!conn.is_connected());
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     inner: crate::Connection,
@@ -78,6 +91,14 @@ pub struct Connection {
 
 impl Connection {
     /// A connection to `url` (or a `;`-separated list); does not connect yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::blocking::Connection::new("memory://")?;
+    /// assert_eq!(conn.as_uri(false), "memory://:**@localhost//");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn new(url: &str) -> Result<Connection> {
         Ok(Connection {
             inner: crate::Connection::new(url)?,
@@ -85,16 +106,46 @@ impl Connection {
     }
 
     /// Wrap an async connection (built with [`crate::Connection::builder`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let options = kelp::Connection::builder("memory://")
+    ///     .connect_timeout(Duration::from_secs(2))
+    ///     .build()?;
+    /// let conn = kelp::blocking::Connection::from_async(options);
+    /// conn.connect()?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn from_async(inner: crate::Connection) -> Connection {
         Connection { inner }
     }
 
     /// The async connection underneath.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::blocking::Connection::new("amqp://rabbit-a//;amqp://rabbit-b//")?;
+    /// assert_eq!(conn.as_async().urls().len(), 2);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn as_async(&self) -> &crate::Connection {
         &self.inner
     }
 
     /// Connect now if not connected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::blocking::Connection::new("memory://")?;
+    /// conn.connect()?; // fail at startup, not at the first publish
+    /// assert!(conn.is_connected());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn connect(&self) -> Result<()> {
         run(self.inner.connect())
     }
@@ -115,6 +166,19 @@ impl Connection {
     }
 
     /// Open a new channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.channel()?;
+    /// let declared = channel.declare_queue(&Queue::new("blocking-channel-doc"))?;
+    /// assert_eq!(declared.message_count, 0);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn channel(&self) -> Result<Channel> {
         Ok(Channel {
             inner: run(self.inner.channel())?,
@@ -122,6 +186,17 @@ impl Connection {
     }
 
     /// The default channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// channel.qos(10, false)?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn default_channel(&self) -> Result<Channel> {
         Ok(Channel {
             inner: run(self.inner.default_channel())?,
@@ -129,6 +204,19 @@ impl Connection {
     }
 
     /// A producer on the default channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// conn.default_channel()?.declare_queue(&Queue::new("blocking-producer-doc"))?;
+    /// let producer = conn.producer().routing_key("blocking-producer-doc").build()?;
+    /// producer.publish(&[1, 2, 3]).send()?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn producer(&self) -> ProducerBuilder {
         ProducerBuilder {
             inner: self.inner.producer(),
@@ -136,6 +224,21 @@ impl Connection {
     }
 
     /// A consumer of `queues` on the default channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let mut consumer = conn.consumer([Queue::new("blocking-consumer-doc")]).build()?;
+    /// conn.producer().routing_key("blocking-consumer-doc").build()?.publish("hello").send()?;
+    /// let message = consumer.next().expect("a message")?;
+    /// assert_eq!(message.decode::<String>()?, "hello");
+    /// message.ack()?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn consumer<I: IntoIterator<Item = crate::Queue>>(&self, queues: I) -> ConsumerBuilder {
         ConsumerBuilder {
             inner: self.inner.consumer(queues),
@@ -143,6 +246,18 @@ impl Connection {
     }
 
     /// Declare unless already declared on this connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Exchange;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// assert!(conn.maybe_declare(&Exchange::topic("blocking-maybe-doc"))?);
+    /// assert!(!conn.maybe_declare(&Exchange::topic("blocking-maybe-doc"))?);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn maybe_declare(&self, entity: impl Into<Entity>) -> Result<bool> {
         run(self.inner.maybe_declare(entity))
     }
@@ -166,6 +281,26 @@ impl fmt::Debug for Connection {
 }
 
 /// A channel; see [`crate::Channel`]. Entity operations are methods here.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::blocking::Connection;
+/// use kelp::{Exchange, FieldTable, Queue};
+///
+/// let conn = Connection::new("memory://")?;
+/// let channel = conn.default_channel()?;
+/// let logs = Exchange::topic("blocking-channel-struct-doc");
+/// let errors = Queue::new("blocking-channel-struct-doc-errors");
+/// channel.declare_exchange(&logs)?;
+/// channel.declare_queue(&errors)?;
+/// channel.bind_queue(&errors, &logs.name, "*.error", &FieldTable::new())?;
+///
+/// conn.producer().exchange(logs).build()?.publish("disk full").routing_key("db.error").send()?;
+/// let message = channel.get(&errors, false)?.expect("a message");
+/// message.ack()?;
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Channel {
     inner: crate::Channel,
@@ -193,6 +328,17 @@ impl Channel {
     }
 
     /// Declare an exchange.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Exchange;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// conn.default_channel()?.declare_exchange(&Exchange::topic("blocking-exchange-doc"))?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn declare_exchange(&self, exchange: &Exchange) -> Result<()> {
         run(exchange.declare(&self.inner))
     }
@@ -203,11 +349,40 @@ impl Channel {
     }
 
     /// Declare a queue with its exchange and bindings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::{Exchange, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let queue = Queue::new("blocking-declare-doc").exchange(Exchange::fanout("blocking-declare-doc"));
+    /// let declared = conn.default_channel()?.declare_queue(&queue)?;
+    /// assert_eq!(declared.name, "blocking-declare-doc");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn declare_queue(&self, queue: &crate::Queue) -> Result<DeclaredQueue> {
         run(queue.declare(&self.inner))
     }
 
     /// Bind a queue to an exchange.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::{Exchange, FieldTable, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let prices = Exchange::topic("blocking-bind-doc");
+    /// let watch = Queue::new("blocking-bind-doc-watch");
+    /// channel.declare_exchange(&prices)?;
+    /// channel.declare_queue(&watch)?;
+    /// channel.bind_queue(&watch, "blocking-bind-doc", "stock.#", &FieldTable::new())?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn bind_queue(
         &self,
         queue: &crate::Queue,
@@ -230,16 +405,63 @@ impl Channel {
     }
 
     /// Purge a queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-purge-doc");
+    /// channel.declare_queue(&queue)?;
+    /// conn.producer().routing_key("blocking-purge-doc").build()?.publish("old").send()?;
+    /// assert_eq!(channel.purge_queue(&queue)?, 1);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn purge_queue(&self, queue: &crate::Queue) -> Result<u32> {
         run(queue.purge(&self.inner))
     }
 
     /// Delete a queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-delete-doc");
+    /// channel.declare_queue(&queue)?;
+    /// assert_eq!(channel.delete_queue(&queue, false, false)?, 0);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn delete_queue(&self, queue: &crate::Queue, if_unused: bool, if_empty: bool) -> Result<u32> {
         run(queue.delete(&self.inner, if_unused, if_empty))
     }
 
     /// Take one message from a queue without a consumer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-get-doc");
+    /// channel.declare_queue(&queue)?;
+    /// assert!(channel.get(&queue, false)?.is_none()); // empty: no waiting
+    /// conn.producer().routing_key("blocking-get-doc").build()?.publish(&7).send()?;
+    /// let message = channel.get(&queue, false)?.expect("a message");
+    /// assert_eq!(message.decode::<i32>()?, 7);
+    /// message.ack()?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn get(&self, queue: &crate::Queue, no_ack: bool) -> Result<Option<Message>> {
         Ok(run(queue.get(&self.inner, no_ack))?.map(|inner| Message { inner }))
     }
@@ -260,6 +482,23 @@ impl Channel {
 }
 
 /// Options of a [`Producer`]; see [`crate::ProducerBuilder`].
+///
+/// # Examples
+///
+/// ```
+/// use kelp::blocking::Connection;
+/// use kelp::{Compression, Exchange};
+///
+/// let conn = Connection::new("memory://")?;
+/// let producer = conn
+///     .producer()
+///     .exchange(Exchange::topic("blocking-builder-doc"))
+///     .routing_key("reports.daily")
+///     .compression(Compression::Zlib)
+///     .build()?;
+/// assert_eq!(producer.as_async().routing_key(), "reports.daily");
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[must_use = "a builder does nothing until built"]
 pub struct ProducerBuilder {
     inner: crate::ProducerBuilder,
@@ -302,6 +541,15 @@ impl ProducerBuilder {
         ProducerBuilder { inner: self.inner.on_return(callback) }
     }
     /// Create the producer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::blocking::Connection::new("memory://")?;
+    /// let producer = conn.producer().build()?;
+    /// assert!(producer.as_async().confirms());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn build(self) -> Result<Producer> {
         Ok(Producer {
             inner: run(self.inner.build())?,
@@ -310,6 +558,23 @@ impl ProducerBuilder {
 }
 
 /// A producer; see [`crate::Producer`].
+///
+/// # Examples
+///
+/// ```
+/// use kelp::blocking::Connection;
+/// use kelp::Queue;
+///
+/// let conn = Connection::new("memory://")?;
+/// let channel = conn.default_channel()?;
+/// let queue = Queue::new("blocking-producer-struct-doc");
+/// channel.declare_queue(&queue)?;
+/// let producer = conn.producer().routing_key("blocking-producer-struct-doc").build()?;
+/// producer.publish_text("plain").send()?;
+/// producer.publish_bytes(vec![0xca, 0xfe]).send()?;
+/// assert_eq!(channel.declare_queue(&queue)?.message_count, 2);
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Producer {
     inner: crate::Producer,
@@ -317,6 +582,22 @@ pub struct Producer {
 
 impl Producer {
     /// Publish a serialized value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let producer = conn.producer().build()?;
+    /// producer
+    ///     .publish(&serde_json::json!({"user": 42}))
+    ///     .routing_key("blocking-publish-doc")
+    ///     .declare(&Queue::new("blocking-publish-doc"))
+    ///     .send()?;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn publish<'p, T: Serialize + ?Sized>(&'p self, body: &'p T) -> Publish<'p, T> {
         Publish {
             inner: self.inner.publish(body),
@@ -344,6 +625,28 @@ impl Producer {
 }
 
 /// One publish; see [`crate::Publish`]. Finish with [`send`](Publish::send).
+///
+/// # Examples
+///
+/// ```
+/// use kelp::blocking::Connection;
+/// use kelp::Queue;
+///
+/// let conn = Connection::new("memory://")?;
+/// let channel = conn.default_channel()?;
+/// let queue = Queue::new("blocking-publish-struct-doc");
+/// channel.declare_queue(&queue)?;
+/// conn.producer()
+///     .build()?
+///     .publish("hi")
+///     .routing_key("blocking-publish-struct-doc")
+///     .header("lang", "en")
+///     .priority(3)
+///     .send()?;
+/// let message = channel.get(&queue, true)?.expect("a message");
+/// assert_eq!(message.headers()["lang"].as_str(), Some("en"));
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[must_use = "nothing is published until send() is called"]
 pub struct Publish<'p, T: ?Sized> {
     inner: crate::Publish<'p, T>,
@@ -415,12 +718,39 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     }
 
     /// Publish and wait for the broker's confirm.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::blocking::Connection::new("memory://")?;
+    /// let producer = conn.producer().build()?;
+    /// let result = producer.publish("x").routing_key("blocking-send-doc-nowhere").mandatory(true).send();
+    /// assert!(result.unwrap_err().is_unroutable());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn send(self) -> Result<()> {
         run(self.inner.send())
     }
 }
 
 /// Options of a [`Consumer`]; see [`crate::ConsumerBuilder`].
+///
+/// # Examples
+///
+/// ```
+/// use kelp::blocking::Connection;
+/// use kelp::{Accept, Queue};
+///
+/// let conn = Connection::new("memory://")?;
+/// let consumer = conn
+///     .consumer([Queue::new("blocking-consumer-builder-doc")])
+///     .prefetch_count(5)
+///     .accept(Accept::new(["json"])?)
+///     .tag_prefix("report-")
+///     .build()?;
+/// assert!(consumer.consumer_tags()[0].starts_with("report-"));
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[must_use = "a builder does nothing until built"]
 pub struct ConsumerBuilder {
     inner: crate::ConsumerBuilder,
@@ -460,6 +790,18 @@ impl ConsumerBuilder {
         ConsumerBuilder { inner: self.inner.decompression_limit(bytes) }
     }
     /// Start consuming.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let consumer = conn.consumer([Queue::new("blocking-consumer-build-doc")]).build()?;
+    /// assert_eq!(consumer.queues(), ["blocking-consumer-build-doc"]);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn build(self) -> Result<Consumer> {
         Ok(Consumer {
             inner: run(self.inner.build())?,
@@ -468,6 +810,28 @@ impl ConsumerBuilder {
 }
 
 /// A consumer; an [`Iterator`] of messages that blocks for each.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::blocking::Connection;
+/// use kelp::Queue;
+///
+/// let conn = Connection::new("memory://")?;
+/// let mut consumer = conn.consumer([Queue::new("blocking-iter-doc")]).build()?;
+/// let producer = conn.producer().routing_key("blocking-iter-doc").build()?;
+/// for n in 1..=3 {
+///     producer.publish(&n).send()?;
+/// }
+/// let mut sum = 0;
+/// for message in consumer.by_ref().take(3) {
+///     let message = message?;
+///     sum += message.decode::<i32>()?;
+///     message.ack()?;
+/// }
+/// assert_eq!(sum, 6);
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Consumer {
     inner: crate::Consumer,
@@ -488,6 +852,19 @@ impl Consumer {
     }
 
     /// Stop consuming.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let mut consumer = conn.consumer([Queue::new("blocking-cancel-doc")]).build()?;
+    /// consumer.cancel()?;
+    /// assert!(consumer.next().is_none());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn cancel(&mut self) -> Result<()> {
         run(self.inner.cancel())
     }
@@ -517,6 +894,27 @@ impl Iterator for Consumer {
 
 /// A received message; see [`crate::Message`]. Its accessors are reached
 /// through `Deref`; settling blocks.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::blocking::Connection;
+/// use kelp::Queue;
+///
+/// let conn = Connection::new("memory://")?;
+/// let channel = conn.default_channel()?;
+/// let queue = Queue::new("blocking-message-doc");
+/// channel.declare_queue(&queue)?;
+/// conn.producer().routing_key("blocking-message-doc").build()?.publish("job").send()?;
+///
+/// let message = channel.get(&queue, false)?.expect("a message");
+/// assert_eq!(message.routing_key(), "blocking-message-doc"); // async Message accessors
+/// message.requeue()?;
+/// let again = channel.get(&queue, false)?.expect("requeued");
+/// assert!(again.redelivered());
+/// again.ack()?;
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Message {
     inner: crate::Message,
@@ -524,6 +922,23 @@ pub struct Message {
 
 impl Message {
     /// Acknowledge.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-ack-doc");
+    /// channel.declare_queue(&queue)?;
+    /// conn.producer().routing_key("blocking-ack-doc").build()?.publish("done").send()?;
+    /// let message = channel.get(&queue, false)?.expect("a message");
+    /// message.ack()?;
+    /// assert!(message.is_settled());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn ack(&self) -> Result<()> {
         run(self.inner.ack())
     }
@@ -534,21 +949,85 @@ impl Message {
     }
 
     /// Reject (drop or dead-letter).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-reject-doc");
+    /// channel.declare_queue(&queue)?;
+    /// conn.producer().routing_key("blocking-reject-doc").build()?.publish("bad").send()?;
+    /// channel.get(&queue, false)?.expect("a message").reject()?;
+    /// assert!(channel.get(&queue, false)?.is_none());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn reject(&self) -> Result<()> {
         run(self.inner.reject())
     }
 
     /// Reject and requeue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-requeue-doc");
+    /// channel.declare_queue(&queue)?;
+    /// conn.producer().routing_key("blocking-requeue-doc").build()?.publish("later").send()?;
+    /// channel.get(&queue, false)?.expect("a message").requeue()?;
+    /// assert!(channel.get(&queue, false)?.expect("back again").redelivered());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn requeue(&self) -> Result<()> {
         run(self.inner.requeue())
     }
 
     /// Decode the body into `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::Queue;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-decode-doc");
+    /// channel.declare_queue(&queue)?;
+    /// conn.producer().routing_key("blocking-decode-doc").build()?.publish(&(1, "one")).send()?;
+    /// let message = channel.get(&queue, true)?.expect("a message");
+    /// assert_eq!(message.decode::<(u8, String)>()?, (1, "one".to_string()));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
         self.inner.decode()
     }
 
     /// The async message underneath.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::blocking::Connection;
+    /// use kelp::{MessageState, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel()?;
+    /// let queue = Queue::new("blocking-into-async-doc");
+    /// channel.declare_queue(&queue)?;
+    /// conn.producer().routing_key("blocking-into-async-doc").build()?.publish("x").send()?;
+    /// let message = channel.get(&queue, true)?.expect("a message").into_async();
+    /// assert_eq!(message.state(), MessageState::Received);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn into_async(self) -> crate::Message {
         self.inner
     }

@@ -24,6 +24,32 @@ use crate::transport::{
 use crate::{Error, FieldTable, Result, SharedStr};
 
 /// A channel on a [`Connection`]. Cheap to clone.
+///
+/// Entities are declared on a channel, and producers and consumers run on
+/// one. The handle survives the broker channel: after a channel error or a
+/// reconnect, the next operation opens a new one.
+///
+/// # Examples
+///
+/// ```
+/// # async fn demo() -> kelp::Result<()> {
+/// use kelp::{Connection, Exchange, Queue};
+///
+/// let conn = Connection::new("memory://")?;
+/// let channel = conn.channel().await?;
+/// let queue = Queue::new("channel-doc")
+///     .exchange(Exchange::direct("channel-doc"))
+///     .routing_key("report");
+/// queue.declare(&channel).await?;
+///
+/// let producer = channel.producer().exchange(Exchange::direct("channel-doc")).build().await?;
+/// producer.publish("monthly").routing_key("report").send().await?;
+/// let message = queue.get(&channel, false).await?.expect("a message");
+/// assert_eq!(message.decode::<String>()?, "monthly");
+/// message.ack().await?;
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Channel {
     pub(crate) core: Arc<ChannelCore>,
@@ -133,12 +159,42 @@ impl Channel {
     }
 
     /// The connection this channel belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// assert!(channel.connection().is_connected());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn connection(&self) -> &Connection {
         &self.connection
     }
 
     /// True while the underlying broker channel is open. A closed channel
     /// reopens by itself on the next operation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// // A passive declaration of a missing queue: the broker closes the channel.
+    /// let missing = Queue::new("no-such-queue-doc").passive(true);
+    /// assert!(missing.declare(&channel).await.unwrap_err().is_not_found());
+    /// assert!(!channel.is_open());
+    ///
+    /// Queue::new("is-open-doc").declare(&channel).await?; // reopens it
+    /// assert!(channel.is_open());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn is_open(&self) -> bool {
         self.core.current(self.connection.generation()).is_some()
     }
@@ -161,6 +217,18 @@ impl Channel {
 
     /// Close the channel. The handle stays usable: the next operation opens
     /// a new one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// channel.close().await?;
+    /// assert!(!channel.is_open());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn close(&self) -> Result<()> {
         let slot = self
             .core
@@ -178,12 +246,46 @@ impl Channel {
     /// unacknowledged messages per consumer created afterwards, or for the
     /// whole channel with `global`. 0 means unlimited. Re-applied whenever
     /// the channel is reopened.
+    ///
+    /// A small prefetch spreads slow work evenly across consumers; a large
+    /// one makes fast consumers faster.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// channel.qos(1, false).await?; // one message in hand at a time
+    /// let consumer = channel.consumer([Queue::new("qos-doc")]).build().await?;
+    /// # drop(consumer);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn qos(&self, prefetch_count: u16, global: bool) -> Result<()> {
         *lock(&self.core.qos) = Some((prefetch_count, global));
         self.transport_channel().await?.qos(prefetch_count, global).await
     }
 
     /// Put the channel in publisher-confirm mode (kept across reopenings).
+    ///
+    /// [`ProducerBuilder::build`] does this itself unless confirms are
+    /// turned off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// assert!(!channel.is_confirm_mode());
+    /// channel.confirm_select().await?;
+    /// assert!(channel.is_confirm_mode());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn confirm_select(&self) -> Result<()> {
         let channel = self.transport_channel().await?;
         if !self.core.confirm.swap(true, Ordering::AcqRel) {
@@ -193,21 +295,82 @@ impl Channel {
     }
 
     /// True once [`confirm_select`](Channel::confirm_select) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let producer = conn.producer().build().await?; // confirms on by default
+    /// assert!(producer.channel().is_confirm_mode());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn is_confirm_mode(&self) -> bool {
         self.core.confirm.load(Ordering::Acquire)
     }
 
     /// Redeliver every unacknowledged message of this channel (AMQP basic.recover).
+    ///
+    /// Only `requeue = true` is supported by RabbitMQ and the memory broker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// let queue = Queue::new("recover-doc");
+    /// queue.declare(&channel).await?;
+    /// let producer = conn.producer().routing_key("recover-doc").build().await?;
+    /// producer.publish("again").send().await?;
+    ///
+    /// let first = queue.get(&channel, false).await?.expect("a message");
+    /// channel.recover(true).await?; // give back what was not acked
+    /// let second = queue.get(&channel, false).await?.expect("the same message");
+    /// assert!(!first.redelivered() && second.redelivered());
+    /// second.ack().await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn recover(&self, requeue: bool) -> Result<()> {
         self.transport_channel().await?.recover(requeue).await
     }
 
     /// A producer on this channel; finish with [`ProducerBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// let producer = channel.producer().routing_key("channel-producer-doc").build().await?;
+    /// assert_eq!(producer.routing_key(), "channel-producer-doc");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn producer(&self) -> ProducerBuilder {
         ProducerBuilder::for_channel(self.clone())
     }
 
     /// A consumer on this channel; finish with [`ConsumerBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// let consumer = channel.consumer([Queue::new("channel-consumer-doc")]).build().await?;
+    /// assert_eq!(consumer.queues(), ["channel-consumer-doc"]);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn consumer<I: IntoIterator<Item = Queue>>(&self, queues: I) -> ConsumerBuilder {
         ConsumerBuilder::for_channel(self.clone()).queues(queues)
     }

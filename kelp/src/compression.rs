@@ -29,6 +29,14 @@ use bytes::Bytes;
 use crate::{Error, ErrorKind, Result};
 
 /// The default bound on a decompressed body: 128 MiB.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::compression::DEFAULT_DECOMPRESSION_LIMIT;
+///
+/// assert_eq!(DEFAULT_DECOMPRESSION_LIMIT, 128 << 20);
+/// ```
 pub const DEFAULT_DECOMPRESSION_LIMIT: usize = 128 * 1024 * 1024;
 
 /// Memory the xz/lzma decoder may use for its dictionary and state. Python's
@@ -37,6 +45,26 @@ pub const DEFAULT_DECOMPRESSION_LIMIT: usize = 128 * 1024 * 1024;
 const LZMA_MEMLIMIT: u64 = 128 * 1024 * 1024;
 
 /// A compression method, named in the `compression` header by its MIME type.
+///
+/// Producers compress with [`ProducerBuilder::compression`] or
+/// [`Publish::compression`]; consumers decompress by the header without
+/// being told. The methods can also be used on their own.
+///
+/// [`ProducerBuilder::compression`]: crate::ProducerBuilder::compression
+/// [`Publish::compression`]: crate::Publish::compression
+///
+/// # Examples
+///
+/// ```
+/// use kelp::Compression;
+///
+/// let method: Compression = "gzip".parse()?;
+/// assert_eq!(method, Compression::Zlib);
+/// let packed = method.compress(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")?;
+/// let unpacked = method.decompress(&packed, 1024)?;
+/// assert_eq!(unpacked.as_ref(), b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Compression {
@@ -54,6 +82,13 @@ pub enum Compression {
 
 impl Compression {
     /// Every supported method, in the order used in messages and listings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let names: Vec<&str> = kelp::Compression::ALL.iter().map(|c| c.name()).collect();
+    /// assert_eq!(names, ["zlib", "bzip2", "lzma", "zstd", "brotli"]);
+    /// ```
     pub const ALL: [Compression; 5] = [
         Compression::Zlib,
         Compression::Bzip2,
@@ -69,6 +104,17 @@ impl Compression {
     /// `application/x-bz2`; `lzma`, `xz`, `application/x-lzma`; `zstd`,
     /// `zstandard`, `application/zstd`; `brotli`, `application/x-brotli`.
     /// Anything else is a [`Config`](ErrorKind::Config) error that lists them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Compression;
+    ///
+    /// assert_eq!(Compression::from_name("xz")?, Compression::Lzma);
+    /// assert_eq!(Compression::from_name("application/zstd")?, Compression::Zstd);
+    /// assert!(Compression::from_name("rar").unwrap_err().is_config());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn from_name(name: &str) -> Result<Compression> {
         let key = name.trim();
         const TABLE: [(&str, Compression); 13] = [
@@ -104,6 +150,13 @@ impl Compression {
     }
 
     /// The MIME type written in the `compression` header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Kombu's name for zlib data, kept for compatibility.
+    /// assert_eq!(kelp::Compression::Zlib.mime_type(), "application/x-gzip");
+    /// ```
     pub fn mime_type(self) -> &'static str {
         match self {
             Compression::Zlib => "application/x-gzip",
@@ -115,6 +168,15 @@ impl Compression {
     }
 
     /// The canonical short name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Compression;
+    ///
+    /// assert_eq!(Compression::Bzip2.name(), "bzip2");
+    /// assert_eq!(Compression::Bzip2.to_string(), "bzip2");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Compression::Zlib => "zlib",
@@ -127,6 +189,12 @@ impl Compression {
 
     /// The level [`compress`](Compression::compress) uses: Python's default
     /// for the same codec, so output sizes match a Kombu peer's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(kelp::Compression::Zstd.default_level(), 3);
+    /// ```
     pub fn default_level(self) -> u32 {
         match self {
             Compression::Zlib => 6,
@@ -143,6 +211,17 @@ impl Compression {
     /// default (11, as in Python) is slow for large bodies; pick a lower level
     /// with [`compress_with_level`](Compression::compress_with_level) when
     /// throughput matters more than size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Compression;
+    ///
+    /// let log = "GET /index.html 200\n".repeat(500);
+    /// let packed = Compression::Zstd.compress(log.as_bytes())?;
+    /// assert!(packed.len() < log.len() / 20);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn compress(self, data: &[u8]) -> Result<Bytes> {
         self.compress_with_level(data, self.default_level())
     }
@@ -152,6 +231,18 @@ impl Compression {
     /// The level is clamped to the codec's range: zlib 0–9, bzip2 1–9,
     /// lzma 0–9, zstd 1–22, brotli 0–11. The output format does not depend
     /// on the level, so any peer decompresses it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Compression;
+    ///
+    /// let page = "<p>hello</p>".repeat(1000);
+    /// let quick = Compression::Brotli.compress_with_level(page.as_bytes(), 4)?;
+    /// let back = Compression::Brotli.decompress(&quick, page.len())?;
+    /// assert_eq!(back, page.as_bytes());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn compress_with_level(self, data: &[u8], level: u32) -> Result<Bytes> {
         let fail = |e: io::Error| {
             Error::encode(format!("{} compression failed", self.name())).with_source(e)
@@ -220,6 +311,22 @@ impl Compression {
     /// - zstd: one or more frames, with or without the content size in the
     ///   header; skippable frames are skipped.
     /// - brotli: a single brotli stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Compression;
+    /// use kelp::compression::DEFAULT_DECOMPRESSION_LIMIT;
+    ///
+    /// let zeros = vec![0u8; 1 << 20];
+    /// let bomb = Compression::Zlib.compress(&zeros)?; // about a kilobyte
+    /// assert_eq!(Compression::Zlib.decompress(&bomb, DEFAULT_DECOMPRESSION_LIMIT)?.len(), 1 << 20);
+    /// // With a tighter bound, decompression stops early.
+    /// let refused = Compression::Zlib.decompress(&bomb, 64 * 1024).unwrap_err();
+    /// assert!(refused.is_limit_exceeded());
+    /// assert!(Compression::Zlib.decompress(b"not zlib", 1024).unwrap_err().is_decode());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn decompress(self, data: &[u8], limit: usize) -> Result<Bytes> {
         // A first allocation sized for typical ratios; it grows as needed but
         // never past the limit.

@@ -27,6 +27,25 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// Options of a [`Connection`]; build them with [`Connection::builder`].
+///
+/// Every option has a default, so only what differs needs saying. Nothing
+/// connects until the connection is first used.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use kelp::{Connection, RetryPolicy};
+///
+/// let conn = Connection::builder("memory://")
+///     .connect_timeout(Duration::from_secs(2))
+///     .heartbeat(Some(Duration::from_secs(30)))
+///     .connection_name("billing-worker")
+///     .retry_policy(RetryPolicy::default().max_retries(3))
+///     .build()?;
+/// assert!(!conn.is_connected()); // building does not connect
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ConnectionBuilder {
@@ -61,6 +80,15 @@ impl ConnectionBuilder {
     /// deadline, then fail with [`LimitExceeded`](crate::ErrorKind::LimitExceeded).
     /// This bounds the memory that unconfirmed messages (kept to publish
     /// again after a failover) may take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // A publisher of large bodies keeps fewer of them in memory.
+    /// let conn = kelp::Connection::builder("memory://").max_unconfirmed(1_000).build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn max_unconfirmed(mut self, n: usize) -> ConnectionBuilder {
         self.max_unconfirmed = n.max(1);
         self
@@ -69,6 +97,19 @@ impl ConnectionBuilder {
     /// How reconnecting after a lost connection is retried (default:
     /// [`RetryPolicy::default`]). Operations that wait for a recovery wait at
     /// most its deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kelp::{Connection, RetryPolicy};
+    ///
+    /// // Keep trying for five minutes instead of one.
+    /// let policy = RetryPolicy::default().deadline(Duration::from_secs(300));
+    /// let conn = Connection::builder("memory://").retry_policy(policy).build()?;
+    /// assert_eq!(conn.retry_policy().deadline, Some(Duration::from_secs(300)));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn retry_policy(mut self, policy: RetryPolicy) -> ConnectionBuilder {
         self.retry = policy;
         self
@@ -77,12 +118,33 @@ impl ConnectionBuilder {
     /// Recover automatically when the connection is lost (default: on):
     /// reconnect by the failover strategy, re-declare the recorded topology,
     /// reopen channels, publish again what was not confirmed, re-consume.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // A short-lived tool may prefer to fail at once and exit.
+    /// let conn = kelp::Connection::builder("memory://").automatic_recovery(false).build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn automatic_recovery(mut self, on: bool) -> ConnectionBuilder {
         self.recovery = on;
         self
     }
 
     /// Add alternate broker URLs (each may itself be a `;` list).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Connection;
+    ///
+    /// let conn = Connection::builder("amqp://rabbit-a//")
+    ///     .alternates(["amqp://rabbit-b//", "amqp://rabbit-c//"])
+    ///     .build()?;
+    /// assert_eq!(conn.urls().len(), 3);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn alternates<I, S>(mut self, urls: I) -> ConnectionBuilder
     where
         I: IntoIterator<Item = S>,
@@ -93,12 +155,37 @@ impl ConnectionBuilder {
     }
 
     /// How to pick the next broker (default: round-robin).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::{Connection, FailoverStrategy};
+    ///
+    /// // Go back to the primary as soon as it is up again.
+    /// let conn = Connection::builder("amqp://primary//;amqp://standby//")
+    ///     .failover_strategy(FailoverStrategy::PriorityOrder)
+    ///     .build()?;
+    /// assert!(matches!(conn.failover_strategy(), FailoverStrategy::PriorityOrder));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn failover_strategy(mut self, strategy: FailoverStrategy) -> ConnectionBuilder {
         self.strategy = strategy;
         self
     }
 
     /// Time allowed for one connection attempt (default 5 s, or `connect_timeout=` in the URL).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let conn = kelp::Connection::builder("amqp://rabbit-a//;amqp://rabbit-b//")
+    ///     .connect_timeout(Duration::from_secs(2)) // a dead node costs at most 2 s
+    ///     .build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> ConnectionBuilder {
         self.connect_timeout = Some(timeout);
         self
@@ -109,12 +196,33 @@ impl ConnectionBuilder {
     /// non-zero value; kelp declares the broker dead after one interval of
     /// silence (two of RabbitMQ's half-interval heartbeats missed), so a
     /// frozen broker is noticed within 1.25 intervals.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // Notice a dead broker within about 12 seconds.
+    /// let conn = kelp::Connection::builder("memory://")
+    ///     .heartbeat(Some(Duration::from_secs(10)))
+    ///     .build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn heartbeat(mut self, interval: Option<Duration>) -> ConnectionBuilder {
         self.heartbeat = Some(interval.filter(|d| !d.is_zero()));
         self
     }
 
     /// A name shown by the broker's management tools.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::Connection::builder("memory://").connection_name("invoice-service").build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn connection_name(mut self, name: impl Into<String>) -> ConnectionBuilder {
         self.connection_name = Some(name.into());
         self
@@ -123,12 +231,36 @@ impl ConnectionBuilder {
     /// A transport-specific option (Kombu's `transport_options`), passed to
     /// the transport as is. The memory and AMQP transports define none and
     /// ignore them; everything they can do has its own builder method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Passed through untouched, for a transport that reads it.
+    /// let conn = kelp::Connection::builder("memory://")
+    ///     .transport_option("visibility_timeout", 3600)
+    ///     .build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn transport_option(mut self, key: impl Into<String>, value: impl Into<Value>) -> ConnectionBuilder {
         self.transport_options.insert(key.into(), value.into());
         self
     }
 
     /// Validate the URLs and options; does not connect.
+    ///
+    /// A malformed URL or option fails here, not at the first operation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Connection;
+    ///
+    /// assert!(Connection::builder("memory://").build().is_ok());
+    ///
+    /// let typo = Connection::builder("amqp://rabbit//?heartbeat=soon").build();
+    /// assert!(typo.unwrap_err().is_config());
+    /// ```
     pub fn build(self) -> Result<Connection> {
         let mut urls = Vec::new();
         for text in &self.urls {
@@ -175,6 +307,8 @@ impl ConnectionBuilder {
 /// [`default_channel`](Connection::default_channel). Cheap to clone; the
 /// connection closes when the last clone, channel, producer and consumer
 /// using it are dropped, or at [`close`](Connection::close).
+///
+/// # Examples
 ///
 /// ```
 /// # async fn demo() -> kelp::Result<()> {
@@ -237,16 +371,51 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Connection {
     /// A connection to `url` (or a `;`-separated list of URLs), with default options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Connection;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// assert!(!conn.is_connected()); // connects on first use
+    ///
+    /// // A `;` list gives failover alternates.
+    /// let ha = Connection::new("amqp://rabbit-a//;amqp://rabbit-b//")?;
+    /// assert_eq!(ha.urls().len(), 2);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn new(url: &str) -> Result<Connection> {
         Connection::builder(url).build()
     }
 
     /// Options for a connection to `url` (or a `;`-separated list).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::Connection::builder("memory://")
+    ///     .connection_name("reports")
+    ///     .build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn builder(url: impl Into<String>) -> ConnectionBuilder {
         ConnectionBuilder::new(vec![url.into()])
     }
 
     /// Options for a connection to any of `urls`.
+    ///
+    /// Handy when the broker list comes from configuration as a list.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let brokers = vec!["amqp://rabbit-a//".to_string(), "amqp://rabbit-b//".to_string()];
+    /// let conn = kelp::Connection::builder_from_list(brokers).build()?;
+    /// assert_eq!(conn.urls()[1].host(), "rabbit-b");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn builder_from_list<I, S>(urls: I) -> ConnectionBuilder
     where
         I: IntoIterator<Item = S>,
@@ -256,11 +425,37 @@ impl Connection {
     }
 
     /// Connect now (trying each broker once, in failover order) if not connected.
+    ///
+    /// Other operations connect by themselves; calling this first makes a
+    /// wrong address fail at startup rather than at the first publish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// conn.connect().await?;
+    /// assert!(conn.is_connected());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn connect(&self) -> Result<()> {
         self.transport().await.map(|_| ())
     }
 
     /// True while connected to a broker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// assert!(!conn.is_connected());
+    /// conn.connect().await?;
+    /// assert!(conn.is_connected());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn is_connected(&self) -> bool {
         self.active().is_some_and(|a| a.transport.is_open())
     }
@@ -268,6 +463,21 @@ impl Connection {
     /// Close the connection: its channels, consumers and the broker link,
     /// and forget the recorded topology. The handle stays usable: the next
     /// operation connects again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// conn.connect().await?;
+    /// conn.close().await?;
+    /// assert!(!conn.is_connected());
+    ///
+    /// conn.default_channel().await?; // reconnects
+    /// assert!(conn.is_connected());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn close(&self) -> Result<()> {
         self.shared.closed_by_app.store(true, Ordering::Release);
         let _link = self.shared.link.lock().await;
@@ -294,11 +504,41 @@ impl Connection {
     }
 
     /// Same as [`close`](Connection::close) (Kombu's name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// conn.connect().await?;
+    /// conn.release().await?;
+    /// assert!(!conn.is_connected());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn release(&self) -> Result<()> {
         self.close().await
     }
 
     /// Open a new channel.
+    ///
+    /// Most code can use the [default channel](Connection::default_channel);
+    /// a separate channel keeps, say, a consumer's prefetch setting away from
+    /// a producer's confirms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// let declared = Queue::new("conn-channel-doc").declare(&channel).await?;
+    /// assert_eq!(declared.message_count, 0);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn channel(&self) -> Result<Channel> {
         let channel = Channel::new(self.clone(), ChannelCore::new(self));
         channel.transport_channel().await?;
@@ -306,6 +546,22 @@ impl Connection {
     }
 
     /// The connection's default channel, created on first use.
+    ///
+    /// Every call returns a handle on the same channel, which
+    /// [`producer`](Connection::producer) and
+    /// [`consumer`](Connection::consumer) use too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let channel = conn.default_channel().await?;
+    /// channel.qos(10, false).await?;
+    /// assert!(channel.is_open());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn default_channel(&self) -> Result<Channel> {
         let core = {
             let mut slot = lock(&self.shared.default_channel);
@@ -318,18 +574,69 @@ impl Connection {
 
     /// A producer on the default channel; finish with
     /// [`ProducerBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Exchange};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let producer = conn
+    ///     .producer()
+    ///     .exchange(Exchange::topic("conn-producer-doc"))
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(producer.exchange().name, "conn-producer-doc");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn producer(&self) -> ProducerBuilder {
         ProducerBuilder::for_connection(self.clone())
     }
 
     /// A consumer of `queues` on the default channel; finish with
     /// [`ConsumerBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let consumer = conn
+    ///     .consumer([Queue::new("conn-consumer-doc")])
+    ///     .prefetch_count(5)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(consumer.queues(), ["conn-consumer-doc"]);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn consumer<I: IntoIterator<Item = Queue>>(&self, queues: I) -> ConsumerBuilder {
         ConsumerBuilder::for_connection(self.clone()).queues(queues)
     }
 
     /// Declare an exchange or queue unless this connection already declared
     /// it (Kombu's `maybe_declare`). Returns true if it was declared now.
+    ///
+    /// Code that publishes often can call it before every publish: only
+    /// the first call costs a round trip.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Exchange};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let exchange = Exchange::fanout("maybe-declare-doc");
+    /// assert!(conn.maybe_declare(&exchange).await?); // declared now
+    /// assert!(!conn.maybe_declare(&exchange).await?); // remembered
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn maybe_declare(&self, entity: impl Into<Entity>) -> Result<bool> {
         let entity = entity.into();
         let key = entity.cache_key();
@@ -353,16 +660,50 @@ impl Connection {
     }
 
     /// Forget what [`maybe_declare`](Connection::maybe_declare) remembers.
+    ///
+    /// Useful when something else may have deleted the entities.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let queue = Queue::new("clear-declared-doc");
+    /// conn.maybe_declare(&queue).await?;
+    /// conn.clear_declared();
+    /// assert!(conn.maybe_declare(&queue).await?); // declared again
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn clear_declared(&self) {
         lock(&self.shared.declared).clear();
     }
 
     /// The broker URLs, in configuration order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::Connection::new("amqp://rabbit-a//;amqp://rabbit-b//")?;
+    /// let hosts: Vec<&str> = conn.urls().iter().map(|u| u.host()).collect();
+    /// assert_eq!(hosts, ["rabbit-a", "rabbit-b"]);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn urls(&self) -> &[BrokerUrl] {
         &self.shared.urls
     }
 
     /// The URL of the broker in use (or the first one when not connected).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::Connection::new("amqp://rabbit-a//;amqp://rabbit-b//")?;
+    /// assert_eq!(conn.current_url().host(), "rabbit-a");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn current_url(&self) -> &BrokerUrl {
         let index = self.active().map_or(0, |a| a.url_index);
         // `urls` is never empty (checked at build), so this always finds one.
@@ -371,11 +712,33 @@ impl Connection {
 
     /// The current URL with the password masked (`amqp://guest:**@host:5672//`),
     /// or with it when asked for.
+    ///
+    /// The masked form is safe to log.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let conn = kelp::Connection::new("amqp://app:s3cret@rabbit.internal/orders")?;
+    /// assert_eq!(conn.as_uri(false), "amqp://app:**@rabbit.internal:5672/orders");
+    /// assert_eq!(conn.as_uri(true), "amqp://app:s3cret@rabbit.internal:5672/orders");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn as_uri(&self, include_password: bool) -> String {
         self.current_url().as_uri(include_password)
     }
 
     /// What the connected transport supports (connects if needed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let capabilities = conn.capabilities().await?;
+    /// assert!(capabilities.publisher_confirms && capabilities.priorities);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn capabilities(&self) -> Result<Capabilities> {
         Ok(self.transport().await?.transport.capabilities())
     }
@@ -383,16 +746,59 @@ impl Connection {
     /// Subscribe to the connection's [`Event`]s (connected, lost, blocked,
     /// consumer cancelled by the broker...). Events sent before subscribing
     /// are not replayed.
+    ///
+    /// # Examples
+    ///
+    /// Log failovers from a background task (this needs a real broker to
+    /// have anything to report, so it is not run here):
+    ///
+    /// ```no_run
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Event};
+    ///
+    /// let conn = Connection::new("amqp://rabbit-a//;amqp://rabbit-b//")?;
+    /// let mut events = conn.events();
+    /// tokio::spawn(async move {
+    ///     while let Ok(event) = events.recv().await {
+    ///         match event {
+    ///             Event::Recovered { broker, took } => println!("back on {broker} after {took:?}"),
+    ///             other => println!("{other}"),
+    ///         }
+    ///     }
+    /// });
+    /// conn.connect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn events(&self) -> tokio::sync::broadcast::Receiver<Event> {
         self.shared.events.subscribe()
     }
 
     /// The failover strategy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::{Connection, FailoverStrategy};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// assert!(matches!(conn.failover_strategy(), FailoverStrategy::RoundRobin));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn failover_strategy(&self) -> &FailoverStrategy {
         &self.shared.strategy
     }
 
     /// The retry policy for reconnecting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// assert_eq!(conn.retry_policy().deadline, Some(Duration::from_secs(60)));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.shared.retry
     }
@@ -404,6 +810,8 @@ impl Connection {
     /// credentials, access refused, not found, precondition failed, content
     /// not allowed...) return at once. When the policy's retries or deadline
     /// run out, the last error is returned: nothing waits forever.
+    ///
+    /// # Examples
     ///
     /// ```
     /// # async fn demo() -> kelp::Result<()> {
@@ -429,6 +837,31 @@ impl Connection {
 
     /// Like [`ensure`](Connection::ensure), handing `op` a fresh channel on
     /// every attempt (Kombu's `autoretry`).
+    ///
+    /// A channel the broker closed (after a 405, say) is not reused by the
+    /// next attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue, RetryPolicy};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let queue = Queue::new("autoretry-doc");
+    /// let purged = conn
+    ///     .autoretry(&RetryPolicy::default().max_retries(3), |channel| {
+    ///         let queue = queue.clone();
+    ///         async move {
+    ///             queue.declare(&channel).await?;
+    ///             queue.purge(&channel).await
+    ///         }
+    ///     })
+    ///     .await?;
+    /// assert_eq!(purged, 0);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn autoretry<T, F, Fut>(&self, policy: &RetryPolicy, mut op: F) -> Result<T>
     where
         F: FnMut(Channel) -> Fut,
@@ -450,6 +883,22 @@ impl Connection {
 
     /// Connect, retrying by `policy` (each retry is a full cycle through
     /// the broker list, in failover order).
+    ///
+    /// # Examples
+    ///
+    /// Wait up to two minutes for a broker at startup (not run here: it
+    /// needs RabbitMQ):
+    ///
+    /// ```no_run
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use std::time::Duration;
+    /// use kelp::{Connection, RetryPolicy};
+    ///
+    /// let conn = Connection::new("amqp://rabbit-a//;amqp://rabbit-b//")?;
+    /// let patient = RetryPolicy::default().deadline(Duration::from_secs(120));
+    /// conn.connect_with(&patient).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect_with(&self, policy: &RetryPolicy) -> Result<()> {
         retry_loop(policy, || self.connect()).await
     }

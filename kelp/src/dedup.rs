@@ -12,6 +12,8 @@ use crate::Message;
 
 /// Remembers recent message ids; cheap enough to call on every message.
 ///
+/// # Examples
+///
 /// ```
 /// # async fn demo() -> kelp::Result<()> {
 /// use kelp::{Connection, Deduplicator, Queue};
@@ -47,6 +49,15 @@ struct Seen {
 
 impl Deduplicator {
     /// Remember up to `capacity` ids (the oldest are forgotten first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Size it for the messages that can arrive between a publish and its
+    /// // duplicate: a few seconds' worth is plenty.
+    /// let seen = kelp::Deduplicator::new(50_000);
+    /// assert!(seen.is_new_id("order-1"));
+    /// ```
     pub fn new(capacity: usize) -> Deduplicator {
         Deduplicator {
             capacity: capacity.max(1),
@@ -56,6 +67,26 @@ impl Deduplicator {
 
     /// True the first time a message id is seen (and for messages without
     /// an id, which cannot be recognised).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Deduplicator, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let mut consumer = conn.consumer([Queue::new("is-new-doc")]).build().await?;
+    /// let producer = conn.producer().routing_key("is-new-doc").auto_message_id(true).build().await?;
+    /// producer.publish("charge card").send().await?;
+    ///
+    /// let seen = Deduplicator::new(1_000);
+    /// let message = consumer.next().await.expect("a message")?;
+    /// assert!(seen.is_new(&message));
+    /// assert!(!seen.is_new(&message)); // a second copy would be skipped
+    /// message.ack().await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn is_new(&self, message: &Message) -> bool {
         match message.properties().message_id.as_deref() {
             Some(id) => self.is_new_id(id),
@@ -64,6 +95,17 @@ impl Deduplicator {
     }
 
     /// True the first time `id` is seen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seen = kelp::Deduplicator::new(2);
+    /// assert!(seen.is_new_id("a"));
+    /// assert!(!seen.is_new_id("a"));
+    /// seen.is_new_id("b");
+    /// seen.is_new_id("c"); // "a" is forgotten to make room
+    /// assert!(seen.is_new_id("a"));
+    /// ```
     pub fn is_new_id(&self, id: &str) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.ids.contains(id) {

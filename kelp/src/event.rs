@@ -7,6 +7,26 @@ use std::fmt;
 use std::time::Duration;
 
 /// Something that happened to a connection.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use kelp::Event;
+///
+/// // What a monitoring hook might do with each event.
+/// fn severity(event: &Event) -> &'static str {
+///     match event {
+///         Event::ConnectionLost { .. } | Event::RecoveryFailed { .. } => "error",
+///         Event::Blocked { .. } | Event::TopologyRecoveryFailed { .. } => "warning",
+///         _ => "info",
+///     }
+/// }
+///
+/// let event = Event::Recovered { broker: "amqp://guest:**@rabbit-b:5672//".into(), took: Duration::from_millis(850) };
+/// assert_eq!(severity(&event), "info");
+/// assert_eq!(event.to_string(), "recovered on amqp://guest:**@rabbit-b:5672// in 850ms");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {

@@ -7,6 +7,8 @@ use crate::BrokerUrl;
 
 /// A user-supplied strategy: given the URLs and the index of the broker that
 /// was used (or tried) last, return the index to try next.
+///
+/// Build one with [`FailoverStrategy::custom`].
 pub type CustomFailover = Arc<dyn Fn(&[BrokerUrl], Option<usize>) -> usize + Send + Sync>;
 
 /// How a connection with several broker URLs picks the next one.
@@ -16,6 +18,19 @@ pub type CustomFailover = Arc<dyn Fn(&[BrokerUrl], Option<usize>) -> usize + Sen
 /// built-in strategies try the broker used last at the end of the cycle: it
 /// just failed, and a frozen broker that still accepts TCP connections
 /// would otherwise cost a whole connect timeout before the next one.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::{Connection, FailoverStrategy};
+///
+/// // Spread clients over the cluster instead of all starting on the first node.
+/// let conn = Connection::builder("amqp://node-1//;amqp://node-2//;amqp://node-3//")
+///     .failover_strategy(FailoverStrategy::Shuffle)
+///     .build()?;
+/// assert_eq!(conn.urls().len(), 3);
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum FailoverStrategy {
@@ -35,6 +50,26 @@ pub enum FailoverStrategy {
 
 impl FailoverStrategy {
     /// A custom strategy from a closure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::{Connection, FailoverStrategy};
+    ///
+    /// // Prefer brokers in the local data centre: try "eu-" hosts first.
+    /// let local_first = FailoverStrategy::custom(|urls, last| {
+    ///     let start = last.map_or(0, |i| i + 1);
+    ///     (start..start + urls.len())
+    ///         .map(|i| i % urls.len())
+    ///         .find(|&i| urls[i].host().starts_with("eu-"))
+    ///         .unwrap_or(start % urls.len())
+    /// });
+    /// let conn = Connection::builder("amqp://us-1//;amqp://eu-1//")
+    ///     .failover_strategy(local_first)
+    ///     .build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn custom<F>(f: F) -> FailoverStrategy
     where
         F: Fn(&[BrokerUrl], Option<usize>) -> usize + Send + Sync + 'static,
@@ -43,6 +78,17 @@ impl FailoverStrategy {
     }
 
     /// The strategy for a Kombu name: `round-robin`, `shuffle`, `priority`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::FailoverStrategy;
+    ///
+    /// let strategy = FailoverStrategy::from_name("priority")?;
+    /// assert!(matches!(strategy, FailoverStrategy::PriorityOrder));
+    /// assert!(FailoverStrategy::from_name("random").unwrap_err().is_config());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn from_name(name: &str) -> crate::Result<FailoverStrategy> {
         match name {
             "round-robin" | "round_robin" | "roundrobin" => Ok(FailoverStrategy::RoundRobin),

@@ -15,6 +15,33 @@ use crate::{Error, ErrorKind, FieldTable, Result, SharedStr, Value};
 
 /// AMQP basic properties of a message (Kombu's `message.properties`, with
 /// `content_type`, `content_encoding` and `headers` alongside).
+///
+/// Set them when publishing, with the setters of
+/// [`Publish`](crate::Publish); read them from
+/// [`Message::properties`].
+///
+/// # Examples
+///
+/// ```
+/// # async fn demo() -> kelp::Result<()> {
+/// use kelp::{Connection, Queue};
+///
+/// let conn = Connection::new("memory://")?;
+/// let channel = conn.default_channel().await?;
+/// let queue = Queue::new("properties-doc");
+/// queue.declare(&channel).await?;
+/// let producer = conn.producer().routing_key("properties-doc").build().await?;
+/// producer.publish(&[1, 2]).kind("order.created").app_id("shop").send().await?;
+///
+/// let message = queue.get(&channel, true).await?.expect("a message");
+/// let properties = message.properties();
+/// assert_eq!(properties.content_type.as_deref(), Some("application/json"));
+/// assert_eq!(properties.kind.as_deref(), Some("order.created"));
+/// assert_eq!(properties.app_id.as_deref(), Some("shop"));
+/// assert_eq!(properties.delivery_mode, Some(2)); // persistent by default
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Properties {
@@ -58,6 +85,31 @@ pub(crate) struct Content {
 }
 
 /// Where and how a message was delivered (Kombu's `message.delivery_info`).
+///
+/// # Examples
+///
+/// ```
+/// # async fn demo() -> kelp::Result<()> {
+/// use kelp::{Connection, Exchange, Queue};
+///
+/// let conn = Connection::new("memory://")?;
+/// let logs = Exchange::topic("delivery-info-doc");
+/// let mut consumer = conn
+///     .consumer([Queue::new("delivery-info-doc").exchange(logs.clone()).routing_key("app.#")])
+///     .build()
+///     .await?;
+/// conn.producer().exchange(logs).build().await?.publish("up").routing_key("app.web").send().await?;
+///
+/// let message = consumer.next().await.expect("a message")?;
+/// let info = message.delivery_info();
+/// assert_eq!(info.exchange, "delivery-info-doc");
+/// assert_eq!(info.routing_key, "app.web");
+/// assert!(!info.redelivered);
+/// assert!(info.consumer_tag.is_some());
+/// message.ack().await?;
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct DeliveryInfo {
@@ -74,6 +126,31 @@ pub struct DeliveryInfo {
 }
 
 /// A mandatory message the broker could not route, returned to the publisher.
+///
+/// It comes with the [`Unroutable`](crate::ErrorKind::Unroutable) error of
+/// the publish and to [`ProducerBuilder::on_return`](crate::ProducerBuilder::on_return).
+///
+/// # Examples
+///
+/// ```
+/// # async fn demo() -> kelp::Result<()> {
+/// let conn = kelp::Connection::new("memory://")?;
+/// let producer = conn.producer().build().await?;
+/// let error = producer
+///     .publish("order #1")
+///     .routing_key("returned-doc-nowhere")
+///     .mandatory(true)
+///     .send()
+///     .await
+///     .unwrap_err();
+///
+/// let returned = error.into_returned_message().expect("the message came back");
+/// assert_eq!(returned.reply_code, kelp::reply_code::NO_ROUTE);
+/// assert_eq!(returned.routing_key, "returned-doc-nowhere");
+/// assert_eq!(returned.body.as_ref(), br#""order #1""#);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ReturnedMessage {
@@ -92,6 +169,26 @@ pub struct ReturnedMessage {
 }
 
 /// Where a received message stands (Kombu's `message.acknowledged` states).
+///
+/// # Examples
+///
+/// ```
+/// # async fn demo() -> kelp::Result<()> {
+/// use kelp::MessageState;
+/// # use kelp::{Connection, Queue};
+/// # let conn = Connection::new("memory://")?;
+/// # let channel = conn.default_channel().await?;
+/// # let queue = Queue::new("message-state-doc");
+/// # queue.declare(&channel).await?;
+/// # let producer = conn.producer().routing_key("message-state-doc").build().await?;
+/// producer.publish("job").send().await?;
+/// let message = queue.get(&channel, false).await?.expect("a message");
+/// assert_eq!(message.state(), MessageState::Received);
+/// message.requeue().await?;
+/// assert_eq!(message.state(), MessageState::Requeued);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum MessageState {
@@ -165,6 +262,37 @@ impl DecodeSettings {
 /// attempt is a [`MessageState`](crate::ErrorKind::MessageState) error and
 /// sends nothing to the broker. Messages of `no_ack` consumers need no
 /// settling (acking them does nothing).
+///
+/// # Examples
+///
+/// ```
+/// # async fn demo() -> kelp::Result<()> {
+/// use kelp::{Connection, Queue};
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct Signup {
+///     email: String,
+/// }
+///
+/// let conn = Connection::new("memory://")?;
+/// let mut consumer = conn.consumer([Queue::new("message-doc")]).build().await?;
+/// let producer = conn.producer().routing_key("message-doc").build().await?;
+/// producer.publish(&serde_json::json!({"email": "ada@example.com"})).send().await?;
+///
+/// let message = consumer.next().await.expect("a message")?;
+/// match message.decode::<Signup>() {
+///     Ok(signup) => {
+///         assert_eq!(signup.email, "ada@example.com");
+///         message.ack().await?;
+///     }
+///     // Not worth retrying: drop it (or dead-letter it, on RabbitMQ).
+///     Err(_) => message.reject().await?,
+/// }
+/// assert!(message.is_settled());
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
 pub struct Message {
     info: DeliveryInfo,
     content: Arc<Content>,
@@ -245,12 +373,48 @@ impl Message {
     }
 
     /// The body as it travelled: still compressed if it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::Compression;
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("raw-body-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("raw-body-doc").build().await?;
+    /// producer.publish_text("x".repeat(1000)).compression(Compression::Zlib).send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert!(message.raw_body().len() < 100); // compressed
+    /// assert_eq!(message.body()?.len(), 1000); // decompressed
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn raw_body(&self) -> &Bytes {
         &self.content.body
     }
 
     /// The body, decompressed when the `compression` header says so
     /// (bounded by the consumer's decompression limit), not deserialized.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("body-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("body-doc").build().await?;
+    /// producer.publish(&[1, 2]).send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.body()?.as_ref(), b"[1, 2]"); // the JSON text
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn body(&self) -> Result<Bytes> {
         match self.compression() {
             None => Ok(self.content.body.clone()),
@@ -261,61 +425,300 @@ impl Message {
     }
 
     /// The `compression` header (a MIME type such as `application/x-gzip`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::Compression;
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("message-compression-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("message-compression-doc").build().await?;
+    /// producer.publish("x").compression(Compression::Bzip2).send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.compression(), Some("application/x-bz2"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn compression(&self) -> Option<&str> {
         self.content.properties.headers.get("compression").and_then(Value::as_str)
     }
 
     /// The content type, e.g. `application/json`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::Serializer;
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("content-type-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("content-type-doc").build().await?;
+    /// producer.publish("x").serializer(Serializer::msgpack()).send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.content_type(), Some("application/x-msgpack"));
+    /// assert_eq!(message.content_encoding(), Some("binary"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn content_type(&self) -> Option<&str> {
         self.content.properties.content_type.as_deref()
     }
 
     /// The content encoding, e.g. `utf-8` or `binary`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("content-encoding-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("content-encoding-doc").build().await?;
+    /// producer.publish_text("héllo").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.content_encoding(), Some("utf-8"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn content_encoding(&self) -> Option<&str> {
         self.content.properties.content_encoding.as_deref()
     }
 
     /// Application headers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("headers-doc-msg");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("headers-doc-msg").build().await?;
+    /// producer.publish("x").header("attempt", 3).send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// let attempt = message.headers().get("attempt").and_then(|v| v.as_i64());
+    /// assert_eq!(attempt, Some(3));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn headers(&self) -> &FieldTable {
         &self.content.properties.headers
     }
 
     /// All properties.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("message-properties-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("message-properties-doc").build().await?;
+    /// producer.publish("x").reply_to("answers").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.properties().reply_to.as_deref(), Some("answers"));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn properties(&self) -> &Properties {
         &self.content.properties
     }
 
     /// Delivery information: exchange, routing key, redelivered, tags.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("message-delivery-info-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("message-delivery-info-doc").build().await?;
+    /// producer.publish("job").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// // A get has no consumer.
+    /// assert_eq!(message.delivery_info().consumer_tag, None);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn delivery_info(&self) -> &DeliveryInfo {
         &self.info
     }
 
     /// The delivery tag on its channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("delivery-tag-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("delivery-tag-doc").build().await?;
+    /// producer.publish("job").send().await?;
+    /// let message = queue.get(&channel, false).await?.expect("a message");
+    /// assert!(message.delivery_tag() > 0);
+    /// message.ack().await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn delivery_tag(&self) -> u64 {
         self.info.delivery_tag
     }
 
     /// True when the broker delivered this message before.
+    ///
+    /// A redelivered message may have been partly handled already; an
+    /// idempotent handler does not care, others may check first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("redelivered-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("redelivered-doc").build().await?;
+    /// producer.publish("job").send().await?;
+    /// let first = queue.get(&channel, false).await?.expect("a message");
+    /// assert!(!first.redelivered());
+    /// first.requeue().await?;
+    /// let again = queue.get(&channel, false).await?.expect("the same message");
+    /// assert!(again.redelivered());
+    /// again.ack().await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn redelivered(&self) -> bool {
         self.info.redelivered
     }
 
     /// The routing key it was published with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("message-routing-key-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("message-routing-key-doc").build().await?;
+    /// producer.publish("job").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// // Through the default exchange, the routing key is the queue's name.
+    /// assert_eq!(message.routing_key(), "message-routing-key-doc");
+    /// assert_eq!(message.exchange(), "");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn routing_key(&self) -> &str {
         &self.info.routing_key
     }
 
     /// The exchange it was published to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::Exchange;
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("message-exchange-doc").exchange(Exchange::fanout("message-exchange-doc"));
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().build().await?;
+    /// producer.publish("x").exchange("message-exchange-doc").send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// assert_eq!(message.exchange(), "message-exchange-doc");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn exchange(&self) -> &str {
         &self.info.exchange
     }
 
     /// Check the content type against the consumer's accept list.
+    ///
+    /// [`decode`](Message::decode) does this itself; checking first lets a
+    /// handler refuse a message without trying to read it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Accept, Connection, Queue, Serializer};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let mut consumer = conn
+    ///     .consumer([Queue::new("check-accepted-doc")])
+    ///     .accept(Accept::new(["msgpack"])?)
+    ///     .build()
+    ///     .await?;
+    /// let producer = conn.producer().routing_key("check-accepted-doc").build().await?;
+    /// producer.publish("x").serializer(Serializer::json()).send().await?;
+    ///
+    /// let message = consumer.next().await.expect("a message")?;
+    /// if let Err(refused) = message.check_accepted() {
+    ///     assert!(refused.is_content_disallowed());
+    ///     message.reject().await?;
+    /// }
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn check_accepted(&self) -> Result<()> {
         self.settings.accept.check(self.content_type())
     }
 
     /// Deserialize the body into `T`, after the accept list allowed its content type.
+    ///
+    /// The content type says how (JSON, msgpack, YAML...), so producers
+    /// may use any serializer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use std::collections::HashMap;
+    /// use kelp::Serializer;
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("decode-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("decode-doc").build().await?;
+    /// producer.publish(&[("apples", 3)]).serializer(Serializer::yaml()).send().await?;
+    /// let message = queue.get(&channel, false).await?.expect("a message");
+    /// let stock: Vec<(String, u32)> = message.decode()?;
+    /// assert_eq!(stock, [("apples".to_string(), 3)]);
+    /// // A type that does not fit is a decode error.
+    /// assert!(message.decode::<HashMap<String, String>>().unwrap_err().is_decode());
+    /// message.ack().await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
         self.check_accepted()?;
         let body = self.body()?;
@@ -323,6 +726,27 @@ impl Message {
     }
 
     /// Deserialize the body into a dynamic [`Value`] (Kombu's `message.payload`).
+    ///
+    /// For tools that handle any message, such as a logger or a shovel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("payload-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("payload-doc").build().await?;
+    /// producer.publish(&serde_json::json!({"user": "ada", "age": 36})).send().await?;
+    /// let message = queue.get(&channel, true).await?.expect("a message");
+    /// let payload = message.payload()?;
+    /// assert_eq!(payload.get("user").and_then(|v| v.as_str()), Some("ada"));
+    /// assert_eq!(payload.get("age").and_then(|v| v.as_i64()), Some(36));
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn payload(&self) -> Result<Value> {
         self.check_accepted()?;
         let body = self.body()?;
@@ -330,22 +754,114 @@ impl Message {
     }
 
     /// Where the message stands.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::MessageState;
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("state-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("state-doc").build().await?;
+    /// producer.publish("job").send().await?;
+    /// let message = queue.get(&channel, false).await?.expect("a message");
+    /// message.ack().await?;
+    /// assert_eq!(message.state(), MessageState::Acked);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn state(&self) -> MessageState {
         MessageState::from_u8(self.state.get().load(Ordering::Acquire))
     }
 
     /// True once acked, rejected or requeued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// # use kelp::{Connection, Queue};
+    /// # let conn = Connection::new("memory://")?;
+    /// # let channel = conn.default_channel().await?;
+    /// # let queue = Queue::new("is-settled-doc");
+    /// # queue.declare(&channel).await?;
+    /// # let producer = conn.producer().routing_key("is-settled-doc").build().await?;
+    /// producer.publish("job").send().await?;
+    /// let message = queue.get(&channel, false).await?.expect("a message");
+    /// assert!(!message.is_settled());
+    /// message.reject().await?;
+    /// assert!(message.is_settled());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn is_settled(&self) -> bool {
         self.state() != MessageState::Received
     }
 
     /// Acknowledge the message.
+    ///
+    /// Ack once the work is done: a message that is never acked goes back
+    /// to the queue when its channel closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel().await?;
+    /// let queue = Queue::new("ack-doc");
+    /// queue.declare(&channel).await?;
+    /// conn.producer().routing_key("ack-doc").build().await?.publish("job").send().await?;
+    ///
+    /// let message = queue.get(&channel, false).await?.expect("a message");
+    /// message.ack().await?;
+    /// // Settling twice is an error, and nothing reaches the broker.
+    /// assert!(message.ack().await.unwrap_err().is_message_state());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn ack(&self) -> Result<()> {
         self.settle(MessageState::Acked, |ch, tag| async move { ch.ack(tag, false).await })
             .await
     }
 
     /// Acknowledge this message and every earlier unacknowledged one on its channel.
+    ///
+    /// One ack for a batch saves round trips. Only this handle's state
+    /// changes; the earlier messages are acked on the broker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.channel().await?;
+    /// let queue = Queue::new("ack-multiple-doc");
+    /// queue.declare(&channel).await?;
+    /// let producer = conn.producer().routing_key("ack-multiple-doc").build().await?;
+    /// for n in 0..3 {
+    ///     producer.publish(&n).send().await?;
+    /// }
+    ///
+    /// let mut batch = Vec::new();
+    /// while let Some(message) = queue.get(&channel, false).await? {
+    ///     batch.push(message);
+    /// }
+    /// batch.last().expect("three messages").ack_multiple().await?;
+    ///
+    /// // Closing the channel would give back unacked messages: there are none.
+    /// channel.close().await?;
+    /// assert_eq!(queue.declare(&channel).await?.message_count, 0);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn ack_multiple(&self) -> Result<()> {
         self.settle(MessageState::Acked, |ch, tag| async move { ch.ack(tag, true).await })
             .await
@@ -356,6 +872,33 @@ impl Message {
     /// again, otherwise dropped or dead-lettered. Only this message's state
     /// changes: the earlier ones are settled on the broker, not in their
     /// handles, as with [`ack_multiple`](Message::ack_multiple).
+    ///
+    /// # Examples
+    ///
+    /// A batch that failed as a whole goes back to the queue in one call:
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel().await?;
+    /// let queue = Queue::new("reject-multiple-doc");
+    /// queue.declare(&channel).await?;
+    /// let producer = conn.producer().routing_key("reject-multiple-doc").build().await?;
+    /// for n in 0..3 {
+    ///     producer.publish(&n).send().await?;
+    /// }
+    ///
+    /// let mut batch = Vec::new();
+    /// while let Some(message) = queue.get(&channel, false).await? {
+    ///     batch.push(message);
+    /// }
+    /// batch[2].reject_multiple(true).await?;
+    /// assert_eq!(queue.declare(&channel).await?.message_count, 3);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn reject_multiple(&self, requeue: bool) -> Result<()> {
         let to = if requeue { MessageState::Requeued } else { MessageState::Rejected };
         self.settle(to, |ch, tag| async move { ch.nack(tag, true, requeue).await })
@@ -363,12 +906,58 @@ impl Message {
     }
 
     /// Reject the message: the broker drops it (or dead-letters it).
+    ///
+    /// For messages that will never succeed (malformed, refused by
+    /// validation); a temporary failure calls for
+    /// [`requeue`](Message::requeue) instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel().await?;
+    /// let queue = Queue::new("reject-doc");
+    /// queue.declare(&channel).await?;
+    /// conn.producer().routing_key("reject-doc").build().await?.publish("not an order").send().await?;
+    ///
+    /// let message = queue.get(&channel, false).await?.expect("a message");
+    /// message.reject().await?;
+    /// assert!(queue.get(&channel, false).await?.is_none()); // gone
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn reject(&self) -> Result<()> {
         self.settle(MessageState::Rejected, |ch, tag| async move { ch.reject(tag, false).await })
             .await
     }
 
     /// Reject the message and have it delivered again (it comes back redelivered).
+    ///
+    /// For temporary failures, such as a database that is briefly down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use kelp::{Connection, Queue};
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let channel = conn.default_channel().await?;
+    /// let queue = Queue::new("requeue-doc");
+    /// queue.declare(&channel).await?;
+    /// conn.producer().routing_key("requeue-doc").build().await?.publish("retry me").send().await?;
+    ///
+    /// let message = queue.get(&channel, false).await?.expect("a message");
+    /// message.requeue().await?;
+    /// let again = queue.get(&channel, false).await?.expect("back in the queue");
+    /// assert!(again.redelivered());
+    /// again.ack().await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn requeue(&self) -> Result<()> {
         self.settle(MessageState::Requeued, |ch, tag| async move { ch.reject(tag, true).await })
             .await

@@ -10,6 +10,8 @@ use crate::Error;
 
 /// Called before each retry with the error and the pause before the retry
 /// (Kombu's `errback(exc, interval)`).
+///
+/// Set one with [`RetryPolicy::on_error`], which takes a plain closure.
 pub type ErrorCallback = Arc<dyn Fn(&Error, Duration) + Send + Sync>;
 
 /// When to retry, and when to give up.
@@ -28,6 +30,8 @@ pub type ErrorCallback = Arc<dyn Fn(&Error, Duration) + Send + Sync>;
 /// while errors are recoverable. Fatal errors (bad credentials, access
 /// refused, not found, precondition failed, content not allowed) are never
 /// retried.
+///
+/// # Examples
 ///
 /// ```
 /// use std::time::Duration;
@@ -77,11 +81,33 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Never retry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::RetryPolicy;
+    ///
+    /// // A health check should report the first failure, not hide it.
+    /// let once = RetryPolicy::none();
+    /// assert_eq!(once.max_retries, Some(0));
+    /// ```
     pub fn none() -> RetryPolicy {
         RetryPolicy::default().max_retries(0)
     }
 
     /// Kombu's `retry_over_time` defaults: 2 s start, 2 s step, 30 s max, forever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let policy = kelp::RetryPolicy::kombu();
+    /// let first: Vec<u64> = policy.intervals().take(3).map(|d| d.as_secs()).collect();
+    /// assert_eq!(first, [2, 4, 6]);
+    /// assert_eq!(policy.deadline, None);
+    /// assert_eq!(policy.interval(100), Duration::from_secs(30));
+    /// ```
     pub fn kombu() -> RetryPolicy {
         RetryPolicy {
             interval_start: Duration::from_secs(2),
@@ -95,54 +121,163 @@ impl RetryPolicy {
     }
 
     /// Set the first pause.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let policy = kelp::RetryPolicy::default().interval_start(Duration::from_secs(1));
+    /// assert_eq!(policy.interval(0), Duration::from_secs(1));
+    /// ```
     pub fn interval_start(mut self, d: Duration) -> RetryPolicy {
         self.interval_start = d;
         self
     }
 
     /// Set the step added after each retry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let policy = kelp::RetryPolicy::default()
+    ///     .interval_start(Duration::ZERO)
+    ///     .interval_step(Duration::from_millis(100));
+    /// assert_eq!(policy.interval(3), Duration::from_millis(300));
+    /// ```
     pub fn interval_step(mut self, d: Duration) -> RetryPolicy {
         self.interval_step = d;
         self
     }
 
     /// Set the largest pause.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let policy = kelp::RetryPolicy::kombu().interval_max(Duration::from_secs(10));
+    /// assert_eq!(policy.interval(50), Duration::from_secs(10));
+    /// ```
     pub fn interval_max(mut self, d: Duration) -> RetryPolicy {
         self.interval_max = d;
         self
     }
 
     /// Give up after `n` retries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let policy = kelp::RetryPolicy::default().max_retries(3);
+    /// assert_eq!(policy.max_retries, Some(3));
+    /// ```
     pub fn max_retries(mut self, n: u32) -> RetryPolicy {
         self.max_retries = Some(n);
         self
     }
 
     /// Retry without a limit on the number of retries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // Bounded by time only.
+    /// let policy = kelp::RetryPolicy::none().unlimited_retries().deadline(Duration::from_secs(10));
+    /// assert_eq!(policy.max_retries, None);
+    /// ```
     pub fn unlimited_retries(mut self) -> RetryPolicy {
         self.max_retries = None;
         self
     }
 
     /// Give up once `d` has passed since the first attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let policy = kelp::RetryPolicy::default().deadline(Duration::from_secs(5));
+    /// assert_eq!(policy.deadline, Some(Duration::from_secs(5)));
+    /// ```
     pub fn deadline(mut self, d: Duration) -> RetryPolicy {
         self.deadline = Some(d);
         self
     }
 
     /// No overall deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // A daemon that must reconnect whatever the outage's length.
+    /// let policy = kelp::RetryPolicy::default().no_deadline();
+    /// assert!(policy.deadline.is_none() && policy.max_retries.is_none());
+    /// ```
     pub fn no_deadline(mut self) -> RetryPolicy {
         self.deadline = None;
         self
     }
 
     /// Add up to `d` of random extra pause.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // A thousand workers restarted together should not reconnect together.
+    /// let policy = kelp::RetryPolicy::default().jitter(Duration::from_millis(250));
+    /// assert_eq!(policy.jitter, Duration::from_millis(250));
+    /// ```
     pub fn jitter(mut self, d: Duration) -> RetryPolicy {
         self.jitter = d;
         self
     }
 
     /// Call `f(error, next_pause)` before each retry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    /// use kelp::{Connection, Queue, RetryPolicy};
+    ///
+    /// // Another worker holds an exclusive queue; wait until it lets go.
+    /// let holder = Connection::new("memory://")?;
+    /// Queue::new("on-error-doc").exclusive(true).declare(&holder.default_channel().await?).await?;
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_millis(30)).await;
+    ///     holder.close().await
+    /// });
+    ///
+    /// let retries = Arc::new(AtomicU32::new(0));
+    /// let seen = retries.clone();
+    /// let policy = RetryPolicy::default()
+    ///     .interval_step(Duration::from_millis(20))
+    ///     .on_error(move |error, pause| {
+    ///         eprintln!("retrying in {pause:?}: {error}");
+    ///         seen.fetch_add(1, Ordering::Relaxed);
+    ///     });
+    /// let conn = Connection::new("memory://")?;
+    /// conn.ensure(&policy, |conn| async move {
+    ///     let channel = conn.default_channel().await?;
+    ///     Queue::new("on-error-doc").exclusive(true).declare(&channel).await
+    /// })
+    /// .await?;
+    /// assert!(retries.load(Ordering::Relaxed) >= 1);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub fn on_error<F>(mut self, f: F) -> RetryPolicy
     where
         F: Fn(&Error, Duration) + Send + Sync + 'static,
@@ -152,6 +287,16 @@ impl RetryPolicy {
     }
 
     /// The pause before retry `n` (0-based), without jitter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let policy = kelp::RetryPolicy::default(); // 0, 0.5, 1, 1.5, 2, 2, ...
+    /// assert_eq!(policy.interval(1), Duration::from_millis(500));
+    /// assert_eq!(policy.interval(10), Duration::from_secs(2));
+    /// ```
     pub fn interval(&self, n: u32) -> Duration {
         self.interval_step
             .checked_mul(n)
@@ -162,6 +307,16 @@ impl RetryPolicy {
 
     /// The pauses, one per retry, without jitter (endless: callers stop by
     /// the policy's limits).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let policy = kelp::RetryPolicy::default().max_retries(4);
+    /// let total: Duration = policy.intervals().take(4).sum();
+    /// assert_eq!(total, Duration::from_secs(3)); // the longest wait before giving up
+    /// ```
     pub fn intervals(&self) -> impl Iterator<Item = Duration> + '_ {
         (0u32..).map(|n| self.interval(n))
     }

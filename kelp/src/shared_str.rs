@@ -16,6 +16,20 @@ use bytes::Bytes;
 /// count. Longer text shares a [`Bytes`] buffer; [`SharedStr::from_static`]
 /// wraps a literal without allocating, and text parsed out of a network
 /// frame can point into the frame's buffer. Dereferences to `str`.
+///
+/// Methods that take a name accept `&str` and `String` through `Into`, so
+/// most code never names this type.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::SharedStr;
+///
+/// let key = SharedStr::from("orders.created");
+/// let copy = key.clone(); // no allocation, no reference count
+/// assert_eq!(copy, "orders.created");
+/// assert!(key.starts_with("orders.")); // any `str` method
+/// ```
 #[derive(Clone)]
 pub struct SharedStr(Repr);
 
@@ -35,6 +49,12 @@ impl Default for SharedStr {
 
 impl SharedStr {
     /// The empty string.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(kelp::SharedStr::new().is_empty());
+    /// ```
     pub const fn new() -> SharedStr {
         SharedStr(Repr::Inline {
             len: 0,
@@ -43,11 +63,30 @@ impl SharedStr {
     }
 
     /// Wrap a static string without allocating.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::SharedStr;
+    ///
+    /// static EXCHANGE: SharedStr = SharedStr::from_static("billing.events.v2.incoming");
+    /// assert_eq!(EXCHANGE.as_str(), "billing.events.v2.incoming");
+    /// ```
     pub const fn from_static(s: &'static str) -> SharedStr {
         SharedStr(Repr::Shared(Bytes::from_static(s.as_bytes())))
     }
 
     /// Wrap bytes that must be UTF-8; returns `None` when they are not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use kelp::SharedStr;
+    ///
+    /// assert_eq!(SharedStr::from_utf8(Bytes::from_static(b"ok")).as_deref(), Some("ok"));
+    /// assert!(SharedStr::from_utf8(Bytes::from_static(&[0xff])).is_none());
+    /// ```
     pub fn from_utf8(bytes: Bytes) -> Option<SharedStr> {
         std::str::from_utf8(&bytes).ok()?;
         Some(SharedStr::from_checked_bytes(bytes))
@@ -74,6 +113,13 @@ impl SharedStr {
     }
 
     /// The text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = kelp::SharedStr::from(String::from("jobs"));
+    /// assert_eq!(name.as_str(), "jobs");
+    /// ```
     pub fn as_str(&self) -> &str {
         let bytes: &[u8] = match &self.0 {
             Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],

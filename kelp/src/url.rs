@@ -39,6 +39,17 @@ use std::time::Duration;
 use crate::{Error, Result};
 
 /// Which transport a URL names.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::BrokerUrl;
+/// use kelp::url::TransportKind;
+///
+/// assert_eq!(BrokerUrl::parse("pyamqp://rabbit//")?.transport(), TransportKind::Amqp);
+/// assert_eq!(BrokerUrl::parse("memory://")?.transport(), TransportKind::Memory);
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TransportKind {
@@ -54,6 +65,12 @@ pub enum TransportKind {
 
 /// The schemes [`BrokerUrl::parse`] understands, in the order error
 /// messages list them.
+///
+/// # Examples
+///
+/// ```
+/// assert!(kelp::url::KNOWN_SCHEMES.contains(&"amqps"));
+/// ```
 pub const KNOWN_SCHEMES: &[&str] = &[
     "memory",
     "amqp",
@@ -171,6 +188,21 @@ const CONFLICTING_KEYS: &[&str] = &[
 /// default when the URL leaves a part out. Two URLs are equal when all these
 /// parts and the query options are equal, so `amqp://h` equals
 /// `amqp://guest:guest@h:5672//`, and `pyamqp://` equals `amqp://`.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::BrokerUrl;
+///
+/// let url = BrokerUrl::parse("amqp://app:s3cret@rabbit.internal:5673/orders?heartbeat=30")?;
+/// assert_eq!(url.host(), "rabbit.internal");
+/// assert_eq!(url.port(), Some(5673));
+/// assert_eq!(url.userid(), Some("app"));
+/// assert_eq!(url.virtual_host(), "orders");
+/// // Safe to log: the password is masked.
+/// assert_eq!(url.to_string(), "amqp://app:**@rabbit.internal:5673/orders");
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct BrokerUrl {
     scheme: Scheme,
@@ -191,6 +223,20 @@ impl BrokerUrl {
     /// string, a string without `://`, an unknown scheme, a bad port, a bad
     /// IPv6 literal, a bad `ssl`/`ssl_*` option, a non-numeric Redis database,
     /// or a `;` (a list, which [`parse_list`](BrokerUrl::parse_list) reads).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::BrokerUrl;
+    ///
+    /// // Missing parts take the defaults.
+    /// let url = BrokerUrl::parse("amqp://rabbit")?;
+    /// assert_eq!(url.as_uri(true), "amqp://guest:guest@rabbit:5672//");
+    ///
+    /// assert!(BrokerUrl::parse("rabbit:5672").unwrap_err().is_config()); // no scheme
+    /// assert!(BrokerUrl::parse("amqp://a;amqp://b").is_err()); // a list: use parse_list
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn parse(s: &str) -> Result<BrokerUrl> {
         let cleaned = clean(s);
         let raw: &str = &cleaned;
@@ -321,6 +367,17 @@ impl BrokerUrl {
     /// Pieces are trimmed and empty pieces skipped, so `"amqp://a; amqp://b;"`
     /// is two URLs. Only `;` separates (as in Kombu); a comma is part of a URL.
     /// Fails when a piece does not parse or when there is no URL at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::BrokerUrl;
+    ///
+    /// let urls = BrokerUrl::parse_list("amqp://rabbit-a//; amqp://rabbit-b//;")?;
+    /// assert_eq!(urls.len(), 2);
+    /// assert_eq!(urls[1].host(), "rabbit-b");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn parse_list(s: &str) -> Result<Vec<BrokerUrl>> {
         let mut urls = Vec::new();
         let pieces = s.split(';').map(str::trim).filter(|p| !p.is_empty());
@@ -337,12 +394,31 @@ impl BrokerUrl {
     }
 
     /// The transport.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::BrokerUrl;
+    /// use kelp::url::TransportKind;
+    ///
+    /// assert_eq!(BrokerUrl::parse("rediss://cache:6380/0")?.transport(), TransportKind::Redis);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn transport(&self) -> TransportKind {
         self.scheme.transport()
     }
 
     /// The scheme as written, lowercased (`pyamqp` stays `pyamqp` here,
     /// though [`as_uri`](BrokerUrl::as_uri) prints it as `amqp`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let url = kelp::BrokerUrl::parse("pyamqp://rabbit//")?;
+    /// assert_eq!(url.scheme(), "pyamqp");
+    /// assert!(url.as_uri(false).starts_with("amqp://"));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn scheme(&self) -> &str {
         self.scheme.name()
     }
@@ -352,12 +428,33 @@ impl BrokerUrl {
     /// `amqps://` and `rediss://` always use TLS; otherwise `ssl=` in the
     /// query decides, and any `ssl_*` option turns TLS on too, as in Kombu,
     /// where those options make up the (then non-empty) ssl settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::BrokerUrl;
+    ///
+    /// assert!(BrokerUrl::parse("amqps://rabbit//")?.is_tls());
+    /// assert!(BrokerUrl::parse("amqp://rabbit//?ssl=true")?.is_tls());
+    /// assert!(!BrokerUrl::parse("amqp://rabbit//")?.is_tls());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn is_tls(&self) -> bool {
         self.tls
     }
 
     /// The host: percent-decoded, lowercased, brackets of an IPv6 literal
     /// removed (`::1`), or `localhost` when the URL names none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::BrokerUrl;
+    ///
+    /// assert_eq!(BrokerUrl::parse("amqp://[::1]:5672//")?.host(), "::1");
+    /// assert_eq!(BrokerUrl::parse("amqp://")?.host(), "localhost");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -367,16 +464,43 @@ impl BrokerUrl {
     /// Defaults: AMQP 5672 (5671 with TLS), Redis 6379, Sentinel 26379, none
     /// for `memory://` and `redis+socket://`. Port 0 counts as no port, as in
     /// Kombu.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::BrokerUrl;
+    ///
+    /// assert_eq!(BrokerUrl::parse("amqps://rabbit//")?.port(), Some(5671));
+    /// assert_eq!(BrokerUrl::parse("redis://cache")?.port(), Some(6379));
+    /// assert_eq!(BrokerUrl::parse("memory://")?.port(), None);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn port(&self) -> Option<u16> {
         self.port
     }
 
     /// The user id, explicit or the transport's default (`guest` for AMQP).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(kelp::BrokerUrl::parse("amqp://rabbit//")?.userid(), Some("guest"));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn userid(&self) -> Option<&str> {
         self.userid.as_deref()
     }
 
     /// The password, explicit or the transport's default (`guest` for AMQP).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Percent-encoding lets a password hold reserved characters.
+    /// let url = kelp::BrokerUrl::parse("amqp://app:p%40ss@rabbit//")?;
+    /// assert_eq!(url.password(), Some("p@ss"));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()
     }
@@ -386,6 +510,17 @@ impl BrokerUrl {
     /// For Redis it is the database number as written (`redis://h/2` gives
     /// `"2"`; see [`redis_db`](BrokerUrl::redis_db)); for `redis+socket://` it
     /// is the `virtual_host=` query option.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::BrokerUrl;
+    ///
+    /// assert_eq!(BrokerUrl::parse("amqp://rabbit//")?.virtual_host(), "/");
+    /// assert_eq!(BrokerUrl::parse("amqp://rabbit/staging")?.virtual_host(), "staging");
+    /// assert_eq!(BrokerUrl::parse("amqp://rabbit/%2Fstaging")?.virtual_host(), "/staging");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn virtual_host(&self) -> &str {
         &self.virtual_host
     }
@@ -393,6 +528,17 @@ impl BrokerUrl {
     /// The Redis database number, for Redis and Sentinel URLs: the virtual
     /// host read as Kombu's Redis transport reads it (`/` or nothing is 0, a
     /// leading `/` is dropped). `None` for other transports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::BrokerUrl;
+    ///
+    /// assert_eq!(BrokerUrl::parse("redis://cache/2")?.redis_db(), Some(2));
+    /// assert_eq!(BrokerUrl::parse("redis://cache")?.redis_db(), Some(0));
+    /// assert_eq!(BrokerUrl::parse("amqp://rabbit//")?.redis_db(), None);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn redis_db(&self) -> Option<u32> {
         if self.scheme.vhost_is_db() {
             redis_db_of(&self.virtual_host)
@@ -402,18 +548,43 @@ impl BrokerUrl {
     }
 
     /// The Unix socket path of a `redis+socket:///path/to/socket` URL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let url = kelp::BrokerUrl::parse("redis+socket:///run/redis.sock")?;
+    /// assert_eq!(url.socket_path(), Some("/run/redis.sock"));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn socket_path(&self) -> Option<&str> {
         self.socket_path.as_deref()
     }
 
     /// A query option, percent-decoded; the last one wins when a key repeats
     /// (as in Kombu, which reads the query into a dict).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let url = kelp::BrokerUrl::parse("amqp://rabbit//?region=eu%20west&region=us")?;
+    /// assert_eq!(url.query_param("region"), Some("us"));
+    /// assert_eq!(url.query_param("zone"), None);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn query_param(&self, key: &str) -> Option<&str> {
         last_value(&self.query, key)
     }
 
     /// All query options in order, percent-decoded. Options with an empty
     /// value (`?a=` or `?a`) are dropped, as Python's `parse_qsl` drops them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let url = kelp::BrokerUrl::parse("amqp://rabbit//?heartbeat=10&empty=")?;
+    /// assert_eq!(url.query(), [("heartbeat".to_string(), "10".to_string())]);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn query(&self) -> &[(String, String)] {
         &self.query
     }
@@ -421,6 +592,16 @@ impl BrokerUrl {
     /// A boolean query option: `true`/`false`, `1`/`0`, `yes`/`no`,
     /// `on`/`off`, in any case. `Ok(None)` when absent; a Config error for
     /// any other value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let url = kelp::BrokerUrl::parse("amqp://rabbit//?confirm_publish=yes&verbose=maybe")?;
+    /// assert_eq!(url.query_bool("confirm_publish")?, Some(true));
+    /// assert_eq!(url.query_bool("absent")?, None);
+    /// assert!(url.query_bool("verbose").unwrap_err().is_config());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn query_bool(&self, key: &str) -> Result<Option<bool>> {
         match self.query_param(key) {
             None => Ok(None),
@@ -440,6 +621,16 @@ impl BrokerUrl {
     /// to `required`, `optional` or `none` (Kombu also accepts `CERT_REQUIRED`
     /// and friends) and `check_hostname` to `true` or `false`; both were
     /// checked by [`parse`](BrokerUrl::parse). Other values are as given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let url = kelp::BrokerUrl::parse(
+    ///     "amqps://rabbit//?ssl_ca_certs=/etc/ssl/ca.pem&ssl_cert_reqs=CERT_REQUIRED",
+    /// )?;
+    /// assert_eq!(url.ssl_options(), [("ca_certs", "/etc/ssl/ca.pem"), ("cert_reqs", "required")]);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn ssl_options(&self) -> Vec<(&str, &str)> {
         let mut out: Vec<(&str, &str)> = Vec::new();
         let mut rest = self.query.as_slice();
@@ -469,6 +660,15 @@ impl BrokerUrl {
     /// `EXTERNAL`...), exactly as given. `None` when absent, in which case
     /// the AMQP transport uses `PLAIN`, as Kombu's does. Not checked here:
     /// brokers may offer mechanisms kelp does not know.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Authenticate with the client certificate instead of a password.
+    /// let url = kelp::BrokerUrl::parse("amqps://rabbit//?login_method=EXTERNAL")?;
+    /// assert_eq!(url.login_method(), Some("EXTERNAL"));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn login_method(&self) -> Option<&str> {
         self.query_param("login_method")
     }
@@ -477,6 +677,18 @@ impl BrokerUrl {
     ///
     /// `Ok(None)` when absent or 0 (heartbeats off); a Config error when
     /// negative, not finite or not a number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kelp::BrokerUrl;
+    ///
+    /// let url = BrokerUrl::parse("amqp://rabbit//?heartbeat=2.5")?;
+    /// assert_eq!(url.heartbeat()?, Some(Duration::from_millis(2500)));
+    /// assert_eq!(BrokerUrl::parse("amqp://rabbit//?heartbeat=0")?.heartbeat()?, None); // off
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn heartbeat(&self) -> Result<Option<Duration>> {
         Ok(self.seconds("heartbeat")?.filter(|d| !d.is_zero()))
     }
@@ -485,6 +697,16 @@ impl BrokerUrl {
     ///
     /// `Ok(None)` when absent; a Config error when negative, zero (no
     /// connection could ever be made), not finite or not a number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let url = kelp::BrokerUrl::parse("amqp://rabbit//?connect_timeout=3")?;
+    /// assert_eq!(url.connect_timeout()?, Some(Duration::from_secs(3)));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn connect_timeout(&self) -> Result<Option<Duration>> {
         match self.seconds("connect_timeout")? {
             Some(d) if d.is_zero() => Err(Error::config(format!(
@@ -514,6 +736,15 @@ impl BrokerUrl {
     /// that URL back as given). Use
     /// [`as_uri_with_query`](BrokerUrl::as_uri_with_query) for a form that
     /// keeps every option.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let url = kelp::BrokerUrl::parse("amqp://app:s3cret@rabbit//?heartbeat=30")?;
+    /// assert_eq!(url.as_uri(false), "amqp://app:**@rabbit:5672//");
+    /// assert_eq!(url.as_uri(true), "amqp://app:s3cret@rabbit:5672//");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn as_uri(&self, include_password: bool) -> String {
         self.render(include_password, false)
     }
@@ -521,6 +752,18 @@ impl BrokerUrl {
     /// [`as_uri`](BrokerUrl::as_uri) followed by the query options, so that
     /// parsing the unmasked form gives back an equal URL, options included.
     /// Not a Kombu format: Kombu has no printer that keeps the options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::BrokerUrl;
+    ///
+    /// let url = BrokerUrl::parse("amqp://rabbit//?heartbeat=30")?;
+    /// let printed = url.as_uri_with_query(true);
+    /// assert_eq!(printed, "amqp://guest:guest@rabbit:5672//?heartbeat=30");
+    /// assert_eq!(BrokerUrl::parse(&printed)?, url);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn as_uri_with_query(&self, include_password: bool) -> String {
         self.render(include_password, true)
     }

@@ -13,6 +13,17 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// A table of named values: message headers, queue and exchange arguments.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::{FieldTable, Value};
+///
+/// let mut headers = FieldTable::new();
+/// headers.insert("tenant".into(), "acme".into());
+/// headers.insert("attempt".into(), Value::from(2));
+/// assert_eq!(headers["attempt"].as_i64(), Some(2));
+/// ```
 pub type FieldTable = BTreeMap<String, Value>;
 
 /// A dynamically typed value.
@@ -20,6 +31,18 @@ pub type FieldTable = BTreeMap<String, Value>;
 /// Date, time, UUID and decimal values keep the text form Python's
 /// `isoformat()` / `str()` produce, so that they round-trip through Kombu's
 /// JSON extensions unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::Value;
+///
+/// let order = Value::from_serialize(&serde_json::json!({"id": 7, "items": ["pen", "ink"]}))?;
+/// assert_eq!(order.get("id"), Some(&Value::Int(7)));
+/// assert_eq!(order.get("items").and_then(Value::as_array).map(|a| a.len()), Some(2));
+/// assert_eq!(order.to_string(), r#"{"id": 7, "items": ["pen", "ink"]}"#);
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Default)]
 #[non_exhaustive]
 pub enum Value {
@@ -58,6 +81,13 @@ pub enum Value {
 
 impl Value {
     /// The text, for [`Value::String`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(kelp::Value::from("acme").as_str(), Some("acme"));
+    /// assert_eq!(kelp::Value::from(1).as_str(), None);
+    /// ```
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),
@@ -66,6 +96,16 @@ impl Value {
     }
 
     /// The integer, for [`Value::Int`] and [`Value::UInt`] values that fit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Value;
+    ///
+    /// assert_eq!(Value::from(42_u16).as_i64(), Some(42));
+    /// assert_eq!(Value::from(u64::MAX).as_i64(), None); // does not fit
+    /// assert_eq!(Value::from(1.5).as_i64(), None);
+    /// ```
     pub fn as_i64(&self) -> Option<i64> {
         match *self {
             Value::Int(i) => Some(i),
@@ -76,6 +116,15 @@ impl Value {
     }
 
     /// The number as a float, for any numeric value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Value;
+    ///
+    /// assert_eq!(Value::from(3).as_f64(), Some(3.0));
+    /// assert_eq!(Value::from(0.25).as_f64(), Some(0.25));
+    /// ```
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
             Value::Int(i) => Some(i as f64),
@@ -86,6 +135,12 @@ impl Value {
     }
 
     /// The boolean, for [`Value::Bool`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(kelp::Value::from(true).as_bool(), Some(true));
+    /// ```
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             Value::Bool(b) => Some(b),
@@ -94,6 +149,15 @@ impl Value {
     }
 
     /// The bytes, for [`Value::Bytes`] (and the UTF-8 bytes of a string).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Value;
+    ///
+    /// assert_eq!(Value::from(vec![1_u8, 2]).as_bytes(), Some(&[1_u8, 2][..]));
+    /// assert_eq!(Value::from("ab").as_bytes(), Some(&b"ab"[..]));
+    /// ```
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             Value::Bytes(b) => Some(b),
@@ -103,6 +167,15 @@ impl Value {
     }
 
     /// The table, for [`Value::Map`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::{FieldTable, Value};
+    ///
+    /// let table = Value::from(FieldTable::from([("k".to_string(), Value::from(1))]));
+    /// assert_eq!(table.as_map().map(|m| m.len()), Some(1));
+    /// ```
     pub fn as_map(&self) -> Option<&FieldTable> {
         match self {
             Value::Map(m) => Some(m),
@@ -111,6 +184,15 @@ impl Value {
     }
 
     /// The list, for [`Value::Array`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Value;
+    ///
+    /// let list = Value::from(vec![Value::from(1), Value::from("two")]);
+    /// assert_eq!(list.as_array().map(|items| items.len()), Some(2));
+    /// ```
     pub fn as_array(&self) -> Option<&[Value]> {
         match self {
             Value::Array(a) => Some(a),
@@ -119,21 +201,71 @@ impl Value {
     }
 
     /// Look up `key` in a [`Value::Map`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Value;
+    ///
+    /// let user = Value::from_serialize(&serde_json::json!({"name": "ada"}))?;
+    /// assert_eq!(user.get("name").and_then(Value::as_str), Some("ada"));
+    /// assert_eq!(user.get("email"), None);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.as_map().and_then(|m| m.get(key))
     }
 
     /// True for [`Value::Null`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Value;
+    ///
+    /// assert!(Value::from(None::<i32>).is_null());
+    /// assert!(!Value::from(0).is_null());
+    /// ```
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
 
     /// Convert any serializable value into a [`Value`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Retry {
+    ///     attempts: u8,
+    ///     last_error: Option<String>,
+    /// }
+    ///
+    /// let value = kelp::Value::from_serialize(&Retry { attempts: 3, last_error: None })?;
+    /// assert_eq!(value.get("attempts").and_then(|v| v.as_i64()), Some(3));
+    /// assert!(value.get("last_error").is_some_and(|v| v.is_null()));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> crate::Result<Value> {
         value.serialize(ValueSerializer)
     }
 
     /// Convert this value into a typed value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize, Debug, PartialEq)]
+    /// struct Point {
+    ///     x: i64,
+    ///     y: i64,
+    /// }
+    ///
+    /// let value = kelp::Value::from_serialize(&serde_json::json!({"x": 1, "y": 2}))?;
+    /// let point: Point = value.deserialize_into()?;
+    /// assert_eq!(point, Point { x: 1, y: 2 });
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn deserialize_into<T: de::DeserializeOwned>(self) -> crate::Result<T> {
         T::deserialize(self)
     }

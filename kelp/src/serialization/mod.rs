@@ -36,6 +36,36 @@ use crate::{Error, ErrorKind, Result, Value};
 use body::{Capture, Charset, RawBody};
 
 /// A codec for a custom serializer registered with [`register`].
+///
+/// It works on [`Value`]s: kelp converts typed bodies to and from them.
+///
+/// # Examples
+///
+/// A codec for newline-separated text lines:
+///
+/// ```
+/// use bytes::Bytes;
+/// use kelp::Value;
+/// use kelp::serialization::Codec;
+///
+/// struct Lines;
+///
+/// impl Codec for Lines {
+///     fn encode(&self, value: &Value) -> kelp::Result<Bytes> {
+///         let lines: Vec<String> = value.clone().deserialize_into()?;
+///         Ok(Bytes::from(lines.join("\n")))
+///     }
+///     fn decode(&self, body: &[u8]) -> kelp::Result<Value> {
+///         let text = String::from_utf8_lossy(body);
+///         Ok(Value::Array(text.lines().map(Value::from).collect()))
+///     }
+/// }
+///
+/// let body = Lines.encode(&Value::from(vec![Value::from("a"), Value::from("b")]))?;
+/// assert_eq!(body, "a\nb");
+/// assert_eq!(Lines.decode(&body)?.as_array().map(|l| l.len()), Some(2));
+/// # Ok::<(), kelp::Error>(())
+/// ```
 pub trait Codec: Send + Sync + 'static {
     /// Encode a dynamic value into a body.
     fn encode(&self, value: &Value) -> Result<Bytes>;
@@ -129,6 +159,24 @@ enum Kind {
 ///
 /// Cheap to clone. A custom serializer keeps its codec even if it is later
 /// unregistered.
+///
+/// Producers use one to write bodies ([`ProducerBuilder::serializer`]);
+/// it can also be used on its own.
+///
+/// [`ProducerBuilder::serializer`]: crate::ProducerBuilder::serializer
+///
+/// # Examples
+///
+/// ```
+/// use kelp::Serializer;
+/// use kelp::serialization::decode;
+///
+/// let serializer = Serializer::from_name("msgpack")?;
+/// let body = serializer.encode(&("ada", 36))?;
+/// let back: (String, u32) = decode(Some(serializer.content_type()), None, &body)?;
+/// assert_eq!(back, ("ada".to_string(), 36));
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Serializer {
     kind: Kind,
@@ -148,6 +196,14 @@ impl Serializer {
     /// (`serialize_bytes`, e.g. [`Bytes`] or `serde_bytes`) as Kombu's
     /// `{"__type__": "bytes", ...}` extension. Non-finite floats become
     /// `null` (Python would write `NaN`, which is not JSON).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let body = kelp::Serializer::json().encode(&serde_json::json!({"city": "Zürich", "n": 1}))?;
+    /// assert_eq!(body, r#"{"city": "Z\u00fcrich", "n": 1}"#);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn json() -> Serializer {
         Serializer::builtin(Builtin::Json)
     }
@@ -156,6 +212,20 @@ impl Serializer {
     ///
     /// Structs are maps with field names; strings and bytes keep distinct
     /// msgpack types, as Kombu's `packb(use_bin_type=True)` writes them.
+    ///
+    /// Smaller and faster to read than JSON, and it keeps bytes as bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Serializer;
+    ///
+    /// let msgpack = Serializer::msgpack();
+    /// assert_eq!(msgpack.content_type(), "application/x-msgpack");
+    /// let body = msgpack.encode(&[1, 2, 3])?;
+    /// assert_eq!(body.as_ref(), [0x93, 1, 2, 3]); // a 3-element array
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn msgpack() -> Serializer {
         Serializer::builtin(Builtin::Msgpack)
     }
@@ -165,6 +235,20 @@ impl Serializer {
     /// Strings that YAML 1.1 would read as something else (`yes`, `1:30`,
     /// `2024-01-02`...) are quoted, so Python's `safe_load` reads back what
     /// was written; bytes are `!!binary`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Serializer;
+    /// use kelp::serialization::decode;
+    ///
+    /// let yaml = Serializer::yaml();
+    /// // "no" is a boolean to YAML 1.1 readers unless quoted; kelp quotes it.
+    /// let body = yaml.encode(&vec!["yes", "no"])?;
+    /// let back: Vec<String> = decode(Some(yaml.content_type()), None, &body)?;
+    /// assert_eq!(back, ["yes", "no"]);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn yaml() -> Serializer {
         Serializer::builtin(Builtin::Yaml)
     }
@@ -173,6 +257,15 @@ impl Serializer {
     ///
     /// The value must serialize as bytes ([`Bytes`], `serde_bytes`,
     /// `Vec<u8>` / `[u8]`) or as a string (written as UTF-8).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let raw = kelp::Serializer::raw();
+    /// assert_eq!(raw.encode(&vec![0xde_u8, 0xad])?.as_ref(), [0xde, 0xad]);
+    /// assert_eq!(raw.encode("text")?, "text");
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn raw() -> Serializer {
         Serializer::builtin(Builtin::Raw)
     }
@@ -181,6 +274,15 @@ impl Serializer {
     ///
     /// The value must serialize as a string. This is what Kombu sends for a
     /// `str` body published without a serializer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let text = kelp::Serializer::text();
+    /// assert_eq!(text.encode("hello")?, "hello"); // no JSON quotes
+    /// assert!(text.encode(&42).unwrap_err().is_encode()); // not a string
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn text() -> Serializer {
         Serializer::builtin(Builtin::Text)
     }
@@ -191,6 +293,19 @@ impl Serializer {
     /// custom ones are looked up in the registry (this is the only lookup:
     /// the returned value is used without one). An unknown name is a
     /// [`Config`](ErrorKind::Config) error listing the known names.
+    ///
+    /// Handy when the serializer comes from configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Serializer;
+    ///
+    /// assert_eq!(Serializer::from_name("YAML")?.name(), "yaml");
+    /// assert_eq!(Serializer::from_name("application/json")?.name(), "json");
+    /// assert!(Serializer::from_name("pickle").unwrap_err().is_config());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn from_name(name: &str) -> Result<Serializer> {
         let key = name.trim();
         let base = base_type(key);
@@ -211,6 +326,12 @@ impl Serializer {
     }
 
     /// The serializer's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(kelp::Serializer::default().name(), "json");
+    /// ```
     pub fn name(&self) -> &str {
         match &self.kind {
             Kind::Builtin(b) => b.name(),
@@ -219,6 +340,12 @@ impl Serializer {
     }
 
     /// The content type it writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(kelp::Serializer::text().content_type(), "text/plain");
+    /// ```
     pub fn content_type(&self) -> &str {
         match &self.kind {
             Kind::Builtin(b) => b.content_type(),
@@ -227,6 +354,15 @@ impl Serializer {
     }
 
     /// The content encoding it writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Serializer;
+    ///
+    /// assert_eq!(Serializer::json().content_encoding(), "utf-8");
+    /// assert_eq!(Serializer::msgpack().content_encoding(), "binary");
+    /// ```
     pub fn content_encoding(&self) -> &str {
         match &self.kind {
             Kind::Builtin(b) => b.content_encoding(),
@@ -241,6 +377,20 @@ impl Serializer {
     /// [`encode_value`](Serializer::encode_value) to write them as Kombu's
     /// JSON type extensions instead. A custom serializer receives the value
     /// converted with [`Value::from_serialize`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Point {
+    ///     x: i32,
+    ///     y: i32,
+    /// }
+    ///
+    /// let body = kelp::Serializer::json().encode(&Point { x: 1, y: -2 })?;
+    /// assert_eq!(body, r#"{"x": 1, "y": -2}"#);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes> {
         match &self.kind {
             Kind::Builtin(Builtin::Json) => json::to_bytes(value)
@@ -266,6 +416,20 @@ impl Serializer {
     /// This is the inverse of [`decode_value`]. A custom codec receives the
     /// value as it is. Other serializers write the same as
     /// [`encode`](Serializer::encode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::{Serializer, Value};
+    ///
+    /// let price = Value::Decimal("9.99".into());
+    /// let body = Serializer::json().encode_value(&price)?;
+    /// assert_eq!(body, r#"{"__type__": "decimal", "__value__": "9.99"}"#);
+    /// // Python's Kombu reads this as Decimal("9.99"), and so does kelp:
+    /// let back = kelp::serialization::decode_value(Some("application/json"), None, &body)?;
+    /// assert_eq!(back, price);
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn encode_value(&self, value: &Value) -> Result<Bytes> {
         match &self.kind {
             Kind::Builtin(Builtin::Json) => json::to_bytes(&json::KombuJson(value))
@@ -347,6 +511,24 @@ fn decode_error(
 /// it reads as an empty string or byte sequence, as `None` for an `Option`
 /// and as `()`; other types fail with a [`Decode`](ErrorKind::Decode)
 /// error. For a dynamic value, [`decode_value`] keeps the extension types.
+///
+/// [`Message::decode`](crate::Message::decode) calls this with the
+/// message's content type and encoding; call it directly for bodies that
+/// came another way.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::serialization::decode;
+///
+/// let numbers: Vec<u32> = decode(Some("application/json"), Some("utf-8"), b"[1, 2, 3]")?;
+/// assert_eq!(numbers, [1, 2, 3]);
+///
+/// // Without a decoder for the type, text stays text.
+/// let note: String = decode(Some("text/plain"), Some("utf-8"), b"hi there")?;
+/// assert_eq!(note, "hi there");
+/// # Ok::<(), kelp::Error>(())
+/// ```
 pub fn decode<T: DeserializeOwned>(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
@@ -403,6 +585,18 @@ pub fn decode<T: DeserializeOwned>(
 /// or, with a `binary` encoding, [`Value::Bytes`]. An empty body is
 /// returned as empty [`Value::Bytes`], whatever its type, as Kombu returns
 /// it as it is.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::Value;
+/// use kelp::serialization::decode_value;
+///
+/// let body = br#"{"id": {"__type__": "uuid", "__value__": {"hex": "5b5e0d9e3c4a4f5e8a36c0c2a1d4a6f1"}}}"#;
+/// let value = decode_value(Some("application/json"), None, body)?;
+/// assert_eq!(value.get("id"), Some(&Value::Uuid("5b5e0d9e3c4a4f5e8a36c0c2a1d4a6f1".into())));
+/// # Ok::<(), kelp::Error>(())
+/// ```
 pub fn decode_value(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
@@ -496,6 +690,41 @@ fn name_for_type(content_type: &str) -> Option<String> {
 /// content type already registered under another name. Registering a name
 /// again replaces it. [`Serializer::from_name`], [`decode`], [`decode_value`]
 /// and [`Accept`] see the serializer from then on.
+///
+/// Registration is process-wide: do it once at startup.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use bytes::Bytes;
+/// use kelp::serialization::{self, Codec};
+/// use kelp::{Serializer, Value};
+///
+/// struct Lines;
+///
+/// impl Codec for Lines {
+///     fn encode(&self, value: &Value) -> kelp::Result<Bytes> {
+///         let lines: Vec<String> = value.clone().deserialize_into()?;
+///         Ok(Bytes::from(lines.join("\n")))
+///     }
+///     fn decode(&self, body: &[u8]) -> kelp::Result<Value> {
+///         let text = String::from_utf8_lossy(body);
+///         Ok(Value::Array(text.lines().map(Value::from).collect()))
+///     }
+/// }
+///
+/// serialization::register("lines-doc", "text/x-lines-doc", "utf-8", Arc::new(Lines))?;
+/// let lines = Serializer::from_name("lines-doc")?;
+/// let body = lines.encode(&["GET /", "GET /about"])?;
+/// assert_eq!(body, "GET /\nGET /about");
+/// let back: Vec<String> = serialization::decode(Some("text/x-lines-doc"), None, &body)?;
+/// assert_eq!(back, ["GET /", "GET /about"]);
+///
+/// // Built-in names are taken.
+/// assert!(serialization::register("json", "text/x-other", "utf-8", Arc::new(Lines)).is_err());
+/// # Ok::<(), kelp::Error>(())
+/// ```
 pub fn register(
     name: &str,
     content_type: &str,
@@ -554,6 +783,29 @@ pub fn register(
 /// Values already resolved with [`Serializer::from_name`] keep working.
 /// Unregistering a built-in or an unknown name is a
 /// [`Config`](ErrorKind::Config) error.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use bytes::Bytes;
+/// use kelp::serialization::{self, Codec};
+/// use kelp::{Serializer, Value};
+///
+/// struct Silent;
+/// impl Codec for Silent {
+///     fn encode(&self, _: &Value) -> kelp::Result<Bytes> { Ok(Bytes::new()) }
+///     fn decode(&self, _: &[u8]) -> kelp::Result<Value> { Ok(Value::Null) }
+/// }
+///
+/// serialization::register("silent-doc", "application/x-silent-doc", "binary", Arc::new(Silent))?;
+/// let kept = Serializer::from_name("silent-doc")?;
+/// serialization::unregister("silent-doc")?;
+/// assert!(Serializer::from_name("silent-doc").is_err());
+/// assert!(kept.encode(&1).is_ok()); // resolved before: still works
+/// assert!(serialization::unregister("json").unwrap_err().is_config());
+/// # Ok::<(), kelp::Error>(())
+/// ```
 pub fn unregister(name: &str) -> Result<()> {
     let name = name.trim();
     if Builtin::by_name(name).is_some() {
@@ -589,6 +841,18 @@ pub fn unregister(name: &str) -> Result<()> {
 /// decoders for them could be made to build arbitrary objects; kelp's
 /// decoders only ever produce plain data and run no code, so kelp accepts
 /// them. Use [`Accept::new`] to restrict the list.
+///
+/// # Examples
+///
+/// ```
+/// use kelp::Accept;
+///
+/// let accept = Accept::new(["json", "application/x-msgpack"])?;
+/// assert!(accept.allows(Some("application/json; charset=utf-8")));
+/// assert!(accept.allows(Some("application/data"))); // always trusted
+/// assert!(!accept.allows(Some("application/x-yaml")));
+/// # Ok::<(), kelp::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Accept {
     /// `None` accepts every known content type.
@@ -604,6 +868,18 @@ impl Accept {
     /// accept lists copied from Python configurations load, although kelp
     /// cannot deserialize pickle and returns such bodies as bytes). Any
     /// other name is a [`Config`](ErrorKind::Config) error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Accept;
+    ///
+    /// // The accept list of a Celery configuration, as is.
+    /// let accept = Accept::new(["json", "pickle"])?;
+    /// assert!(accept.allows(Some("application/x-python-serialize")));
+    /// assert!(Accept::new(["jsn"]).unwrap_err().is_config()); // a typo fails early
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn new<I, S>(names: I) -> Result<Accept>
     where
         I: IntoIterator<Item = S>,
@@ -637,11 +913,30 @@ impl Accept {
     }
 
     /// Accept every registered serializer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Accept;
+    ///
+    /// let all = Accept::all();
+    /// assert!(all.allows(Some("application/x-yaml")));
+    /// assert!(!all.allows(Some("application/x-unknown")));
+    /// ```
     pub fn all() -> Accept {
         Accept { types: None }
     }
 
     /// True if a message of this content type may be decoded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let accept = kelp::Accept::new(["json"])?;
+    /// assert!(accept.allows(Some("APPLICATION/JSON"))); // case does not matter
+    /// assert!(accept.allows(None)); // no content type: treated as application/data
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn allows(&self, content_type: Option<&str>) -> bool {
         let ct = effective_type(content_type);
         if TRUSTED.iter().any(|t| t.eq_ignore_ascii_case(ct)) {
@@ -660,6 +955,17 @@ impl Accept {
     ///
     /// The message follows Kombu's: `Refusing to deserialize untrusted
     /// content of type yaml (application/x-yaml)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let accept = kelp::Accept::new(["json"])?;
+    /// assert!(accept.check(Some("application/json")).is_ok());
+    /// let refused = accept.check(Some("application/x-yaml")).unwrap_err();
+    /// assert!(refused.is_content_disallowed());
+    /// assert!(refused.message().contains("yaml"));
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn check(&self, content_type: Option<&str>) -> Result<()> {
         if self.allows(content_type) {
             return Ok(());
@@ -677,6 +983,18 @@ impl Accept {
 
     /// The accepted content types, or `None` for [`Accept::all`]. The
     /// always-trusted types are not listed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Accept;
+    ///
+    /// let accept = Accept::new(["json", "msgpack"])?;
+    /// let types: Vec<&str> = accept.content_types().expect("a list").collect();
+    /// assert_eq!(types, ["application/json", "application/x-msgpack"]);
+    /// assert!(Accept::all().content_types().is_none());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn content_types(&self) -> Option<impl Iterator<Item = &str>> {
         self.types.as_ref().map(|t| t.iter().map(|s| &**s))
     }
