@@ -840,8 +840,24 @@ pub struct Consumer {
 impl Consumer {
     /// The next message, waiting at most `timeout`; `Ok(None)` when the
     /// consumer ended, an [`Empty`](crate::ErrorKind::Empty) error on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kelp::Queue;
+    /// use kelp::blocking::Connection;
+    ///
+    /// let conn = Connection::new("memory://")?;
+    /// let mut consumer = conn.consumer([Queue::new("blocking-timeout-doc")]).build()?;
+    /// let err = consumer.next_timeout(Duration::from_millis(20)).unwrap_err();
+    /// assert!(err.is_empty());
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Message>> {
-        match wait(tokio::time::timeout(timeout, self.inner.next()))? {
+        // The timer is created inside kelp's runtime: outside one, tokio has
+        // no timer to register it with.
+        match wait(async { tokio::time::timeout(timeout, self.inner.next()).await })? {
             Ok(Some(message)) => Ok(Some(Message { inner: message? })),
             Ok(None) => Ok(None),
             Err(_) => Err(Error::new(
