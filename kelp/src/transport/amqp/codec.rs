@@ -384,7 +384,7 @@ pub(crate) fn put_publish(
     Ok(())
 }
 
-fn put_properties(buf: &mut BytesMut, p: &Properties) -> Result<()> {
+pub(super) fn put_properties(buf: &mut BytesMut, p: &Properties) -> Result<()> {
     // py-amqp sends every property that is set, and always the headers
     // table (empty or not); so does kelp, to look the same on the wire.
     let mut flags = P_HEADERS;

@@ -42,7 +42,7 @@ use amq_protocol::protocol::AMQPClass;
 
 /// What kelp asks for; the broker may lower them.
 const CLIENT_CHANNEL_MAX: u16 = 2047;
-const CLIENT_FRAME_MAX: u32 = 131_072;
+pub(super) const CLIENT_FRAME_MAX: u32 = 131_072;
 /// Publishing pauses while this much is queued for a slow socket, so memory
 /// stays bounded when publishing without confirms.
 const HIGH_WATER: usize = 16 * 1024 * 1024;
