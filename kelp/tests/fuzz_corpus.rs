@@ -6,18 +6,28 @@ use std::fmt::Display;
 use std::fs;
 use std::path::PathBuf;
 
-/// Fewer files than this means the corpus went missing or was truncated.
-const MIN_FILES: usize = 5;
+/// Each target's minimised corpus holds over 200 files: fewer than this
+/// means it went missing or was cut down to the hand-written seeds.
+const MIN_FILES: usize = 100;
 
 /// The files of one target's corpus, sorted, as (name, bytes).
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds").join(target);
-    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(target);
+    let entries =
+        fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
     let mut files: Vec<(String, Vec<u8>)> = entries
         .map(|entry| {
-            let path = entry.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())).path();
-            let bytes = fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let path = entry
+                .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+                .path();
+            let bytes =
+                fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (name, bytes)
         })
         .collect();
