@@ -72,12 +72,19 @@ pub use worker::{StopHandle, Worker, WorkerBuilder};
 pub mod __fuzz {
     pub use crate::transport::amqp::fuzzing::*;
 
-    /// Parse a broker URL (or a `;` list) and check what parses re-parses.
-    pub fn url(text: &str) {
+    /// Parse a broker URL and a `;` list; returns how many URLs the list
+    /// holds. Every accessor must work on what parses, and the unmasked
+    /// printed form, options included, must parse back to an equal URL.
+    pub fn url(text: &str) -> crate::Result<usize> {
         if let Ok(url) = crate::BrokerUrl::parse(text) {
-            let again = crate::BrokerUrl::parse(&url.as_uri_with_query(true));
-            assert!(again.is_ok(), "a URL kelp printed does not parse: {url}");
+            let _ = (url.heartbeat(), url.connect_timeout(), url.query_bool("ssl"));
+            let _ = (url.ssl_options(), url.redis_db(), url.to_string(), format!("{url:?}"));
+            let printed = url.as_uri_with_query(true);
+            match crate::BrokerUrl::parse(&printed) {
+                Ok(again) => assert!(again == url, "{url:?} printed as {printed:?} parses as {again:?}"),
+                Err(e) => panic!("a URL kelp printed does not parse: {url:?} as {printed:?}: {e}"),
+            }
         }
-        let _ = crate::BrokerUrl::parse_list(text);
+        crate::BrokerUrl::parse_list(text).map(|urls| urls.len())
     }
 }

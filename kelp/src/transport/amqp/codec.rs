@@ -198,12 +198,50 @@ pub(crate) fn parse_method(payload: &Bytes) -> Result<Method> {
             _ => {}
         }
     }
+    check_table_depth(class, method, &mut r)?;
     match parse_class(&payload[..]) {
         Ok((_, class)) => Ok(Method::Other(class)),
         Err(e) => Err(protocol_error(format!(
             "cannot decode method {class}.{method}: {e}"
         ))),
     }
+}
+
+/// `amq-protocol` parses nested field tables and arrays by recursion with no
+/// limit: one frame of nested arrays would overflow the reader task's stack,
+/// which aborts the process. So the table of each method that carries one is
+/// first walked by kelp's own reader, which refuses deep nesting. `r` stands
+/// just after the class and method ids.
+fn check_table_depth(class: u16, method: u16, r: &mut Reader<'_>) -> Result<()> {
+    enum Field {
+        Octet,
+        Short,
+        ShortStr,
+    }
+    use Field::{Octet, Short, ShortStr};
+    // The fields before the table (AMQP 0-9-1); bits travel as one octet.
+    let before_table: &[Field] = match (class, method) {
+        (10, 10) => &[Octet, Octet],                                      // connection.start
+        (10, 11) => &[],                                                  // connection.start-ok
+        (40, 10) => &[Short, ShortStr, ShortStr, Octet],                  // exchange.declare
+        (40, 30) | (40, 40) => &[Short, ShortStr, ShortStr, ShortStr, Octet], // exchange.bind, unbind
+        (50, 10) => &[Short, ShortStr, Octet],                            // queue.declare
+        (50, 20) => &[Short, ShortStr, ShortStr, ShortStr, Octet],        // queue.bind
+        (50, 50) => &[Short, ShortStr, ShortStr, ShortStr],               // queue.unbind
+        (60, 20) => &[Short, ShortStr, ShortStr, Octet],                  // basic.consume
+        _ => return Ok(()),
+    };
+    let mut walk = || -> Result<()> {
+        for field in before_table {
+            match field {
+                Octet => drop(r.u8()?),
+                Short => drop(r.u16()?),
+                ShortStr => drop(r.short_str()?),
+            }
+        }
+        r.table().map(drop)
+    };
+    walk().map_err(|e| protocol_error(format!("cannot decode method {class}.{method}: {}", e.message())))
 }
 
 // Property flags of the basic class, most significant bit first.
@@ -384,7 +422,7 @@ pub(crate) fn put_publish(
     Ok(())
 }
 
-fn put_properties(buf: &mut BytesMut, p: &Properties) -> Result<()> {
+pub(super) fn put_properties(buf: &mut BytesMut, p: &Properties) -> Result<()> {
     // py-amqp sends every property that is set, and always the headers
     // table (empty or not); so does kelp, to look the same on the wire.
     let mut flags = P_HEADERS;
@@ -621,6 +659,63 @@ mod tests {
         assert!(read_frame(&mut unknown, 0).is_err());
         let mut garbage_method = BytesMut::from(&b"\x01\x00\x00\x00\x00\x00\x02\x00\x3c\xCE"[..]);
         assert!(read_frame(&mut garbage_method, 0).is_err());
+    }
+
+    /// A method frame: `class`.`method`, then `before` (the fields ahead of
+    /// the table), then a table `{"k": [[[...]]]}` of `depth` nested arrays.
+    fn method_with_nested_arrays(class: u16, method: u16, before: &[u8], depth: u32) -> BytesMut {
+        let mut arrays = Vec::new();
+        for level in 0..depth {
+            arrays.push(b'A');
+            arrays.extend_from_slice(&((depth - level - 1) * 5).to_be_bytes());
+        }
+        let mut payload = BytesMut::new();
+        payload.put_u16(class);
+        payload.put_u16(method);
+        payload.put_slice(before);
+        payload.put_u32(arrays.len() as u32 + 2);
+        payload.put_slice(b"\x01k");
+        payload.put_slice(&arrays);
+        let mut frame = BytesMut::new();
+        frame.put_u8(FRAME_METHOD);
+        frame.put_u16(1);
+        frame.put_u32(payload.len() as u32);
+        frame.put_slice(&payload);
+        frame.put_u8(FRAME_END);
+        frame
+    }
+
+    #[test]
+    fn deeply_nested_tables_are_refused_not_a_stack_overflow() {
+        // On a thread with tokio's default worker stack, where the reader runs.
+        let checks = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                // queue.declare (reserved, queue "q", bits): 26,000 levels
+                // fill a 128 KiB frame, and once crashed amq-protocol's parser.
+                let mut deep = method_with_nested_arrays(50, 10, b"\x00\x00\x01q\x00", 26_000);
+                let err = read_frame(&mut deep, 131_072).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Protocol);
+                assert!(err.message().contains("nested too deeply"), "{err}");
+                // connection.start (version 0-9) within the handshake's 4 KiB.
+                let mut start = method_with_nested_arrays(10, 10, b"\x00\x09", 800);
+                assert!(read_frame(&mut start, 0).is_err());
+                // Nesting kelp's own decoder accepts still reaches amq-protocol.
+                let mut shallow = method_with_nested_arrays(50, 10, b"\x00\x00\x01q\x00", 30);
+                let frame = read_frame(&mut shallow, 131_072).unwrap();
+                assert!(
+                    matches!(
+                        frame,
+                        Some(Frame::Method(1, Method::Other(AMQPClass::Queue(methods::queue::AMQPMethod::Declare(_)))))
+                    ),
+                    "{frame:?}"
+                );
+                // queue.unbind has no bits before its table.
+                let mut unbind = method_with_nested_arrays(50, 50, b"\x00\x00\x01q\x01e\x01r", 26_000);
+                assert!(read_frame(&mut unbind, 131_072).is_err());
+            })
+            .unwrap();
+        checks.join().unwrap();
     }
 
     #[test]

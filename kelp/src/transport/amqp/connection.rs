@@ -43,7 +43,7 @@ use amq_protocol::protocol::AMQPClass;
 
 /// What kelp asks for; the broker may lower them.
 const CLIENT_CHANNEL_MAX: u16 = 2047;
-const CLIENT_FRAME_MAX: u32 = 131_072;
+pub(super) const CLIENT_FRAME_MAX: u32 = 131_072;
 /// Publishing pauses while this much is queued for a slow socket, so memory
 /// stays bounded when publishing without confirms.
 const HIGH_WATER: usize = 16 * 1024 * 1024;
@@ -545,17 +545,21 @@ async fn connect_tcp(url: &BrokerUrl, port: u16) -> Result<TcpStream> {
 
 async fn read_handshake_frame(read: &mut ReadSide, buf: &mut BytesMut, url: &BrokerUrl) -> Result<Frame> {
     loop {
-        if let Some(frame) = read_frame(buf, 0)? {
+        // A broker refusing our protocol version answers with a protocol
+        // header of its own; read as a frame, its "AMQP" would make a
+        // frame size of over a gigabyte. So look for it first.
+        if buf.starts_with(b"AMQP") {
+            if buf.len() >= 8 {
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{url} does not speak AMQP 0-9-1 (it offered protocol {}.{}.{})",
+                        buf[5], buf[6], buf[7]
+                    ),
+                ));
+            }
+        } else if let Some(frame) = read_frame(buf, 0)? {
             return Ok(frame);
-        }
-        if buf.starts_with(b"AMQP") && buf.len() >= 8 {
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "{url} does not speak AMQP 0-9-1 (it offered protocol {}.{}.{})",
-                    buf[5], buf[6], buf[7]
-                ),
-            ));
         }
         let n = read
             .read_buf(buf)
@@ -1277,4 +1281,40 @@ impl ReaderChannel {
 fn unexpected(what: &str) -> Error {
     Error::new(ErrorKind::Protocol, format!("the broker sent {what}"))
         .with_reply(reply_code::UNEXPECTED_FRAME, "UNEXPECTED_FRAME")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The handshake's first read against a peer that sends `reply`.
+    async fn first_handshake_frame(reply: &'static [u8]) -> Result<Frame> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.write_all(reply).await.unwrap();
+            // Stay open until the client is done reading.
+            let mut rest = Vec::new();
+            let _ = socket.read_to_end(&mut rest).await;
+        });
+        let url = BrokerUrl::parse(&format!("amqp://127.0.0.1:{port}")).unwrap();
+        let (r, write) = TcpStream::connect(("127.0.0.1", port)).await.unwrap().into_split();
+        let mut read = ReadSide::Tcp(r);
+        let result = read_handshake_frame(&mut read, &mut BytesMut::new(), &url).await;
+        drop(write);
+        peer.await.unwrap();
+        result
+    }
+
+    #[tokio::test]
+    async fn a_broker_offering_another_protocol_is_named_as_such() {
+        // What an AMQP 1.0 broker answers to a 0-9-1 protocol header.
+        let err = first_handshake_frame(b"AMQP\x00\x01\x00\x00").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert!(err.message().contains("does not speak AMQP 0-9-1 (it offered protocol 1.0.0)"), "{err}");
+        // A real first frame still reads.
+        let frame = first_handshake_frame(b"\x08\x00\x00\x00\x00\x00\x00\xce").await.unwrap();
+        assert!(matches!(frame, Frame::Heartbeat), "{frame:?}");
+    }
 }
