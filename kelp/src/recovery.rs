@@ -214,7 +214,7 @@ mod tests {
         t.forget_queue("q");
         assert!(t.queues.is_empty() && t.bindings.is_empty());
         t.forget_exchange("ex");
-        assert!(t.is_empty());
+        assert!(t.exchanges.is_empty() && t.queues.is_empty() && t.bindings.is_empty());
     }
 
     #[test]

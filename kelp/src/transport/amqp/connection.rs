@@ -687,7 +687,7 @@ async fn handshake(
     codec::put_method(&mut out, 0, AMQPClass::Connection(methods::connection::AMQPMethod::StartOk(start_ok)))?;
     write.write_all(&out).await.map_err(w)?;
 
-    let tune = loop {
+    let tune = {
         let frame = match read_handshake_frame(read, buf, url).await {
             Ok(frame) => frame,
             // Brokers without authentication_failure_close just hang up.
@@ -700,7 +700,7 @@ async fn handshake(
             Err(e) => return Err(e),
         };
         match expect_connection_method(frame, url)? {
-            methods::connection::AMQPMethod::Tune(tune) => break tune,
+            methods::connection::AMQPMethod::Tune(tune) => tune,
             methods::connection::AMQPMethod::Close(close) => {
                 return Err(handshake_close_error(&close, url, "login"));
             }
