@@ -104,14 +104,13 @@ async fn publish_confirmed(
                 Poll::Pending => break,
             }
         }
-        if in_flight.len() >= window.max(1) {
-            if let Some((sent, oldest)) = in_flight.pop_front() {
+        if in_flight.len() >= window.max(1)
+            && let Some((sent, oldest)) = in_flight.pop_front() {
                 bounded("kelp: waiting for a confirm", STEP_TIMEOUT, oldest)
                     .await?
                     .ctx("kelp: confirm")?;
                 latencies.push(nanos_since(sent));
             }
-        }
     }
     for (sent, confirmation) in in_flight {
         bounded("kelp: waiting for a confirm", STEP_TIMEOUT, confirmation)

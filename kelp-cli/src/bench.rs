@@ -137,7 +137,7 @@ const SAMPLE_EVERY: u64 = 8;
 /// `epoch` (plus one, so that 0 means "not sampled") for sampled messages.
 fn stamped_body(size: usize, epoch: Instant, index: u64) -> Bytes {
     let mut body = BytesMut::with_capacity(size);
-    let stamp = if index % SAMPLE_EVERY == 0 {
+    let stamp = if index.is_multiple_of(SAMPLE_EVERY) {
         epoch.elapsed().as_nanos() as u64 + 1
     } else {
         0
@@ -235,7 +235,7 @@ pub async fn run_kelp(url: &str, messages: u64, size: usize, confirms: bool, vis
                 record_latency(&mut latencies, message.raw_body(), epoch);
                 message.ack().await?;
                 received += 1;
-                if received % 64 == 0 {
+                if received.is_multiple_of(64) {
                     counter.store(received, Ordering::Release);
                     consumed_notify.notify_one();
                 }
@@ -264,11 +264,10 @@ pub async fn run_kelp(url: &str, messages: u64, size: usize, confirms: bool, vis
         }
         let confirmation = producer.publish_bytes(stamped_body(size, epoch, sent)).enqueue().await?;
         in_flight.push_back(confirmation);
-        if in_flight.len() >= WINDOW {
-            if let Some(c) = in_flight.pop_front() {
+        if in_flight.len() >= WINDOW
+            && let Some(c) = in_flight.pop_front() {
                 c.await?;
             }
-        }
     }
     for c in in_flight {
         c.await?;
@@ -311,7 +310,7 @@ pub async fn run_mpsc(messages: u64, size: usize, visible: bool) -> Result<Bench
                 record_latency(&mut latencies, &body, epoch);
                 received += 1;
                 let _ = ack_tx.send(received);
-                if received % 1024 == 0 {
+                if received.is_multiple_of(1024) {
                     counter.store(received, Ordering::Relaxed);
                 }
             }

@@ -142,11 +142,10 @@ pub async fn publish(args: PublishArgs) -> Result<(), CliError> {
             publish = publish.header(key.clone(), value.clone());
         }
         pending.push_back(publish.enqueue().await?);
-        if pending.len() >= 1024 {
-            if let Some(confirmation) = pending.pop_front() {
+        if pending.len() >= 1024
+            && let Some(confirmation) = pending.pop_front() {
                 confirmation.await?;
             }
-        }
     }
     for confirmation in pending {
         confirmation.await?;

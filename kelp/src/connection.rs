@@ -640,11 +640,10 @@ impl Connection {
     pub async fn maybe_declare(&self, entity: impl Into<Entity>) -> Result<bool> {
         let entity = entity.into();
         let key = entity.cache_key();
-        if let Some(key) = &key {
-            if lock(&self.shared.declared).contains(key) {
+        if let Some(key) = &key
+            && lock(&self.shared.declared).contains(key) {
                 return Ok(false);
             }
-        }
         let generation = self.shared.generation.load(Ordering::Acquire);
         let channel = self.default_channel().await?;
         entity.declare(&channel).await?;
@@ -960,17 +959,15 @@ impl Connection {
 
     /// The live broker connection, connecting first if needed.
     pub(crate) async fn transport(&self) -> Result<Arc<Active>> {
-        if let Some(active) = self.active() {
-            if active.transport.is_open() {
+        if let Some(active) = self.active()
+            && active.transport.is_open() {
                 return Ok(active);
             }
-        }
         let mut link = self.shared.link.lock().await;
-        if let Some(active) = self.active() {
-            if active.transport.is_open() {
+        if let Some(active) = self.active()
+            && active.transport.is_open() {
                 return Ok(active);
             }
-        }
         let active = Arc::new(self.connect_cycle(&mut link).await?);
         // Restore before anyone else sees the new connection: a publisher
         // that got it early would publish before its queue is declared
@@ -1093,11 +1090,10 @@ impl Connection {
         for queue in &queues {
             let name = if queue.server_named { "" } else { queue.name.as_str() };
             let declared = on_channel!("queue", queue.name, |ch| declare_queue_on(ch, &queue.spec, name, false));
-            if let Ok(declared) = declared {
-                if declared.name != queue.name {
+            if let Ok(declared) = declared
+                && declared.name != queue.name {
                     self.rename_queue(&queue.name, &declared.name);
                 }
-            }
         }
         let bindings = if queues.iter().any(|q| q.server_named) {
             lock(&self.shared.topology).bindings.clone()

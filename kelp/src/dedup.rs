@@ -111,11 +111,10 @@ impl Deduplicator {
         if seen.ids.contains(id) {
             return false;
         }
-        if seen.order.len() >= self.capacity {
-            if let Some(oldest) = seen.order.pop_front() {
+        if seen.order.len() >= self.capacity
+            && let Some(oldest) = seen.order.pop_front() {
                 seen.ids.remove(&oldest);
             }
-        }
         seen.ids.insert(id.to_owned());
         seen.order.push_back(id.to_owned());
         true

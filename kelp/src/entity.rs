@@ -1158,11 +1158,10 @@ impl Queue {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
     /// ```
     pub async fn declare(&self, channel: &Channel) -> Result<DeclaredQueue> {
-        if let Some(exchange) = &self.exchange {
-            if self.bindings.is_empty() {
+        if let Some(exchange) = &self.exchange
+            && self.bindings.is_empty() {
                 exchange.declare(channel).await?;
             }
-        }
         for binding in &self.bindings {
             binding.exchange.declare(channel).await?;
         }
@@ -1203,15 +1202,13 @@ impl Queue {
     }
 
     async fn bind_all(&self, channel: &Channel, name: &str) -> Result<()> {
-        if self.bindings.is_empty() {
-            if let Some(exchange) = &self.exchange {
-                if !exchange.name.is_empty() {
+        if self.bindings.is_empty()
+            && let Some(exchange) = &self.exchange
+                && !exchange.name.is_empty() {
                     channel
                         .queue_bind(name, &exchange.name, &self.routing_key, &self.binding_arguments)
                         .await?;
                 }
-            }
-        }
         for binding in &self.bindings {
             channel
                 .queue_bind(name, &binding.exchange.name, &binding.routing_key, &binding.arguments)

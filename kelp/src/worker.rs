@@ -526,11 +526,10 @@ async fn consume_forever(
                 continue;
             }
         };
-        if restarted {
-            if let Some(hook) = &on_revived {
+        if restarted
+            && let Some(hook) = &on_revived {
                 hook();
             }
-        }
         restarted = true;
         loop {
             let next = tokio::select! {
@@ -571,9 +570,8 @@ async fn handle(handler: &Handler, mut message: Message) {
             twin.requeue().await
         }
     };
-    if let Err(e) = settled {
-        if !e.is_stale() && !e.is_message_state() {
+    if let Err(e) = settled
+        && !e.is_stale() && !e.is_message_state() {
             tracing::warn!(error = %e, "worker: could not settle a message");
         }
-    }
 }

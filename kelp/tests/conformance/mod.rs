@@ -129,11 +129,10 @@ pub async fn default_channel_connects_lazily(url: &str) {
 pub async fn as_uri_masks_password(url: &str) {
     let conn = Connection::new(url).unwrap();
     let shown = format!("{conn} {conn:?} {}", conn.as_uri(false));
-    if let Some(password) = conn.current_url().password() {
-        if !password.is_empty() {
+    if let Some(password) = conn.current_url().password()
+        && !password.is_empty() {
             assert!(!shown.contains(&format!(":{password}@")), "password leaked: {shown}");
         }
-    }
 }
 
 // ---------------------------------------------------------------------------

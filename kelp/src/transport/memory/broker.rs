@@ -549,11 +549,10 @@ impl Topology {
             }
             match &binding.destination {
                 Destination::Queue(q) => {
-                    if let Some(queue) = self.queues.get(q) {
-                        if !targets.iter().any(|t| Arc::ptr_eq(t, queue)) {
+                    if let Some(queue) = self.queues.get(q)
+                        && !targets.iter().any(|t| Arc::ptr_eq(t, queue)) {
                             targets.push(queue);
                         }
-                    }
                 }
                 Destination::Exchange(e) => self.route(e, routing_key, headers, targets, visited),
             }
@@ -725,11 +724,10 @@ impl QueueInner {
             while let Some(head) = bucket.pop_front() {
                 self.len -= 1;
                 self.bytes -= head.message.content.body.len();
-                if let Some(deadline) = head.expires_at {
-                    if *now.get_or_insert_with(Instant::now) >= deadline {
+                if let Some(deadline) = head.expires_at
+                    && *now.get_or_insert_with(Instant::now) >= deadline {
                         continue;
                     }
-                }
                 return Some(head);
             }
         }

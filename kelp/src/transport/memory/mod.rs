@@ -179,11 +179,10 @@ impl ChannelInner {
 
     /// A channel error closes the channel, as AMQP brokers do.
     fn fail<T>(&self, error: Error) -> Result<T> {
-        if error.kind() == ErrorKind::Channel {
-            if let (Some(code), Some(text)) = (error.reply_code(), error.reply_text()) {
+        if error.kind() == ErrorKind::Channel
+            && let (Some(code), Some(text)) = (error.reply_code(), error.reply_text()) {
                 self.shutdown(Some((code, text.to_owned())));
             }
-        }
         Err(error)
     }
 
