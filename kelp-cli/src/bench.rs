@@ -40,7 +40,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Instead of throughput: kill -9 and freeze (SIGSTOP) a RabbitMQ node
-    /// under kelp and under Python Kombu, and report detection and resume
+    /// under kelp (as is, and with a warm standby connection) and under
+    /// Python Kombu, and report detection and resume
     /// times, losses and duplicates. Starts two throwaway local nodes (needs
     /// `rabbitmq-server` installed); Kombu comes from `KELP_BENCH_PYTHON`.
     #[arg(long)]

@@ -201,11 +201,13 @@ fn tally(
     }
 }
 
-/// kelp through one fault.
-pub async fn run_kelp(fault: Fault) -> Result<FailoverResult, CliError> {
+/// kelp through one fault; with `standby`, a warm standby connection is
+/// kept to the other node (`ConnectionBuilder::warm_standby`).
+pub async fn run_kelp(fault: Fault, standby: bool) -> Result<FailoverResult, CliError> {
     let (a, b) = start_nodes().await?;
     let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
         .failover_strategy(FailoverStrategy::PriorityOrder)
+        .warm_standby(standby)
         .heartbeat(Some(HEARTBEAT))
         .build()
         .map_err(|e| fail("URL", e))?;
@@ -265,7 +267,8 @@ pub async fn run_kelp(fault: Fault) -> Result<FailoverResult, CliError> {
     let mut seen = HashMap::new();
     count_ids(&[a.url(), b.url()], &mut seen).await?;
     let confirmed = confirmed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Ok(tally("kelp", fault, &confirmed, (fault_at, end), noticed, &seen))
+    let client = if standby { "kelp+standby" } else { "kelp" };
+    Ok(tally(client, fault, &confirmed, (fault_at, end), noticed, &seen))
 }
 
 /// Python Kombu (py-amqp) through one fault, driven by an embedded script.
@@ -346,7 +349,8 @@ pub async fn run(json_out: bool) -> Result<(), CliError> {
     let python = python();
     let mut results = Vec::new();
     for fault in [Fault::Kill, Fault::Freeze] {
-        results.push(run_kelp(fault).await?);
+        results.push(run_kelp(fault, false).await?);
+        results.push(run_kelp(fault, true).await?);
         results.push(run_kombu(&python, fault).await?);
     }
     let ms = |v: Option<f64>, none: &str| v.map_or_else(|| none.to_owned(), |v| format!("{v:.0}"));
@@ -360,12 +364,12 @@ pub async fn run(json_out: bool) -> Result<(), CliError> {
     } else {
         println!("kelp bench --failover: two local RabbitMQ nodes, heartbeat {HEARTBEAT:?}, publishes with confirms");
         println!(
-            "{:<7} {:<9} {:>12} {:>11} {:>11} {:>10} {:>6} {:>11}",
+            "{:<12} {:<9} {:>12} {:>11} {:>11} {:>10} {:>6} {:>11}",
             "client", "fault", "detected ms", "stalled ms", "resumed ms", "confirmed", "lost", "duplicates"
         );
         for r in &results {
             println!(
-                "{:<7} {:<9} {:>12} {:>11.0} {:>11} {:>10} {:>6} {:>11}",
+                "{:<12} {:<9} {:>12} {:>11.0} {:>11} {:>10} {:>6} {:>11}",
                 r.client,
                 r.fault.name(),
                 ms(r.detected_ms, "-"),
@@ -377,7 +381,7 @@ pub async fn run(json_out: bool) -> Result<(), CliError> {
             );
         }
     }
-    if let Some(r) = results.iter().find(|r| r.client == "kelp" && r.lost > 0) {
+    if let Some(r) = results.iter().find(|r| r.client.starts_with("kelp") && r.lost > 0) {
         return Err(CliError::failure(format!("kelp lost {} confirmed messages under {}", r.lost, r.fault.name())));
     }
     Ok(())

@@ -58,6 +58,7 @@ pub struct ConnectionBuilder {
     retry: RetryPolicy,
     recovery: bool,
     max_unconfirmed: usize,
+    standby: bool,
 }
 
 impl ConnectionBuilder {
@@ -72,6 +73,7 @@ impl ConnectionBuilder {
             retry: RetryPolicy::default(),
             recovery: true,
             max_unconfirmed: 100_000,
+            standby: false,
         }
     }
 
@@ -129,6 +131,32 @@ impl ConnectionBuilder {
     /// ```
     pub fn automatic_recovery(mut self, on: bool) -> ConnectionBuilder {
         self.recovery = on;
+        self
+    }
+
+    /// Keep a warm standby (default: off): while connected, also hold a
+    /// connection to the broker the failover strategy would pick next, with
+    /// the recorded exchanges, queues and bindings declared there too. A
+    /// failover to it then skips connecting and creating queues, so
+    /// publishing resumes sooner.
+    ///
+    /// The price: one more idle connection, and the application's entities
+    /// exist on the standby broker before it is used (server-named queues
+    /// excepted). The standby's own events are silent until it takes over.
+    /// Only meaningful with several URLs.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let conn = kelp::Connection::builder("amqp://primary//;amqp://standby//")
+    ///     .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+    ///     .warm_standby(true)
+    ///     .build()?;
+    /// # let _ = conn;
+    /// # Ok::<(), kelp::Error>(())
+    /// ```
+    pub fn warm_standby(mut self, on: bool) -> ConnectionBuilder {
+        self.standby = on;
         self
     }
 
@@ -291,6 +319,10 @@ impl ConnectionBuilder {
                 retry: self.retry,
                 recovery: self.recovery,
                 max_unconfirmed: self.max_unconfirmed,
+                standby_enabled: self.standby,
+                standby: Mutex::new(None),
+                standby_wake: Arc::new(tokio::sync::Notify::new()),
+                topology_version: AtomicU64::new(0),
                 closed_by_app: AtomicBool::new(false),
                 topology: Mutex::new(Topology::default()),
                 cores: Mutex::new(Vec::new()),
@@ -343,6 +375,13 @@ pub(crate) struct Shared {
     retry: RetryPolicy,
     recovery: bool,
     max_unconfirmed: usize,
+    standby_enabled: bool,
+    /// The warm standby connection, when one is open.
+    standby: Mutex<Option<Standby>>,
+    /// Woken when the recorded topology changes, so the standby follows it.
+    standby_wake: Arc<tokio::sync::Notify>,
+    /// Bumped on every change to the recorded topology.
+    topology_version: AtomicU64,
     /// Set by `close()`: a lost connection is then not recovered.
     closed_by_app: AtomicBool,
     /// What was declared, to declare it again after a reconnect.
@@ -357,8 +396,22 @@ struct Link {
     last: Option<usize>,
 }
 
+/// A connection held ready to take over (see `warm_standby`).
+struct Standby {
+    url_index: usize,
+    transport: Arc<AnyTransport>,
+    /// Opened when it takes over; until then its events are not the
+    /// application's business.
+    events_gate: Arc<AtomicBool>,
+    /// The topology version (see `Shared::topology_version`) it holds in
+    /// full, `u64::MAX` before the first complete declaration.
+    declared_version: Arc<AtomicU64>,
+}
+
 pub(crate) struct Active {
-    pub(crate) transport: AnyTransport,
+    pub(crate) transport: Arc<AnyTransport>,
+    /// A warm standby that already holds the whole recorded topology.
+    pub(crate) topology_declared: bool,
     pub(crate) url_index: usize,
     pub(crate) generation: u64,
     pub(crate) events: Events,
@@ -496,6 +549,10 @@ impl Connection {
         let cores: Vec<Arc<ChannelCore>> = lock(&self.shared.cores).iter().filter_map(Weak::upgrade).collect();
         for core in cores {
             confirm::lock(&core.confirms).fail_all(&closed);
+        }
+        let standby = lock(&self.shared.standby).take();
+        if let Some(standby) = standby {
+            let _ = standby.transport.close().await;
         }
         if let Some(active) = active {
             active.transport.close().await?;
@@ -904,6 +961,10 @@ impl Connection {
 
     pub(crate) fn record(&self, f: impl FnOnce(&mut Topology)) {
         f(&mut lock(&self.shared.topology));
+        self.shared.topology_version.fetch_add(1, Ordering::AcqRel);
+        if self.shared.standby_enabled {
+            self.shared.standby_wake.notify_one();
+        }
     }
 
     pub(crate) fn register_core(&self, core: &Arc<ChannelCore>) {
@@ -983,6 +1044,7 @@ impl Connection {
             .unwrap_or_else(|e| e.into_inner()) = Some(active.clone());
         self.shared.closed_by_app.store(false, Ordering::Release);
         self.supervise(&active);
+        self.prepare_standby(&active);
         Ok(active)
     }
 
@@ -1059,6 +1121,18 @@ impl Connection {
     /// Called with the link lock held and before `active` is published, so
     /// operations wait until it is done.
     async fn restore(&self, active: &Arc<Active>) {
+        if !active.topology_declared {
+            self.declare_topology(&active.transport, false).await;
+        }
+        self.reopen_and_reconsume(active).await;
+    }
+
+    /// Declare the recorded exchanges, queues and bindings on `transport`.
+    /// On a standby, server-named queues (and bindings to them) are left
+    /// out: they get new names when they are declared for real.
+    /// True when everything was declared (nothing failed or was left out).
+    async fn declare_topology(&self, transport: &AnyTransport, standby: bool) -> bool {
+        let mut complete = true;
         let topology = {
             let t = lock(&self.shared.topology);
             (t.exchanges.clone(), t.queues.clone(), t.bindings.clone())
@@ -1069,17 +1143,25 @@ impl Connection {
         macro_rules! on_channel {
             ($what:expr, $entity:expr, |$ch:ident| $op:expr) => {{
                 if channel.as_ref().is_none_or(|c: &crate::transport::AnyChannel| !c.is_open()) {
-                    channel = active.transport.open_channel(scratch.clone()).await.ok();
+                    channel = transport.open_channel(scratch.clone()).await.ok();
                 }
                 let result = match &channel {
                     Some($ch) => $op.await,
                     None => Err(Error::connection("cannot open a channel to restore the topology")),
                 };
-                if let Err(e) = &result {
-                    self.shared.events.emit(Event::TopologyRecoveryFailed {
+                if result.is_err() {
+                    complete = false;
+                }
+                match &result {
+                    // The failover declares it again and reports then.
+                    Err(e) if standby => {
+                        tracing::debug!(entity = %$entity, error = %e, "not declared on the standby");
+                    }
+                    Err(e) => self.shared.events.emit(Event::TopologyRecoveryFailed {
                         entity: format!("{} {}", $what, $entity),
                         reason: e.to_string(),
-                    });
+                    }),
+                    Ok(_) => {}
                 }
                 result
             }};
@@ -1087,7 +1169,12 @@ impl Connection {
         for exchange in &exchanges {
             let _ = on_channel!("exchange", exchange.name, |ch| declare_exchange_on(ch, exchange));
         }
+        let server_named: Vec<String> = queues.iter().filter(|q| q.server_named).map(|q| q.name.clone()).collect();
         for queue in &queues {
+            if standby && queue.server_named {
+                complete = false;
+                continue;
+            }
             let name = if queue.server_named { "" } else { queue.name.as_str() };
             let declared = on_channel!("queue", queue.name, |ch| declare_queue_on(ch, &queue.spec, name, false));
             if let Ok(declared) = declared
@@ -1101,6 +1188,9 @@ impl Connection {
             bindings
         };
         for b in &bindings {
+            if standby && b.to_queue && server_named.contains(&b.destination) {
+                continue;
+            }
             let args = BindArgs {
                 destination: &b.destination,
                 source: &b.source,
@@ -1117,10 +1207,22 @@ impl Connection {
             });
         }
         if let Some(channel) = channel {
-            let _ = channel.close().await;
+            // Nobody waits for the scratch channel to close.
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(async move {
+                    let _ = channel.close().await;
+                })),
+                Err(_) => {
+                    let _ = channel.close().await;
+                }
+            }
         }
+        complete
+    }
 
-        // Channels, then consumers on them.
+    /// Reopen the channels on the new connection (publishing again what was
+    /// not confirmed), then the consumers on them.
+    async fn reopen_and_reconsume(&self, active: &Arc<Active>) {
         let cores: Vec<Arc<ChannelCore>> = lock(&self.shared.cores).iter().filter_map(Weak::upgrade).collect();
         for core in &cores {
             if let Err(e) = core.reopen_on(active).await {
@@ -1175,10 +1277,124 @@ impl Connection {
         });
     }
 
+    /// The warm standby as the new connection, if it is still alive.
+    fn take_standby(&self, link: &mut Link) -> Option<Active> {
+        let shared = &self.shared;
+        let standby = lock(&shared.standby).take()?;
+        if !standby.transport.is_open() {
+            return None;
+        }
+        standby.events_gate.store(true, Ordering::Release);
+        link.last = Some(standby.url_index);
+        lock(&shared.declared).clear();
+        let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let broker = shared.urls[standby.url_index].to_string();
+        tracing::debug!(%broker, generation, "the warm standby takes over");
+        shared.events.emit(Event::Connected { broker: broker.clone() });
+        let topology_declared =
+            standby.declared_version.load(Ordering::Acquire) == shared.topology_version.load(Ordering::Acquire);
+        Some(Active {
+            transport: standby.transport,
+            topology_declared,
+            url_index: standby.url_index,
+            generation,
+            events: shared.events.clone(),
+            broker,
+        })
+    }
+
+    /// Open the warm standby in the background: a connection to the broker
+    /// the strategy would try next, with the recorded topology declared on
+    /// it and kept declared as the application declares more.
+    fn prepare_standby(&self, active: &Arc<Active>) {
+        let shared = &self.shared;
+        if !shared.standby_enabled || shared.urls.len() < 2 {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let order = shared.strategy.cycle(&shared.urls, Some(active.url_index));
+        let Some(index) = order.into_iter().find(|&i| i != active.url_index) else {
+            return;
+        };
+        if lock(&shared.standby).as_ref().is_some_and(|s| s.url_index == index && s.transport.is_open()) {
+            return;
+        }
+        let generation = active.generation;
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        let wake = shared.standby_wake.clone();
+        runtime.spawn(async move {
+            let Some(shared) = weak.upgrade() else { return };
+            let conn = Connection { shared };
+            let url = conn.shared.urls[index].clone();
+            let Ok(mut options) = conn.connect_options(&url) else { return };
+            let (events, events_gate) = conn.shared.events.gated();
+            options.events = events;
+            let attempt = tokio::time::timeout(options.connect_timeout, AnyTransport::connect(&url, &options)).await;
+            let transport = match attempt {
+                Ok(Ok(transport)) => Arc::new(transport),
+                Ok(Err(e)) => {
+                    tracing::debug!(broker = %url, error = %e, "no warm standby");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(broker = %url, "no warm standby: the connect timed out");
+                    return;
+                }
+            };
+            let mut closed = transport.closed();
+            let declared_version = Arc::new(AtomicU64::new(u64::MAX));
+            let version = conn.shared.topology_version.load(Ordering::Acquire);
+            if conn.declare_topology(&transport, true).await {
+                declared_version.store(version, Ordering::Release);
+            }
+            if conn.generation() != generation || conn.shared.closed_by_app.load(Ordering::Acquire) {
+                let _ = transport.close().await;
+                return;
+            }
+            tracing::debug!(broker = %url, "warm standby ready");
+            let previous = lock(&conn.shared.standby).replace(Standby {
+                url_index: index,
+                transport: transport.clone(),
+                events_gate: events_gate.clone(),
+                declared_version: declared_version.clone(),
+            });
+            if let Some(previous) = previous {
+                let _ = previous.transport.close().await;
+            }
+            // Follow the topology without keeping the connection or the
+            // standby alive: when either goes, so does this task.
+            let weak_transport = Arc::downgrade(&transport);
+            drop(transport);
+            drop(conn);
+            loop {
+                tokio::select! {
+                    _ = &mut closed => return,
+                    _ = wake.notified() => {}
+                }
+                if events_gate.load(Ordering::Acquire) {
+                    return; // it took over; recovery declares everything
+                }
+                let (Some(shared), Some(transport)) = (weak.upgrade(), weak_transport.upgrade()) else {
+                    return;
+                };
+                let conn = Connection { shared };
+                let version = conn.shared.topology_version.load(Ordering::Acquire);
+                if conn.declare_topology(&transport, true).await {
+                    declared_version.store(version, Ordering::Release);
+                }
+            }
+        });
+    }
+
     /// Try every broker once, in the strategy's order.
     async fn connect_cycle(&self, link: &mut Link) -> Result<Active> {
         let shared = &self.shared;
         let order = shared.strategy.cycle(&shared.urls, link.last);
+        if let Some(active) = self.take_standby(link) {
+            return Ok(active);
+        }
         let mut failures = Vec::new();
         let mut last_error = None;
         for index in order {
@@ -1192,7 +1408,8 @@ impl Connection {
                     let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
                     tracing::debug!(broker = %url, generation, "connected");
                     return Ok(Active {
-                        transport,
+                        transport: Arc::new(transport),
+                        topology_declared: false,
                         url_index: index,
                         generation,
                         events: shared.events.clone(),

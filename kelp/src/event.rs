@@ -145,15 +145,35 @@ impl fmt::Display for Event {
 #[derive(Clone, Debug)]
 pub(crate) struct Events {
     sender: tokio::sync::broadcast::Sender<Event>,
+    /// When set, events pass only while it is true (a warm standby's
+    /// connection stays silent until it takes over).
+    gate: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Events {
     pub(crate) fn new() -> Events {
         let (sender, _) = tokio::sync::broadcast::channel(256);
-        Events { sender }
+        Events { sender, gate: None }
+    }
+
+    /// The same subscribers behind a gate, closed until the returned flag
+    /// is set.
+    pub(crate) fn gated(&self) -> (Events, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let events = Events {
+            sender: self.sender.clone(),
+            gate: Some(gate.clone()),
+        };
+        (events, gate)
     }
 
     pub(crate) fn emit(&self, event: Event) {
+        if let Some(gate) = &self.gate
+            && !gate.load(std::sync::atomic::Ordering::Acquire)
+        {
+            tracing::debug!(%event, "standby event");
+            return;
+        }
         match &event {
             Event::ConnectionLost { .. }
             | Event::Blocked { .. }

@@ -455,3 +455,66 @@ async fn publishing_waits_for_the_topology_to_be_declared_again() {
     let lost: Vec<&String> = sent.iter().filter(|id| !found.contains(id)).collect();
     assert!(lost.is_empty(), "{} of {} confirmed messages lost: {lost:?}", lost.len(), sent.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_standby_follows_the_topology_and_takes_over() {
+    let a = RabbitNode::start_async().await.unwrap();
+    let b = RabbitNode::start_async().await.unwrap();
+    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .warm_standby(true)
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let queue = Queue::new("warm");
+    queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    // The standby declares on b what the application declares on a.
+    let b_url = b.url();
+    kelp_test_support::wait_for_async(
+        || {
+            let url = b_url.clone();
+            async move {
+                let probe = Connection::builder(url.as_str()).automatic_recovery(false).build().unwrap();
+                let found = match probe.default_channel().await {
+                    Ok(channel) => Queue::new("warm").passive(true).declare(&channel).await.is_ok(),
+                    Err(_) => false,
+                };
+                let _ = probe.close().await;
+                found
+            }
+        },
+        PATIENCE,
+    )
+    .await
+    .expect("the standby declared the queue on b");
+    let producer = conn.producer().routing_key("warm").build().await.unwrap();
+    producer.publish("before").message_id("before").send().await.unwrap();
+    // Declared just before the fault: the standby may not have caught up,
+    // and the failover must declare it then.
+    let late = Queue::new("warm-late");
+    late.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    a.kill();
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let id = format!("after-{i}");
+        producer.publish(&i).message_id(id.clone()).send().await.unwrap();
+        sent.push(id);
+    }
+    assert_eq!(conn.current_url().port(), Some(b.addr().port()));
+    // The standby's own connect was silent: connected to a, then to b.
+    let mut connected = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let Event::Connected { broker } = event {
+            connected.push(broker);
+        }
+    }
+    let a_port = format!(":{}/", a.addr().port());
+    let b_port = format!(":{}/", b.addr().port());
+    assert_eq!(connected.len(), 2, "{connected:?}");
+    assert!(connected[0].contains(&a_port) && connected[1].contains(&b_port), "{connected:?}");
+    conn.producer().routing_key("warm-late").build().await.unwrap().publish("late").message_id("late").send().await.unwrap();
+    let found = drain_ids(&b.url(), &queue).await;
+    let lost: Vec<&String> = sent.iter().filter(|id| !found.contains(id)).collect();
+    assert!(lost.is_empty(), "confirmed but lost: {lost:?}");
+    assert_eq!(drain_ids(&b.url(), &late).await, vec!["late".to_owned()]);
+}
