@@ -29,6 +29,16 @@ async fn wait_event(
     }
 }
 
+/// Two fresh RabbitMQ nodes.
+async fn two_nodes() -> (RabbitNode, RabbitNode) {
+    (RabbitNode::start_async().await.unwrap(), RabbitNode::start_async().await.unwrap())
+}
+
+/// A connection to `a;b` that prefers `a` (priority order).
+fn prefer_first(a: &RabbitNode, b: &RabbitNode) -> kelp::ConnectionBuilder {
+    Connection::builder(format!("{};{}", a.url(), b.url())).failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+}
+
 /// Every message id in `queue` on the broker at `url`, drained with acks.
 async fn drain_ids(url: &str, queue: &Queue) -> Vec<String> {
     let conn = Connection::builder(url).automatic_recovery(false).build().unwrap();
@@ -115,10 +125,8 @@ async fn publish_confirmed(conn: &Connection, queue: &Queue, n: usize) -> Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_publishing_loses_no_confirmed_message() {
-    let a = RabbitNode::start_async().await.unwrap();
-    let b = RabbitNode::start_async().await.unwrap();
-    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
-        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+    let (a, b) = two_nodes().await;
+    let conn = prefer_first(&a, &b)
         .build()
         .unwrap();
     let mut events = conn.events();
@@ -155,10 +163,8 @@ async fn kill_9_while_publishing_loses_no_confirmed_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_goes_on_by_itself_on_the_other_node() {
-    let a = RabbitNode::start_async().await.unwrap();
-    let b = RabbitNode::start_async().await.unwrap();
-    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
-        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+    let (a, b) = two_nodes().await;
+    let conn = prefer_first(&a, &b)
         .build()
         .unwrap();
     let mut events = conn.events();
@@ -182,10 +188,8 @@ async fn a_consumer_goes_on_by_itself_on_the_other_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_node_is_detected_by_heartbeats_and_left() {
-    let a = RabbitNode::start_async().await.unwrap();
-    let b = RabbitNode::start_async().await.unwrap();
-    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
-        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+    let (a, b) = two_nodes().await;
+    let conn = prefer_first(&a, &b)
         .heartbeat(Some(Duration::from_secs(1)))
         .build()
         .unwrap();
@@ -253,10 +257,8 @@ async fn the_same_node_restarting_is_recovered_when_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_named_queues_are_followed_to_their_new_name() {
-    let a = RabbitNode::start_async().await.unwrap();
-    let b = RabbitNode::start_async().await.unwrap();
-    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
-        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+    let (a, b) = two_nodes().await;
+    let conn = prefer_first(&a, &b)
         .build()
         .unwrap();
     let mut events = conn.events();
@@ -291,10 +293,8 @@ async fn server_named_queues_are_followed_to_their_new_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_for_deliveries_of_a_dead_connection_are_stale() {
-    let a = RabbitNode::start_async().await.unwrap();
-    let b = RabbitNode::start_async().await.unwrap();
-    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
-        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+    let (a, b) = two_nodes().await;
+    let conn = prefer_first(&a, &b)
         .build()
         .unwrap();
     let mut events = conn.events();
@@ -379,10 +379,8 @@ async fn the_worker_keeps_processing_across_two_failovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
-    let a = RabbitNode::start_async().await.unwrap();
-    let b = RabbitNode::start_async().await.unwrap();
-    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
-        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+    let (a, b) = two_nodes().await;
+    let conn = prefer_first(&a, &b)
         .build()
         .unwrap();
     let queue = Queue::new("inflight");
@@ -424,10 +422,8 @@ async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_waits_for_the_topology_to_be_declared_again() {
-    let a = RabbitNode::start_async().await.unwrap();
-    let b = RabbitNode::start_async().await.unwrap();
-    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
-        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+    let (a, b) = two_nodes().await;
+    let conn = prefer_first(&a, &b)
         .build()
         .unwrap();
     // Many queues recorded before the one published to, so that declaring
@@ -458,10 +454,8 @@ async fn publishing_waits_for_the_topology_to_be_declared_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_standby_follows_the_topology_and_takes_over() {
-    let a = RabbitNode::start_async().await.unwrap();
-    let b = RabbitNode::start_async().await.unwrap();
-    let conn = Connection::builder(format!("{};{}", a.url(), b.url()))
-        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+    let (a, b) = two_nodes().await;
+    let conn = prefer_first(&a, &b)
         .warm_standby(true)
         .build()
         .unwrap();
