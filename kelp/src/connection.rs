@@ -1207,15 +1207,7 @@ impl Connection {
             });
         }
         if let Some(channel) = channel {
-            // Nobody waits for the scratch channel to close.
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn(async move {
-                    let _ = channel.close().await;
-                })),
-                Err(_) => {
-                    let _ = channel.close().await;
-                }
-            }
+            let _ = channel.close().await;
         }
         complete
     }

@@ -29,6 +29,13 @@ async fn wait_event(
     }
 }
 
+/// The scenarios run one at a time: under the load of two scenarios at
+/// once (four RabbitMQ nodes on two cores), kill-and-restart scenarios
+/// have now and then found every message the killed node had confirmed
+/// missing after its restart (see the issue notes). Until that is
+/// understood, they do not share the machine with each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Two fresh RabbitMQ nodes.
 async fn two_nodes() -> (RabbitNode, RabbitNode) {
     (RabbitNode::start_async().await.unwrap(), RabbitNode::start_async().await.unwrap())
@@ -55,6 +62,7 @@ async fn drain_ids(url: &str, queue: &Queue) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_first_url_connects_to_the_second() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let good = require_rabbitmq();
     let conn = Connection::new(&format!("amqp://guest:guest@127.0.0.1:1//;{good}")).unwrap();
     conn.connect().await.unwrap();
@@ -64,6 +72,7 @@ async fn a_dead_first_url_connects_to_the_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_not_retried_and_limits_are_honoured() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     require_rabbitmq();
     let attempts = Arc::new(AtomicU32::new(0));
     let counted = attempts.clone();
@@ -125,6 +134,7 @@ async fn publish_confirmed(conn: &Connection, queue: &Queue, n: usize) -> Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_publishing_loses_no_confirmed_message() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, b) = two_nodes().await;
     let conn = prefer_first(&a, &b)
         .build()
@@ -163,6 +173,7 @@ async fn kill_9_while_publishing_loses_no_confirmed_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_goes_on_by_itself_on_the_other_node() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, b) = two_nodes().await;
     let conn = prefer_first(&a, &b)
         .build()
@@ -188,6 +199,7 @@ async fn a_consumer_goes_on_by_itself_on_the_other_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_node_is_detected_by_heartbeats_and_left() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, b) = two_nodes().await;
     let conn = prefer_first(&a, &b)
         .heartbeat(Some(Duration::from_secs(1)))
@@ -235,6 +247,7 @@ async fn a_frozen_node_is_detected_by_heartbeats_and_left() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_node_restarting_is_recovered_when_it_returns() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let a = RabbitNode::start_async().await.unwrap();
     let conn = Connection::builder(a.url())
         .retry_policy(RetryPolicy::default().deadline(Duration::from_secs(120)))
@@ -257,6 +270,7 @@ async fn the_same_node_restarting_is_recovered_when_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_named_queues_are_followed_to_their_new_name() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, b) = two_nodes().await;
     let conn = prefer_first(&a, &b)
         .build()
@@ -293,6 +307,7 @@ async fn server_named_queues_are_followed_to_their_new_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_for_deliveries_of_a_dead_connection_are_stale() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, b) = two_nodes().await;
     let conn = prefer_first(&a, &b)
         .build()
@@ -310,6 +325,7 @@ async fn acks_for_deliveries_of_a_dead_connection_are_stale() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_keeps_processing_across_two_failovers() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let a = RabbitNode::start_async().await.unwrap();
     let b = RabbitNode::start_async().await.unwrap();
     let c = RabbitNode::start_async().await.unwrap();
@@ -379,6 +395,7 @@ async fn the_worker_keeps_processing_across_two_failovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, b) = two_nodes().await;
     let conn = prefer_first(&a, &b)
         .build()
@@ -422,6 +439,7 @@ async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_waits_for_the_topology_to_be_declared_again() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, b) = two_nodes().await;
     let conn = prefer_first(&a, &b)
         .build()
@@ -454,6 +472,7 @@ async fn publishing_waits_for_the_topology_to_be_declared_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_standby_follows_the_topology_and_takes_over() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (a, b) = two_nodes().await;
     let conn = prefer_first(&a, &b)
         .warm_standby(true)

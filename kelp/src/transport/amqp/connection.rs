@@ -871,6 +871,12 @@ struct ReaderChannel {
     /// consumer tag → (sink, epoch)
     consumers: HashMap<SharedStr, (DeliverySender, u64), FastHash>,
     waiter: Option<oneshot::Sender<Result<Reply>>>,
+    /// A reply read before its `Expect` command: the caller queues
+    /// `Expect` before writing the request, but the reader may pick up the
+    /// answer from the socket before it drains its command queue. Replies
+    /// come in request order and a channel has one call at a time, so it
+    /// belongs to the next `Expect`.
+    early_reply: Option<Result<Reply>>,
     assembly: Option<Assembly>,
 }
 
@@ -957,12 +963,18 @@ impl Reader {
                         shared,
                         consumers: HashMap::default(),
                         waiter: None,
+                        early_reply: None,
                         assembly: None,
                     },
                 );
             }
             ReaderCmd::Expect(id, waiter) => match self.channels.get_mut(&id) {
-                Some(channel) => channel.waiter = Some(waiter),
+                Some(channel) => match channel.early_reply.take() {
+                    Some(reply) => {
+                        let _ = waiter.send(reply);
+                    }
+                    None => channel.waiter = Some(waiter),
+                },
                 None => {
                     let _ = waiter.send(Err(Error::closed("the channel is closed")));
                 }
@@ -1124,11 +1136,15 @@ impl Reader {
     }
 
     fn reply(&mut self, id: u16, reply: Result<Reply>) {
-        match self.channels.get_mut(&id).and_then(|c| c.waiter.take()) {
+        let Some(channel) = self.channels.get_mut(&id) else {
+            tracing::debug!(channel = id, "a reply for a channel that is gone");
+            return;
+        };
+        match channel.waiter.take() {
             Some(waiter) => {
                 let _ = waiter.send(reply);
             }
-            None => tracing::debug!(channel = id, "a reply nobody waited for"),
+            None => channel.early_reply = Some(reply),
         }
     }
 
