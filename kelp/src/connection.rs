@@ -1278,21 +1278,28 @@ impl Connection {
         }
         standby.events_gate.store(true, Ordering::Release);
         link.last = Some(standby.url_index);
-        lock(&shared.declared).clear();
-        let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let broker = shared.urls[standby.url_index].to_string();
-        tracing::debug!(%broker, generation, "the warm standby takes over");
-        shared.events.emit(Event::Connected { broker: broker.clone() });
         let topology_declared =
             standby.declared_version.load(Ordering::Acquire) == shared.topology_version.load(Ordering::Acquire);
-        Some(Active {
-            transport: standby.transport,
+        let active = self.new_active(standby.url_index, standby.transport, topology_declared);
+        tracing::debug!(broker = %active.broker, "the warm standby takes over");
+        shared.events.emit(Event::Connected { broker: active.broker.clone() });
+        Some(active)
+    }
+
+    /// A new broker connection becomes the next generation: channels of
+    /// older ones reopen, the "maybe declare" cache starts empty.
+    fn new_active(&self, url_index: usize, transport: Arc<AnyTransport>, topology_declared: bool) -> Active {
+        let shared = &self.shared;
+        lock(&shared.declared).clear();
+        let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        Active {
+            transport,
             topology_declared,
-            url_index: standby.url_index,
+            url_index,
             generation,
             events: shared.events.clone(),
-            broker,
-        })
+            broker: shared.urls[url_index].to_string(),
+        }
     }
 
     /// Open the warm standby in the background: a connection to the broker
@@ -1383,10 +1390,10 @@ impl Connection {
     /// Try every broker once, in the strategy's order.
     async fn connect_cycle(&self, link: &mut Link) -> Result<Active> {
         let shared = &self.shared;
-        let order = shared.strategy.cycle(&shared.urls, link.last);
         if let Some(active) = self.take_standby(link) {
             return Ok(active);
         }
+        let order = shared.strategy.cycle(&shared.urls, link.last);
         let mut failures = Vec::new();
         let mut last_error = None;
         for index in order {
@@ -1396,17 +1403,8 @@ impl Connection {
             let attempt = tokio::time::timeout(options.connect_timeout, AnyTransport::connect(url, &options));
             let error = match attempt.await {
                 Ok(Ok(transport)) => {
-                    lock(&shared.declared).clear();
-                    let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
-                    tracing::debug!(broker = %url, generation, "connected");
-                    return Ok(Active {
-                        transport: Arc::new(transport),
-                        topology_declared: false,
-                        url_index: index,
-                        generation,
-                        events: shared.events.clone(),
-                        broker: url.to_string(),
-                    });
+                    tracing::debug!(broker = %url, "connected");
+                    return Ok(self.new_active(index, Arc::new(transport), false));
                 }
                 Ok(Err(e)) => e,
                 Err(_) => Error::timeout(format!(

@@ -520,18 +520,25 @@ pub async fn ack_reject_requeue(url: &str) {
     assert!(queue.get(&channel, false).await.unwrap().is_none());
 }
 
-pub async fn ack_multiple(url: &str) {
+/// A fresh queue with the integers `0..n` published to it and delivered
+/// (unsettled) to a consumer with prefetch 10.
+async fn delivered(url: &str, prefix: &str, n: i32) -> (Connection, Queue, kelp::Consumer, Vec<Message>) {
     let conn = connect(url).await;
-    let queue = Queue::new(unique("multi")).durable(false).argument("x-expires", 60_000u32);
+    let queue = Queue::new(unique(prefix)).durable(false).argument("x-expires", 60_000u32);
     let mut consumer = conn.consumer([queue.clone()]).prefetch_count(10).build().await.unwrap();
     let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
-    for i in 0..5 {
+    for i in 0..n {
         producer.publish(&i).send().await.unwrap();
     }
     let mut messages = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..n {
         messages.push(next(&mut consumer).await);
     }
+    (conn, queue, consumer, messages)
+}
+
+pub async fn ack_multiple(url: &str) {
+    let (conn, queue, mut consumer, messages) = delivered(url, "multi", 5).await;
     messages[4].ack_multiple().await.unwrap();
     consumer.cancel().await.unwrap();
     drop(consumer);
@@ -543,17 +550,7 @@ pub async fn ack_multiple(url: &str) {
 }
 
 pub async fn reject_multiple_requeues_or_drops_earlier_messages(url: &str) {
-    let conn = connect(url).await;
-    let queue = Queue::new(unique("nackmulti")).durable(false).argument("x-expires", 60_000u32);
-    let mut consumer = conn.consumer([queue.clone()]).prefetch_count(10).build().await.unwrap();
-    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
-    for i in 0..6 {
-        producer.publish(&i).send().await.unwrap();
-    }
-    let mut first = Vec::new();
-    for _ in 0..6 {
-        first.push(next(&mut consumer).await);
-    }
+    let (conn, queue, mut consumer, first) = delivered(url, "nackmulti", 6).await;
     // 0..=2 back to the queue, then 3..=5 dropped.
     first[2].reject_multiple(true).await.unwrap();
     assert_eq!(first[2].state(), MessageState::Requeued);
