@@ -19,7 +19,7 @@ const VALUE_KEY: &str = "__value__";
 
 /// Python accepts base64 with or without trailing bits and padding quirks
 /// (`base64.b64decode` without `validate`); so does this engine.
-const LENIENT_B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+pub(crate) const LENIENT_B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     base64::engine::GeneralPurposeConfig::new()
         .with_decode_allow_trailing_bits(true)

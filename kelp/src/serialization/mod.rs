@@ -18,7 +18,7 @@
 //! textual `content_encoding` they decode to text, with `binary` to bytes.
 
 mod body;
-mod json;
+pub(crate) mod json;
 mod yaml;
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use crate::{Error, FieldTable, Result, SharedStr};
 pub(crate) mod amqp;
 pub(crate) mod confirm;
 pub(crate) mod memory;
+pub(crate) mod redis;
 pub(crate) mod routing;
 
 /// What a transport can do; the model checks these before asking.
@@ -54,9 +55,7 @@ pub(crate) struct ConnectOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) heartbeat: Option<Duration>,
     pub(crate) connection_name: Option<String>,
-    // For transports that define options (Redis, issue 5); the memory and
-    // AMQP transports define none.
-    #[allow(dead_code)]
+    // Read by the Redis transport; the memory and AMQP transports define none.
     pub(crate) transport_options: FieldTable,
     pub(crate) events: crate::event::Events,
     /// Keep unconfirmed publishes (to publish again after a reconnect)
@@ -264,6 +263,7 @@ pub(crate) trait TransportChannel: Clone + Send + Sync + 'static {
 pub(crate) enum AnyTransport {
     Memory(memory::MemoryTransport),
     Amqp(amqp::AmqpTransport),
+    Redis(redis::RedisTransport),
 }
 
 /// A channel of any transport.
@@ -271,6 +271,7 @@ pub(crate) enum AnyTransport {
 pub(crate) enum AnyChannel {
     Memory(memory::MemoryChannel),
     Amqp(amqp::AmqpChannel),
+    Redis(redis::RedisChannel),
 }
 
 /// Dispatch a call to the concrete transport behind an `Any*` enum.
@@ -279,6 +280,7 @@ macro_rules! dispatch {
         match $value {
             AnyChannel::Memory($inner) => $call,
             AnyChannel::Amqp($inner) => $call,
+            AnyChannel::Redis($inner) => $call,
         }
     };
 }
@@ -290,9 +292,9 @@ impl AnyTransport {
                 Ok(AnyTransport::Memory(memory::MemoryTransport::connect(url, options).await?))
             }
             TransportKind::Amqp => Ok(AnyTransport::Amqp(amqp::AmqpTransport::connect(url, options).await?)),
-            other => Err(Error::unsupported(format!(
-                "the {other:?} transport is not available in this build (URL {url})"
-            ))),
+            TransportKind::Redis | TransportKind::Sentinel => {
+                Ok(AnyTransport::Redis(redis::RedisTransport::connect(url, options).await?))
+            }
         }
     }
 
@@ -300,6 +302,7 @@ impl AnyTransport {
         match self {
             AnyTransport::Memory(t) => Ok(AnyChannel::Memory(t.open_channel(confirms).await?)),
             AnyTransport::Amqp(t) => Ok(AnyChannel::Amqp(t.open_channel(confirms).await?)),
+            AnyTransport::Redis(t) => Ok(AnyChannel::Redis(t.open_channel(confirms).await?)),
         }
     }
 
@@ -308,6 +311,7 @@ impl AnyTransport {
         match self {
             AnyTransport::Memory(t) => Box::pin(t.closed()),
             AnyTransport::Amqp(t) => Box::pin(t.closed()),
+            AnyTransport::Redis(t) => Box::pin(t.closed()),
         }
     }
 
@@ -315,6 +319,7 @@ impl AnyTransport {
         match self {
             AnyTransport::Memory(t) => t.is_open(),
             AnyTransport::Amqp(t) => t.is_open(),
+            AnyTransport::Redis(t) => t.is_open(),
         }
     }
 
@@ -322,6 +327,7 @@ impl AnyTransport {
         match self {
             AnyTransport::Memory(t) => t.close().await,
             AnyTransport::Amqp(t) => t.close().await,
+            AnyTransport::Redis(t) => t.close().await,
         }
     }
 
@@ -329,6 +335,7 @@ impl AnyTransport {
         match self {
             AnyTransport::Memory(t) => t.capabilities(),
             AnyTransport::Amqp(t) => t.capabilities(),
+            AnyTransport::Redis(t) => t.capabilities(),
         }
     }
 }

@@ -1,0 +1,356 @@
+//! Kombu's Redis message envelope: the JSON document its Redis transport
+//! LPUSHes, so Python and Rust services read each other's messages.
+//!
+//! ```json
+//! {"body": "<base64>", "content-encoding": "utf-8",
+//!  "content-type": "application/json", "headers": {},
+//!  "properties": {"delivery_mode": 2, "delivery_info":
+//!    {"exchange": "x", "routing_key": "k"}, "priority": 0,
+//!    "body_encoding": "base64", "delivery_tag": "<uuid4>"}}
+//! ```
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::message::{Content, Properties};
+use crate::serialization::json::LENIENT_B64;
+use crate::{Error, FieldTable, Result, SharedStr};
+
+/// A decoded envelope.
+#[derive(Debug)]
+pub(crate) struct Envelope {
+    pub(crate) content: Content,
+    pub(crate) exchange: SharedStr,
+    pub(crate) routing_key: SharedStr,
+    pub(crate) redelivered: bool,
+    /// Kombu's delivery tag (a UUID): the key of the unacked hash.
+    pub(crate) tag: String,
+}
+
+#[derive(Serialize)]
+struct OutEnvelope<'a> {
+    body: &'a str,
+    #[serde(rename = "content-encoding")]
+    content_encoding: Option<&'a str>,
+    #[serde(rename = "content-type")]
+    content_type: Option<&'a str>,
+    headers: &'a FieldTable,
+    properties: OutProperties<'a>,
+}
+
+#[derive(Serialize)]
+struct OutProperties<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_mode: Option<u8>,
+    delivery_info: DeliveryInfoWire<'a>,
+    priority: u8,
+    body_encoding: &'static str,
+    delivery_tag: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<u64>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_id: Option<&'a str>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct DeliveryInfoWire<'a> {
+    #[serde(default, borrow)]
+    exchange: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    routing_key: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redelivered: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct InEnvelope<'a> {
+    #[serde(default, borrow)]
+    body: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "content-encoding", default)]
+    content_encoding: Option<String>,
+    #[serde(rename = "content-type", default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    headers: Option<FieldTable>,
+    #[serde(borrow)]
+    properties: InProperties<'a>,
+}
+
+#[derive(Deserialize)]
+struct InProperties<'a> {
+    #[serde(default)]
+    delivery_mode: Option<Number>,
+    #[serde(default, borrow)]
+    delivery_info: Option<DeliveryInfoWire<'a>>,
+    #[serde(default)]
+    priority: Option<Number>,
+    #[serde(default)]
+    body_encoding: Option<String>,
+    #[serde(default)]
+    delivery_tag: Option<TagWire>,
+    #[serde(default)]
+    correlation_id: Option<TextWire>,
+    #[serde(default)]
+    reply_to: Option<TextWire>,
+    #[serde(default)]
+    expiration: Option<TextWire>,
+    #[serde(default)]
+    message_id: Option<TextWire>,
+    #[serde(default)]
+    timestamp: Option<Number>,
+    #[serde(rename = "type", default)]
+    kind: Option<TextWire>,
+    #[serde(default)]
+    user_id: Option<TextWire>,
+    #[serde(default)]
+    app_id: Option<TextWire>,
+    #[serde(default)]
+    cluster_id: Option<TextWire>,
+}
+
+/// A JSON number Python may have written as int or float.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(untagged)]
+enum Number {
+    Int(i64),
+    Float(f64),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Number {
+    fn as_i64(self) -> Option<i64> {
+        match self {
+            Number::Int(i) => Some(i),
+            Number::Float(f) if f.is_finite() => Some(f as i64),
+            _ => None,
+        }
+    }
+}
+
+/// A text property; Python code sometimes puts a number there.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextWire {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Other(serde::de::IgnoredAny),
+}
+
+impl TextWire {
+    fn into_shared(self) -> Option<SharedStr> {
+        match self {
+            TextWire::Text(s) => Some(SharedStr::from(s)),
+            TextWire::Int(i) => Some(SharedStr::from(i.to_string())),
+            TextWire::Float(f) => Some(SharedStr::from(f.to_string())),
+            TextWire::Other(_) => None,
+        }
+    }
+}
+
+/// Kombu writes UUID text; other producers may write a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TagWire {
+    Text(String),
+    Int(u64),
+}
+
+/// The envelope of `content` as published to `exchange` with `routing_key`.
+pub(crate) fn encode(content: &Content, exchange: &str, routing_key: &str, tag: &str) -> Vec<u8> {
+    let p = &content.properties;
+    let body = base64::engine::general_purpose::STANDARD.encode(&content.body);
+    let envelope = OutEnvelope {
+        body: &body,
+        content_encoding: p.content_encoding.as_deref(),
+        content_type: p.content_type.as_deref(),
+        headers: &p.headers,
+        properties: OutProperties {
+            delivery_mode: p.delivery_mode,
+            delivery_info: DeliveryInfoWire {
+                exchange: Some(exchange.into()),
+                routing_key: Some(routing_key.into()),
+                redelivered: None,
+            },
+            priority: p.priority.unwrap_or(0),
+            body_encoding: "base64",
+            delivery_tag: tag,
+            correlation_id: p.correlation_id.as_deref(),
+            reply_to: p.reply_to.as_deref(),
+            expiration: p.expiration.as_deref(),
+            message_id: p.message_id.as_deref(),
+            timestamp: p.timestamp,
+            kind: p.kind.as_deref(),
+            user_id: p.user_id.as_deref(),
+            app_id: p.app_id.as_deref(),
+            cluster_id: p.cluster_id.as_deref(),
+        },
+    };
+    let mut out = Vec::with_capacity(body.len() + 320);
+    // Serializing plain structs and maps of text into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &envelope);
+    out
+}
+
+/// Decode an envelope read from Redis; anything that is not one is a
+/// decode error (the caller decides what happens to the raw bytes).
+pub(crate) fn decode(raw: &[u8]) -> Result<Envelope> {
+    let wire: InEnvelope<'_> = serde_json::from_slice(raw).map_err(|e| {
+        Error::decode(format!("not a Kombu Redis envelope: {e}"))
+    })?;
+    let p = wire.properties;
+    let body = match (wire.body, p.body_encoding.as_deref()) {
+        (None, _) => Bytes::new(),
+        (Some(text), Some("base64")) => Bytes::from(
+            LENIENT_B64
+                .decode(text.as_bytes())
+                .map_err(|e| Error::decode(format!("envelope body is not base64: {e}")))?,
+        ),
+        (Some(text), None | Some("")) => Bytes::from(text.into_owned().into_bytes()),
+        (Some(_), Some(other)) => {
+            return Err(Error::decode(format!("unknown envelope body_encoding '{other}'")));
+        }
+    };
+    let info = p.delivery_info.unwrap_or_default();
+    let headers = wire.headers.unwrap_or_default();
+    let redelivered = info.redelivered.unwrap_or(false)
+        || matches!(headers.get("redelivered"), Some(crate::Value::Bool(true)));
+    let small = |n: Option<Number>| {
+        n.and_then(Number::as_i64).and_then(|v| u8::try_from(v.clamp(0, 255)).ok())
+    };
+    let properties = Properties {
+        content_type: wire.content_type.map(SharedStr::from),
+        content_encoding: wire.content_encoding.map(SharedStr::from),
+        headers,
+        delivery_mode: small(p.delivery_mode),
+        priority: small(p.priority),
+        correlation_id: p.correlation_id.and_then(TextWire::into_shared),
+        reply_to: p.reply_to.and_then(TextWire::into_shared),
+        expiration: p.expiration.and_then(TextWire::into_shared),
+        message_id: p.message_id.and_then(TextWire::into_shared),
+        timestamp: p.timestamp.and_then(Number::as_i64).and_then(|t| u64::try_from(t).ok()),
+        kind: p.kind.and_then(TextWire::into_shared),
+        user_id: p.user_id.and_then(TextWire::into_shared),
+        app_id: p.app_id.and_then(TextWire::into_shared),
+        cluster_id: p.cluster_id.and_then(TextWire::into_shared),
+    };
+    Ok(Envelope {
+        content: Content { properties, body },
+        exchange: SharedStr::from(info.exchange.unwrap_or_default().as_ref()),
+        routing_key: SharedStr::from(info.routing_key.unwrap_or_default().as_ref()),
+        redelivered,
+        tag: match p.delivery_tag {
+            Some(TagWire::Text(t)) => t,
+            Some(TagWire::Int(n)) => n.to_string(),
+            None => String::new(),
+        },
+    })
+}
+
+/// The message priority Kombu files an envelope under (0..=9, default 0).
+pub(crate) fn priority_of(content: &Content) -> u8 {
+    content.properties.priority.unwrap_or(0).min(9)
+}
+
+/// `raw` with Kombu's redelivered marks set (`headers.redelivered` and
+/// `properties.delivery_info.redelivered`), every other field kept as is.
+pub(crate) fn mark_redelivered(raw: &[u8]) -> Result<Vec<u8>> {
+    let mut doc: serde_json::Value = serde_json::from_slice(raw)
+        .map_err(|e| Error::decode(format!("not a Kombu Redis envelope: {e}")))?;
+    if let Some(headers) = doc.get_mut("headers").and_then(serde_json::Value::as_object_mut) {
+        headers.insert("redelivered".into(), serde_json::Value::Bool(true));
+    }
+    if let Some(info) = doc
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("delivery_info"))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        info.insert("redelivered".into(), serde_json::Value::Bool(true));
+    }
+    serde_json::to_vec(&doc).map_err(|e| Error::decode(format!("cannot re-encode envelope: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content() -> Content {
+        let mut properties = Properties {
+            content_type: Some("application/json".into()),
+            content_encoding: Some("utf-8".into()),
+            delivery_mode: Some(2),
+            priority: Some(5),
+            correlation_id: Some("c-1".into()),
+            reply_to: Some("replies".into()),
+            expiration: Some("60500".into()),
+            ..Properties::default()
+        };
+        properties.headers.insert("n".into(), 3i32.into());
+        properties.headers.insert("compression".into(), "application/x-gzip".into());
+        Content { properties, body: Bytes::from_static(b"{\"hello\": \"world\"}") }
+    }
+
+    #[test]
+    fn round_trip_keeps_every_field() {
+        let raw = encode(&content(), "tasks", "tasks.add", "6c0e9d0a-7f43-4a5a-9b6d-1c2f3e4d5a6b");
+        let back = decode(&raw).expect("decodes");
+        let (a, b) = (&back.content.properties, &content().properties);
+        assert_eq!(back.content.body, content().body);
+        assert_eq!(a.content_type, b.content_type);
+        assert_eq!(a.content_encoding, b.content_encoding);
+        assert_eq!(a.headers, b.headers);
+        assert_eq!(a.delivery_mode, Some(2));
+        assert_eq!(a.priority, Some(5));
+        assert_eq!(a.correlation_id, b.correlation_id);
+        assert_eq!(a.reply_to, b.reply_to);
+        assert_eq!(a.expiration, b.expiration);
+        assert_eq!(back.exchange, "tasks");
+        assert_eq!(back.routing_key, "tasks.add");
+        assert_eq!(back.tag, "6c0e9d0a-7f43-4a5a-9b6d-1c2f3e4d5a6b");
+        assert!(!back.redelivered);
+    }
+
+    #[test]
+    fn reads_what_kombu_writes() {
+        // Captured from kombu 5.7 `Producer.publish({'hello': 'world'})` on Redis.
+        let raw = br#"{"body": "eyJoZWxsbyI6ICJ3b3JsZCJ9", "content-encoding": "utf-8", "content-type": "application/json", "headers": {}, "properties": {"delivery_mode": 2, "delivery_info": {"exchange": "tasks", "routing_key": "tasks"}, "priority": 0, "body_encoding": "base64", "delivery_tag": "0b9b5c8e-2b2a-4a1f-8d39-5f8f0b1c7e11"}}"#;
+        let e = decode(raw).expect("decodes");
+        assert_eq!(&e.content.body[..], br#"{"hello": "world"}"#);
+        assert_eq!(e.content.properties.priority, Some(0));
+        assert_eq!(e.exchange, "tasks");
+        assert_eq!(e.tag, "0b9b5c8e-2b2a-4a1f-8d39-5f8f0b1c7e11");
+    }
+
+    #[test]
+    fn redelivered_marks_are_set_and_read() {
+        let raw = encode(&content(), "", "q", "t");
+        let marked = mark_redelivered(&raw).expect("valid");
+        let e = decode(&marked).expect("decodes");
+        assert!(e.redelivered);
+        assert_eq!(e.content.properties.headers.get("redelivered"), Some(&crate::Value::Bool(true)));
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        for raw in [&b"not json"[..], b"{}", b"[1,2]", br#"{"properties": 3}"#,
+            br#"{"body": "!!", "properties": {"body_encoding": "base64"}}"#] {
+            let err = decode(raw).expect_err("must fail");
+            assert_eq!(err.kind(), crate::ErrorKind::Decode, "{raw:?}");
+        }
+    }
+}

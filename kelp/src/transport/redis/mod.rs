@@ -1,0 +1,1527 @@
+//! `redis://`, `rediss://`, `redis+socket://` and `sentinel://`: kelp's
+//! model on Redis, storing messages exactly as Kombu's Redis transport does
+//! (see [`envelope`] and [`keys`]), so Python and Rust services share queues.
+//!
+//! Exchanges are emulated: bindings live in Kombu's binding sets, topic
+//! bindings match AMQP-exactly (the routing rules the memory transport
+//! uses), fanout goes over pub/sub (best-effort, as in Kombu: a consumer
+//! that is not connected misses the message). Acks are emulated with
+//! Kombu's `unacked` hash and `unacked_index` sorted set; a message not
+//! acked within the visibility timeout is put back by any live consumer.
+//! Unlike Kombu, a consumer pops and records a message in one atomic
+//! script (`reliable_fetch`, on by default), so a consumer killed at any
+//! instant loses nothing.
+
+mod envelope;
+mod keys;
+mod scripts;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use tokio::sync::{Notify, watch};
+
+use keys::{Keys, RedisOptions, kombu_topic_pattern, parse_member};
+
+use super::routing::topic_matches;
+use super::{
+    BindArgs, Capabilities, CancelReason, Confirm, ConnectOptions, ConsumeArgs, ConsumerEvent,
+    Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk,
+    Transport, TransportChannel,
+};
+use crate::entity::ExchangeKind;
+use crate::error::reply_code::{NO_ROUTE, NOT_ALLOWED, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED};
+use crate::event::{Event, Events};
+use crate::message::{Content, DeliveryInfo, ReturnedMessage};
+use crate::url::{BrokerUrl, TransportKind};
+use crate::{Error, ErrorKind, Result, SharedStr};
+
+/// At most this many messages are popped by one fetch script call.
+const FETCH_BATCH: usize = 100;
+/// The local tag of a fanout delivery (never stored in Redis).
+const FANOUT_TAG: &str = "kelp-fanout-";
+/// How long a command may wait for its reply before the connection is
+/// considered dead.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// A connection to one Redis server (the master, for Sentinel URLs).
+pub(crate) struct RedisTransport {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: redis::Client,
+    cmd: MultiplexedConnection,
+    keys: Keys,
+    options: RedisOptions,
+    connect_timeout: Duration,
+    broker: String,
+    events: Events,
+    /// Exchange types declared on this connection. Redis stores none (as in
+    /// Kombu); an exchange declared elsewhere routes as direct, or as topic
+    /// when its bindings carry topic patterns.
+    exchanges: Mutex<HashMap<String, ExchangeKind>>,
+    /// queue → the fanout exchanges it is bound to, for subscribing its
+    /// consumers.
+    fanout_bindings: Mutex<HashMap<String, Vec<String>>>,
+    /// queue → `x-expires` in milliseconds, refreshed on every put and get.
+    expires: Mutex<HashMap<String, u64>>,
+    auto_delete: Mutex<HashSet<String>>,
+    exclusive: Mutex<HashSet<String>>,
+    /// `true` once the connection is lost or closed.
+    down: watch::Sender<bool>,
+    failure: Mutex<Option<Error>>,
+    channels: Mutex<Vec<Weak<ChannelInner>>>,
+}
+
+impl Shared {
+    fn is_open(&self) -> bool {
+        !*self.down.borrow()
+    }
+
+    fn closed_error(&self) -> Error {
+        match &*lock(&self.failure) {
+            Some(e) => e.clone_for_waiters(),
+            None => Error::closed(format!("the connection to {} is closed", self.broker)),
+        }
+    }
+
+    /// Stop with `error` (the first one wins) and tell every consumer.
+    fn fail(&self, error: Error) {
+        {
+            let mut failure = lock(&self.failure);
+            if failure.is_some() {
+                return;
+            }
+            if error.kind() != ErrorKind::Closed {
+                tracing::warn!(broker = %self.broker, %error, "lost the Redis connection");
+                self.events.emit(Event::ConnectionLost { broker: self.broker.clone(), reason: error.to_string() });
+            }
+            *failure = Some(error);
+        }
+        self.down.send_replace(true);
+        let clean = lock(&self.failure).as_ref().is_some_and(|e| e.kind() == ErrorKind::Closed);
+        let channels: Vec<_> = lock(&self.channels).drain(..).filter_map(|c| c.upgrade()).collect();
+        for channel in channels {
+            channel.stop(if clean { None } else { Some(CancelReason::ConnectionLost) });
+        }
+    }
+
+    /// Map a Redis error; a connection-level one takes the connection down.
+    fn error(&self, e: redis::RedisError, doing: &str) -> Error {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
+            let error = Error::connection(format!("lost the connection to {} while {doing}", self.broker)).with_source(e);
+            self.fail(error.clone_for_waiters());
+            return error;
+        }
+        match e.kind() {
+            redis::ErrorKind::AuthenticationFailed => {
+                Error::new(ErrorKind::Authentication, format!("{} refused the credentials", self.broker)).with_source(e)
+            }
+            _ => Error::new(ErrorKind::Protocol, format!("Redis at {} failed while {doing}: {e}", self.broker)),
+        }
+    }
+
+    fn conn(&self) -> Result<MultiplexedConnection> {
+        if self.is_open() {
+            Ok(self.cmd.clone())
+        } else {
+            Err(self.closed_error())
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd, doing: &str) -> Result<T> {
+        let mut conn = self.conn()?;
+        cmd.query_async(&mut conn).await.map_err(|e| self.error(e, doing))
+    }
+
+    async fn pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline, doing: &str) -> Result<T> {
+        let mut conn = self.conn()?;
+        pipe.query_async(&mut conn).await.map_err(|e| self.error(e, doing))
+    }
+
+    async fn script<T: redis::FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>, doing: &str) -> Result<T> {
+        let mut conn = self.conn()?;
+        invocation.invoke_async(&mut conn).await.map_err(|e| self.error(e, doing))
+    }
+
+    /// A connection of its own, with no reply timeout, for blocking commands.
+    async fn blocking_connection(&self) -> Result<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| self.error(e, "opening a consumer connection"))
+    }
+
+    /// The queues a message to `exchange` with `routing_key` goes to, or the
+    /// fanout channel it is published on.
+    async fn route(&self, exchange: &str, routing_key: &str) -> Result<Route> {
+        if exchange.is_empty() {
+            return Ok(Route::Queues(vec![routing_key.to_owned()]));
+        }
+        let kind = self.exchange_kind(exchange).await?;
+        if matches!(kind, Some(ExchangeKind::Fanout)) {
+            return Ok(Route::Fanout(self.keys.fanout_channel(exchange, routing_key)));
+        }
+        let members: Vec<String> =
+            self.query(redis::cmd("SMEMBERS").arg(self.keys.binding(exchange)), "reading bindings").await?;
+        let bindings: Vec<(&str, &str, &str)> = members.iter().filter_map(|m| parse_member(m)).collect();
+        let topic = match kind {
+            Some(ExchangeKind::Topic) => true,
+            Some(_) => false,
+            None => bindings.iter().any(|(_, pattern, _)| !pattern.is_empty()),
+        };
+        let mut queues: Vec<String> = Vec::new();
+        for (key, _, queue) in bindings {
+            let hit = if topic { topic_matches(key, routing_key) } else { key == routing_key };
+            if hit && !queues.iter().any(|q| q == queue) {
+                queues.push(queue.to_owned());
+            }
+        }
+        Ok(Route::Queues(queues))
+    }
+
+    /// The type of `exchange`: declared on this connection, or recorded in
+    /// Redis by another kelp process; `None` for one only Kombu declared.
+    async fn exchange_kind(&self, exchange: &str) -> Result<Option<ExchangeKind>> {
+        if let Some(kind) = lock(&self.exchanges).get(exchange) {
+            return Ok(Some(kind.clone()));
+        }
+        let record: Option<String> =
+            self.query(redis::cmd("HGET").arg(self.keys.exchange_records()).arg(exchange), "looking up an exchange").await?;
+        let Some(kind) = record.as_deref().and_then(exchange_kind_of) else { return Ok(None) };
+        lock(&self.exchanges).insert(exchange.to_owned(), kind.clone());
+        Ok(Some(kind))
+    }
+
+    /// LPUSH `payload` onto `queues` (Kombu's publish), refreshing expiries.
+    fn push_commands(&self, pipe: &mut redis::Pipeline, queues: &[String], step: u8, payload: &[u8]) {
+        let expires = lock(&self.expires);
+        for queue in queues {
+            pipe.cmd("LPUSH").arg(self.keys.bucket(queue, step)).arg(payload).ignore();
+            if let Some(ms) = expires.get(queue) {
+                for key in self.keys.buckets(queue) {
+                    pipe.cmd("PEXPIRE").arg(key).arg(*ms).ignore();
+                }
+            }
+        }
+    }
+
+    async fn publish(&self, message: &OutgoingMessage) -> Result<()> {
+        let content = &message.content;
+        let tag = crate::util::uuid4();
+        let payload = envelope::encode(content, &message.exchange, &message.routing_key, &tag);
+        let routed = match self.route(&message.exchange, &message.routing_key).await? {
+            Route::Fanout(channel) => {
+                let receivers: u64 =
+                    self.query(redis::cmd("PUBLISH").arg(channel).arg(payload), "publishing").await?;
+                receivers > 0
+            }
+            Route::Queues(queues) if queues.is_empty() => false,
+            Route::Queues(queues) => {
+                let mut pipe = redis::pipe();
+                self.push_commands(&mut pipe, &queues, self.keys.step_of(envelope::priority_of(content)), &payload);
+                self.pipe::<()>(&pipe, "publishing").await?;
+                true
+            }
+        };
+        if !routed && message.mandatory {
+            let returned = ReturnedMessage {
+                reply_code: NO_ROUTE,
+                reply_text: SharedStr::from_static("NO_ROUTE"),
+                exchange: message.exchange.clone(),
+                routing_key: message.routing_key.clone(),
+                properties: content.properties.clone(),
+                body: content.body.clone(),
+            };
+            return Err(Error::new(
+                ErrorKind::Unroutable,
+                format!(
+                    "no queue is bound to exchange '{}' with routing key '{}'",
+                    message.exchange, message.routing_key
+                ),
+            )
+            .with_reply(NO_ROUTE, "NO_ROUTE")
+            .with_returned(returned));
+        }
+        Ok(())
+    }
+
+    async fn queue_exists(&self, queue: &str) -> Result<bool> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HEXISTS").arg(self.keys.queue_records()).arg(queue);
+        for key in self.keys.buckets(queue) {
+            pipe.cmd("EXISTS").arg(key);
+        }
+        let found: Vec<i64> = self.pipe(&pipe, "looking up a queue").await?;
+        Ok(found.iter().any(|n| *n > 0))
+    }
+
+    async fn queue_size(&self, queue: &str) -> Result<u32> {
+        let mut pipe = redis::pipe();
+        for key in self.keys.buckets(queue) {
+            pipe.cmd("LLEN").arg(key);
+        }
+        let sizes: Vec<u64> = self.pipe(&pipe, "counting messages").await?;
+        Ok(u32::try_from(sizes.iter().sum::<u64>()).unwrap_or(u32::MAX))
+    }
+
+    /// Delete `queue`'s lists and every binding to it.
+    async fn delete_queue(&self, queue: &str) -> Result<u32> {
+        let count = self.queue_size(queue).await?;
+        let mut binding_sets: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, found): (u64, Vec<String>) = self
+                .query(
+                    redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(self.keys.binding_pattern()).arg("COUNT").arg(1000),
+                    "finding bindings",
+                )
+                .await?;
+            binding_sets.extend(found);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for key in self.keys.buckets(queue) {
+            pipe.cmd("DEL").arg(key).ignore();
+        }
+        pipe.cmd("HDEL").arg(self.keys.queue_records()).arg(queue).ignore();
+        let suffix = format!("{}{queue}", keys::SEP);
+        for set in &binding_sets {
+            let members: Vec<String> = self.query(redis::cmd("SMEMBERS").arg(set), "reading bindings").await?;
+            let exchange = set.rsplit_once("_kombu.binding.").map(|(_, e)| e).unwrap_or_default();
+            for member in members.iter().filter(|m| m.ends_with(&suffix) && parse_member(m).is_some_and(|(_, _, q)| q == queue)) {
+                pipe.cmd("SREM").arg(set).arg(member).ignore();
+                pipe.cmd("SREM").arg(self.keys.binding_permanent(exchange)).arg(member).ignore();
+            }
+        }
+        self.pipe::<()>(&pipe, "deleting a queue").await?;
+        lock(&self.fanout_bindings).remove(queue);
+        lock(&self.expires).remove(queue);
+        lock(&self.auto_delete).remove(queue);
+        lock(&self.exclusive).remove(queue);
+        // Consumers of the queue on this connection are cancelled, as RabbitMQ does.
+        let channels: Vec<_> = lock(&self.channels).iter().filter_map(Weak::upgrade).collect();
+        for channel in channels {
+            channel.queue_deleted(queue);
+        }
+        Ok(count)
+    }
+
+    /// Put messages whose visibility timeout passed back in their queues
+    /// (Kombu's `restore_visible`), under Kombu's `unacked_mutex`.
+    async fn restore_visible(&self) -> Result<usize> {
+        let token = crate::util::uuid4();
+        let mutex = self.keys.unacked_mutex();
+        let expire_ms = u64::try_from(self.options.unacked_mutex_expire.as_millis()).unwrap_or(u64::MAX);
+        let locked: Option<String> = self
+            .query(redis::cmd("SET").arg(&mutex).arg(&token).arg("NX").arg("PX").arg(expire_ms), "locking the unacked sweep")
+            .await?;
+        if locked.is_none() {
+            return Ok(0);
+        }
+        let result = self.restore_expired().await;
+        let mut unlock = scripts::UNLOCK.prepare_invoke();
+        unlock.key(&mutex).arg(&token);
+        let _: Result<i64> = self.script(&unlock, "unlocking the unacked sweep").await;
+        result
+    }
+
+    async fn restore_expired(&self) -> Result<usize> {
+        let ceiling = now_secs() - self.options.visibility_timeout.as_secs_f64();
+        let tags: Vec<String> = self
+            .query(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.keys.unacked_index())
+                    .arg("-inf")
+                    .arg(format!("({ceiling}"))
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(FETCH_BATCH),
+                "finding expired unacked messages",
+            )
+            .await?;
+        let mut restored = 0;
+        for tag in tags {
+            let record: Option<Vec<u8>> =
+                self.query(redis::cmd("HGET").arg(self.keys.unacked()).arg(&tag), "reading an unacked message").await?;
+            let Some(record) = record else {
+                // Acked meanwhile, or an index entry without a record.
+                let _: i64 = self.query(redis::cmd("ZREM").arg(self.keys.unacked_index()).arg(&tag), "cleaning the unacked index").await?;
+                continue;
+            };
+            let (payload, exchange, routing_key) = match split_unacked_record(&record) {
+                Some(parts) => parts,
+                None => {
+                    tracing::error!(tag, "an unacked record is not [payload, exchange, routing_key]; left in place");
+                    continue;
+                }
+            };
+            let marked = envelope::mark_redelivered(&payload).unwrap_or(payload);
+            let priority = envelope::decode(&marked).map(|e| envelope::priority_of(&e.content)).unwrap_or(0);
+            let queues = match self.route(&exchange, &routing_key).await? {
+                Route::Queues(queues) => queues,
+                // A fanout message goes back to nobody in particular: the
+                // subscribers of the moment get it again.
+                Route::Fanout(_) => Vec::new(),
+            };
+            let step = self.keys.step_of(priority);
+            let targets: Vec<String> = queues.iter().map(|q| self.keys.bucket(q, step)).collect();
+            if self.restore_record(&tag, &marked, &targets, false).await? {
+                restored += 1;
+            }
+        }
+        if restored > 0 {
+            tracing::info!(broker = %self.broker, restored, "restored unacked messages past their visibility timeout");
+        }
+        Ok(restored)
+    }
+
+    /// Atomically drop the unacked record `tag` and push `payload` onto
+    /// `targets` (front of the line, or back when `back`); false if the
+    /// record was already gone (acked, or restored by someone else).
+    async fn restore_record(&self, tag: &str, payload: &[u8], targets: &[String], back: bool) -> Result<bool> {
+        // A fanout delivery has no record in Redis: put it back regardless.
+        let force = tag.starts_with(FANOUT_TAG);
+        let mut invocation = scripts::RESTORE.prepare_invoke();
+        invocation.key(self.keys.unacked()).key(self.keys.unacked_index());
+        for target in targets {
+            invocation.key(target);
+        }
+        invocation.arg(tag).arg(payload).arg(if back { "back" } else { "front" }).arg(if force { "force" } else { "" });
+        let restored: i64 = self.script(&invocation, "restoring a message").await?;
+        Ok(restored == 1)
+    }
+}
+
+/// Parse Kombu's unacked record `[payload, exchange, routing_key]`; the
+/// payload is the envelope object (or a string for one that was not JSON).
+fn split_unacked_record(record: &[u8]) -> Option<(Vec<u8>, String, String)> {
+    let mut parts: Vec<serde_json::Value> = serde_json::from_slice(record).ok()?;
+    if parts.len() != 3 {
+        return None;
+    }
+    let routing_key = parts.pop()?.as_str()?.to_owned();
+    let exchange = parts.pop()?.as_str()?.to_owned();
+    let payload = match parts.pop()? {
+        serde_json::Value::String(raw) => raw.into_bytes(),
+        other => serde_json::to_vec(&other).ok()?,
+    };
+    Some((payload, exchange, routing_key))
+}
+
+/// The exchange type recorded in `_kelp.exchanges` (`type=topic ...`).
+fn exchange_kind_of(record: &str) -> Option<ExchangeKind> {
+    let kind = record.split_whitespace().next()?.strip_prefix("type=")?;
+    Some(match kind {
+        "direct" => ExchangeKind::Direct,
+        "topic" => ExchangeKind::Topic,
+        "fanout" => ExchangeKind::Fanout,
+        _ => return None,
+    })
+}
+
+enum Route {
+    Queues(Vec<String>),
+    Fanout(String),
+}
+
+/// The address and credentials to connect to, asking a Sentinel first for
+/// `sentinel://` URLs.
+async fn connection_info(url: &BrokerUrl, options: &RedisOptions, timeout: Duration) -> Result<redis::ConnectionInfo> {
+    let mut redis_settings = RedisConnectionInfo::default().set_db(i64::from(url.redis_db().unwrap_or(0)));
+    if let Some(user) = url.userid().filter(|u| !u.is_empty()) {
+        redis_settings = redis_settings.set_username(user);
+    }
+    if let Some(password) = url.password().filter(|p| !p.is_empty()) {
+        redis_settings = redis_settings.set_password(password);
+    }
+    let addr = match url.transport() {
+        TransportKind::Sentinel => {
+            let (host, port) = ask_sentinel(url, options, timeout).await?;
+            ConnectionAddr::Tcp(host, port)
+        }
+        _ => match url.socket_path() {
+            Some(path) => ConnectionAddr::Unix(path.into()),
+            None => {
+                let host = url.host().to_owned();
+                let port = url.port().unwrap_or(6379);
+                if url.is_tls() {
+                    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+                    let insecure = matches!(
+                        url.query_param("ssl_cert_reqs").map(str::to_ascii_lowercase).as_deref(),
+                        Some("none" | "cert_none")
+                    );
+                    ConnectionAddr::TcpTls { host, port, insecure, tls_params: None }
+                } else {
+                    ConnectionAddr::Tcp(host, port)
+                }
+            }
+        },
+    };
+    let info = addr.into_connection_info().map_err(|e| Error::config(format!("bad Redis address in {url}: {e}")))?;
+    Ok(info.set_redis_settings(redis_settings))
+}
+
+/// Ask the Sentinel at `url` where the master `master_name` is.
+async fn ask_sentinel(url: &BrokerUrl, options: &RedisOptions, timeout: Duration) -> Result<(String, u16)> {
+    let name = options.master_name.as_deref().ok_or_else(|| {
+        Error::config("a sentinel:// URL needs the transport option master_name (the monitored master)")
+    })?;
+    let sentinel = ConnectionAddr::Tcp(url.host().to_owned(), url.port().unwrap_or(26379))
+        .into_connection_info()
+        .map_err(|e| Error::config(format!("bad Sentinel address in {url}: {e}")))?;
+    let client = redis::Client::open(sentinel).map_err(|e| Error::config(format!("bad Sentinel address: {e}")))?;
+    let config = AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|e| Error::connection(format!("cannot reach the Sentinel at {url}")).with_source(e))?;
+    let master: Option<(String, u16)> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(name)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| Error::connection(format!("the Sentinel at {url} did not answer")).with_source(e))?;
+    master.ok_or_else(|| Error::connection(format!("the Sentinel at {url} knows no master named '{name}'")))
+}
+
+impl Transport for RedisTransport {
+    type Channel = RedisChannel;
+
+    async fn connect(url: &BrokerUrl, options: &ConnectOptions) -> Result<RedisTransport> {
+        let redis_options = RedisOptions::parse(url, &options.transport_options)?;
+        let timeout = options.connect_timeout;
+        let info = connection_info(url, &redis_options, timeout).await?;
+        let client = redis::Client::open(info).map_err(|e| Error::config(format!("bad Redis URL {url}: {e}")))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let connected = tokio::time::timeout(timeout, client.get_multiplexed_async_connection_with_config(&config)).await;
+        let mut cmd = match connected {
+            Err(_) => return Err(Error::timeout(format!("connecting to {url} took longer than {timeout:?}"))),
+            Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                return Err(Error::new(ErrorKind::Authentication, format!("{url} refused the credentials")).with_source(e));
+            }
+            Ok(Err(e)) if e.to_string().contains("WRONGPASS") || e.to_string().contains("NOAUTH") => {
+                return Err(Error::new(ErrorKind::Authentication, format!("{url} refused the credentials")).with_source(e));
+            }
+            Ok(Err(e)) => return Err(Error::connection(format!("cannot connect to {url}")).with_source(e)),
+            Ok(Ok(conn)) => conn,
+        };
+        if url.transport() == TransportKind::Sentinel {
+            // A Sentinel may name a master that has just been demoted.
+            let role: Vec<redis::Value> = redis::cmd("ROLE")
+                .query_async(&mut cmd)
+                .await
+                .map_err(|e| Error::connection(format!("cannot ask {url}'s master for its role")).with_source(e))?;
+            if !matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master") {
+                return Err(Error::connection(format!("the master Sentinel {url} named is not a master (yet)")));
+            }
+        }
+        let (down, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            client,
+            cmd,
+            keys: Keys::new(&redis_options),
+            options: redis_options,
+            connect_timeout: timeout,
+            broker: url.to_string(),
+            events: options.events.clone(),
+            exchanges: Mutex::new(HashMap::new()),
+            fanout_bindings: Mutex::new(HashMap::new()),
+            expires: Mutex::new(HashMap::new()),
+            auto_delete: Mutex::new(HashSet::new()),
+            exclusive: Mutex::new(HashSet::new()),
+            down,
+            failure: Mutex::new(None),
+            channels: Mutex::new(Vec::new()),
+        });
+        tracing::debug!(broker = %shared.broker, "connected to Redis");
+        tokio::spawn(health_check(Arc::downgrade(&shared), options.heartbeat.unwrap_or(Duration::from_secs(2))));
+        Ok(RedisTransport { shared })
+    }
+
+    async fn open_channel(&self, _confirms: super::confirm::SharedConfirms) -> Result<RedisChannel> {
+        self.shared.conn()?;
+        let inner = Arc::new(ChannelInner {
+            shared: self.shared.clone(),
+            open: AtomicBool::new(true),
+            closed_with: Mutex::new(None),
+            state: Mutex::new(ChannelState::default()),
+            wake: Arc::new(Notify::new()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mut channels = lock(&self.shared.channels);
+        channels.retain(|c| c.strong_count() > 0);
+        channels.push(Arc::downgrade(&inner));
+        Ok(RedisChannel { inner })
+    }
+
+    fn closed(&self) -> impl std::future::Future<Output = Error> + Send + 'static {
+        let shared = self.shared.clone();
+        let mut down = self.shared.down.subscribe();
+        async move {
+            let _ = down.wait_for(|d| *d).await;
+            shared.closed_error()
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.shared.is_open()
+    }
+
+    async fn close(&self) -> Result<()> {
+        let channels: Vec<_> = lock(&self.shared.channels).iter().filter_map(Weak::upgrade).collect();
+        for channel in channels {
+            channel.close().await;
+        }
+        let exclusive: Vec<String> = lock(&self.shared.exclusive).iter().cloned().collect();
+        for queue in exclusive {
+            let _ = self.shared.delete_queue(&queue).await;
+        }
+        self.shared.fail(Error::closed(format!("the connection to {} was closed", self.shared.broker)));
+        Ok(())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            publisher_confirms: true,
+            topic: true,
+            fanout: true,
+            headers: false,
+            priorities: true,
+            message_ttl: false,
+            exchange_bindings: false,
+        }
+    }
+}
+
+impl Drop for RedisTransport {
+    fn drop(&mut self) {
+        self.shared.fail(Error::closed(format!("the connection to {} was dropped", self.shared.broker)));
+    }
+}
+
+/// PING the server every `interval`; no answer within it means the server
+/// is gone or frozen. Also runs the visibility-timeout sweep while this
+/// connection has consumers.
+async fn health_check(shared: Weak<Shared>, interval: Duration) {
+    let interval = interval.max(Duration::from_millis(100));
+    let mut last_sweep = tokio::time::Instant::now();
+    loop {
+        let mut down = match shared.upgrade() {
+            Some(s) => s.down.subscribe(),
+            None => return,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = down.wait_for(|d| *d) => return,
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        if !shared.is_open() {
+            return;
+        }
+        let mut conn = shared.cmd.clone();
+        let ping = tokio::time::timeout(interval, redis::cmd("PING").query_async::<String>(&mut conn)).await;
+        match ping {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                let _ = shared.error(e, "checking the connection");
+                if shared.is_open() {
+                    shared.fail(Error::connection(format!("{} stopped answering", shared.broker)));
+                }
+                return;
+            }
+            Err(_) => {
+                shared.fail(Error::new(
+                    ErrorKind::Timeout,
+                    format!("{} did not answer a PING within {interval:?} (frozen or unreachable)", shared.broker),
+                ));
+                return;
+            }
+        }
+        let consuming = lock(&shared.channels)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .any(|c| !lock(&c.state).consumers.is_empty());
+        if consuming && last_sweep.elapsed() >= shared.options.unacked_restore_interval {
+            last_sweep = tokio::time::Instant::now();
+            let sweeping = shared.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sweeping.restore_visible().await {
+                    tracing::warn!(error = %e, "the unacked sweep failed");
+                }
+            });
+        }
+    }
+}
+
+/// A channel on a Redis connection: its consumers, prefetch and unacked
+/// deliveries.
+#[derive(Clone)]
+pub(crate) struct RedisChannel {
+    inner: Arc<ChannelInner>,
+}
+
+struct ChannelInner {
+    shared: Arc<Shared>,
+    open: AtomicBool,
+    closed_with: Mutex<Option<(u16, String)>>,
+    state: Mutex<ChannelState>,
+    /// Consumers changed, or acks made room under the prefetch limit.
+    wake: Arc<Notify>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct ChannelState {
+    next_tag: u64,
+    prefetch: u32,
+    unacked: BTreeMap<u64, Unacked>,
+    consumers: Vec<ConsumerEntry>,
+    /// Round-robin position among consumers of one queue.
+    turn: usize,
+    fetching: bool,
+}
+
+/// A delivery not yet settled: enough to ack it or put it back.
+struct Unacked {
+    /// Kombu's delivery tag, the key of the unacked hash.
+    tag: String,
+    /// The list it was popped from; empty for a fanout delivery.
+    source: String,
+    raw: Bytes,
+}
+
+struct ConsumerEntry {
+    tag: SharedStr,
+    queue: String,
+    no_ack: bool,
+    sink: DeliverySender,
+    epoch: u64,
+    /// The fanout subscription of a consumer of a fanout-bound queue.
+    _subscription: Option<OwnedTask>,
+}
+
+impl ChannelInner {
+    fn check_open(&self) -> Result<()> {
+        if !self.shared.is_open() {
+            return Err(self.shared.closed_error());
+        }
+        if self.open.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match &*lock(&self.closed_with) {
+            Some((code, text)) => Err(Error::channel_closed(*code, text.clone())),
+            None => Err(Error::closed("the channel is closed")),
+        }
+    }
+
+    /// A channel error closes the channel, as on AMQP brokers.
+    async fn fail<T>(&self, code: u16, text: String) -> Result<T> {
+        *lock(&self.closed_with) = Some((code, text.clone()));
+        self.shutdown(Some(CancelReason::ChannelClosed(code, text.clone()))).await;
+        Err(Error::channel_closed(code, text))
+    }
+
+    /// Stop the channel's tasks and tell its consumers (with `reason`).
+    fn stop(&self, reason: Option<CancelReason>) -> Vec<Unacked> {
+        self.open.store(false, Ordering::Release);
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        let mut state = lock(&self.state);
+        let consumers = std::mem::take(&mut state.consumers);
+        state.fetching = false;
+        let unacked = std::mem::take(&mut state.unacked).into_values().collect();
+        drop(state);
+        if let Some(reason) = reason {
+            for consumer in consumers {
+                let _ = consumer.sink.send(ConsumerEvent::Cancelled(consumer.tag, reason.clone()));
+            }
+        }
+        self.wake.notify_waiters();
+        unacked
+    }
+
+    /// Close: stop, then give back what was not acked (front of the line,
+    /// as Kombu's restore at close), and drop auto-delete queues.
+    async fn shutdown(&self, reason: Option<CancelReason>) {
+        let consumed: Vec<String> = lock(&self.state).consumers.iter().map(|c| c.queue.clone()).collect();
+        let unacked = self.stop(reason);
+        if self.shared.is_open() {
+            self.requeue(unacked, false).await;
+            for queue in consumed {
+                self.maybe_auto_delete(&queue).await;
+            }
+        }
+    }
+
+    async fn close(&self) {
+        if self.open.load(Ordering::Acquire) {
+            self.shutdown(None).await;
+        }
+    }
+
+    /// Put deliveries back in the lists they came from.
+    async fn requeue(&self, unacked: Vec<Unacked>, back: bool) {
+        for u in unacked {
+            let marked = envelope::mark_redelivered(&u.raw).unwrap_or_else(|_| u.raw.to_vec());
+            let targets: Vec<String> = if u.source.is_empty() { Vec::new() } else { vec![u.source] };
+            if let Err(e) = self.shared.restore_record(&u.tag, &marked, &targets, back).await {
+                tracing::warn!(error = %e, tag = u.tag, "could not put a message back; the visibility timeout will");
+            }
+        }
+    }
+
+    async fn maybe_auto_delete(&self, queue: &str) {
+        if !lock(&self.shared.auto_delete).contains(queue) {
+            return;
+        }
+        let still_consumed = lock(&self.shared.channels)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .any(|c| lock(&c.state).consumers.iter().any(|e| e.queue == queue));
+        if !still_consumed {
+            let _ = self.shared.delete_queue(queue).await;
+        }
+    }
+
+    /// The queue was deleted: cancel its consumers here.
+    fn queue_deleted(&self, queue: &str) {
+        let mut state = lock(&self.state);
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.consumers).into_iter().partition(|c| c.queue == queue);
+        state.consumers = kept;
+        drop(state);
+        for consumer in gone {
+            let _ = consumer.sink.send(ConsumerEvent::Cancelled(consumer.tag, CancelReason::QueueDeleted));
+        }
+        self.wake.notify_one();
+    }
+
+    /// Settle deliveries: `None` acks, `Some(requeue)` rejects.
+    async fn settle(&self, delivery_tag: u64, multiple: bool, reject: Option<bool>) -> Result<()> {
+        self.check_open()?;
+        let settled: Option<Vec<Unacked>> = {
+            let mut state = lock(&self.state);
+            if multiple {
+                let rest = state.unacked.split_off(&(delivery_tag.saturating_add(1)));
+                let done = std::mem::replace(&mut state.unacked, rest);
+                Some(done.into_values().collect())
+            } else {
+                match state.unacked.remove(&delivery_tag) {
+                    Some(u) => Some(vec![u]),
+                    None if delivery_tag == 0 => Some(Vec::new()),
+                    None => None,
+                }
+            }
+        };
+        let Some(settled) = settled else {
+            return self.fail(PRECONDITION_FAILED, format!("PRECONDITION_FAILED - unknown delivery tag {delivery_tag}")).await;
+        };
+        if settled.is_empty() {
+            return Ok(());
+        }
+        match reject {
+            Some(true) => self.requeue(settled, true).await,
+            _ => {
+                let mut pipe = redis::pipe();
+                let index = self.shared.keys.unacked_index();
+                let hash = self.shared.keys.unacked();
+                for u in &settled {
+                    pipe.cmd("ZREM").arg(&index).arg(&u.tag).ignore();
+                    pipe.cmd("HDEL").arg(&hash).arg(&u.tag).ignore();
+                }
+                self.shared.pipe::<()>(&pipe, "acknowledging").await?;
+            }
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Turn a fetched payload into a delivery for `consumer_tag`.
+    fn delivery(&self, state: &mut ChannelState, source: &str, raw: Bytes, tag: String, consumer: Option<(&SharedStr, bool, u64)>) -> Delivery {
+        state.next_tag += 1;
+        let delivery_tag = state.next_tag;
+        let (content, exchange, routing_key, redelivered) = match envelope::decode(&raw) {
+            Ok(e) => (e.content, e.exchange, e.routing_key, e.redelivered),
+            Err(error) => {
+                // Not an envelope: hand over the bytes as they are, so the
+                // application sees them (and can reject them) instead of
+                // losing them.
+                tracing::warn!(%error, source, "a message in Redis is not a Kombu envelope; delivered as raw bytes");
+                (Content { properties: Default::default(), body: raw.clone() }, SharedStr::default(), SharedStr::default(), false)
+            }
+        };
+        let no_ack = consumer.is_some_and(|(_, no_ack, _)| no_ack);
+        if !no_ack && !tag.is_empty() {
+            state.unacked.insert(delivery_tag, Unacked { tag, source: source.to_owned(), raw });
+        }
+        Delivery {
+            info: DeliveryInfo {
+                exchange,
+                routing_key,
+                redelivered,
+                consumer_tag: consumer.map(|(t, _, _)| t.clone()),
+                delivery_tag,
+            },
+            content: Arc::new(content),
+            epoch: consumer.map(|(_, _, e)| e).unwrap_or(0),
+        }
+    }
+
+    /// Pop up to `max` messages from `keys` (recording them as unacked when
+    /// `record`): key, payload, Kombu tag.
+    async fn pop(&self, keys: &[String], max: usize, record: bool) -> Result<Vec<(String, Bytes, String)>> {
+        let shared = &self.shared;
+        let mut invocation = scripts::FETCH.prepare_invoke();
+        invocation.key(shared.keys.unacked()).key(shared.keys.unacked_index());
+        for key in keys {
+            invocation.key(key);
+        }
+        invocation.arg(max).arg(format!("{:.6}", now_secs())).arg(if record { "1" } else { "0" });
+        let flat: Vec<redis::Value> = shared.script(&invocation, "fetching messages").await?;
+        let mut out = Vec::with_capacity(flat.len() / 3);
+        let mut items = flat.into_iter();
+        while let (Some(key), Some(raw), Some(tag)) = (items.next(), items.next(), items.next()) {
+            let text = |v: redis::Value| match v {
+                redis::Value::BulkString(b) => String::from_utf8(b).unwrap_or_default(),
+                _ => String::new(),
+            };
+            let raw = match raw {
+                redis::Value::BulkString(b) => Bytes::from(b),
+                _ => Bytes::new(),
+            };
+            out.push((text(key), raw, text(tag)));
+        }
+        if !out.is_empty() {
+            self.refresh_expiry(out.iter().map(|(k, _, _)| shared.keys.queue_of(k))).await;
+        }
+        Ok(out)
+    }
+
+    async fn refresh_expiry<'a>(&self, queues: impl Iterator<Item = &'a str>) {
+        let mut pipe = redis::pipe();
+        let mut any = false;
+        {
+            let expires = lock(&self.shared.expires);
+            if expires.is_empty() {
+                return;
+            }
+            let mut seen = HashSet::new();
+            for queue in queues {
+                if let Some(ms) = expires.get(queue)
+                    && seen.insert(queue)
+                {
+                    for key in self.shared.keys.buckets(queue) {
+                        pipe.cmd("PEXPIRE").arg(key).arg(*ms).ignore();
+                        any = true;
+                    }
+                }
+            }
+        }
+        if any {
+            let _ = self.shared.pipe::<()>(&pipe, "refreshing queue expiry").await;
+        }
+    }
+
+    /// Hand fetched messages to the consumers of their queues (round robin
+    /// among a queue's consumers); one whose consumer went away goes back.
+    async fn dispatch(&self, fetched: Vec<(String, Bytes, String)>) {
+        let mut orphans = Vec::new();
+        {
+            let mut state = lock(&self.state);
+            for (key, raw, tag) in fetched {
+                let queue = self.shared.keys.queue_of(&key).to_owned();
+                let candidates: Vec<usize> =
+                    state.consumers.iter().enumerate().filter(|(_, c)| c.queue == queue).map(|(i, _)| i).collect();
+                if candidates.is_empty() {
+                    orphans.push(Unacked { tag, source: key, raw });
+                    continue;
+                }
+                state.turn = state.turn.wrapping_add(1);
+                let index = candidates[state.turn % candidates.len()];
+                let (ctag, no_ack, epoch, sink) = {
+                    let c = &state.consumers[index];
+                    (c.tag.clone(), c.no_ack, c.epoch, c.sink.clone())
+                };
+                let delivery = self.delivery(&mut state, &key, raw, tag.clone(), Some((&ctag, no_ack, epoch)));
+                if no_ack && !tag.is_empty() {
+                    // Recorded by a fetch shared with acking consumers.
+                    orphans.push(Unacked { tag, source: String::new(), raw: Bytes::new() });
+                }
+                if let Err(returned) = sink.send(ConsumerEvent::Delivery(delivery)) {
+                    if let ConsumerEvent::Delivery(d) = returned.0
+                        && let Some(u) = state.unacked.remove(&d.info.delivery_tag)
+                    {
+                        orphans.push(u);
+                    }
+                }
+            }
+        }
+        let (forget, back): (Vec<_>, Vec<_>) = orphans.into_iter().partition(|u| u.source.is_empty());
+        if !forget.is_empty() {
+            let mut pipe = redis::pipe();
+            for u in &forget {
+                pipe.cmd("ZREM").arg(self.shared.keys.unacked_index()).arg(&u.tag).ignore();
+                pipe.cmd("HDEL").arg(self.shared.keys.unacked()).arg(&u.tag).ignore();
+            }
+            let _ = self.shared.pipe::<()>(&pipe, "settling no-ack deliveries").await;
+        }
+        self.requeue(back, false).await;
+    }
+
+    /// What the fetcher should pop next: the keys in Kombu's order, how
+    /// many, and whether to record them as unacked.
+    fn plan(&self) -> Option<(Vec<String>, usize, bool)> {
+        let state = lock(&self.state);
+        let mut queues: Vec<&str> = Vec::new();
+        for c in &state.consumers {
+            if !queues.contains(&c.queue.as_str()) {
+                queues.push(&c.queue);
+            }
+        }
+        if queues.is_empty() {
+            return None;
+        }
+        let record = state.consumers.iter().any(|c| !c.no_ack);
+        let room = if state.prefetch == 0 || !record {
+            FETCH_BATCH
+        } else {
+            (state.prefetch as usize).saturating_sub(state.unacked.len()).min(FETCH_BATCH)
+        };
+        if room == 0 {
+            return None;
+        }
+        // Rotate so a busy queue does not starve the others (Kombu's fair cycle).
+        let shift = state.turn % queues.len();
+        queues.rotate_left(shift);
+        Some((self.shared.keys.fetch_order(&queues), room, record))
+    }
+}
+
+/// The consumer loop of one channel: pop what is there, and when nothing
+/// is, wait on the first queue's list without removing anything (BLMOVE of
+/// a list onto itself) or until the polling interval passes.
+async fn fetch_loop(channel: Weak<ChannelInner>) {
+    let mut waiter: Option<MultiplexedConnection> = None;
+    loop {
+        let Some(inner) = channel.upgrade() else { return };
+        if inner.check_open().is_err() {
+            return;
+        }
+        let Some((keys, room, record)) = inner.plan() else {
+            let wake = inner.wake.clone();
+            drop(inner);
+            wake.notified().await;
+            continue;
+        };
+        if inner.shared.options.reliable_fetch || !record {
+            match inner.pop(&keys, room, record).await {
+                Ok(fetched) if !fetched.is_empty() => {
+                    inner.dispatch(fetched).await;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "fetch failed");
+                    return;
+                }
+            }
+            let conn = match &waiter {
+                Some(c) => c.clone(),
+                None => match inner.shared.blocking_connection().await {
+                    Ok(c) => {
+                        waiter = Some(c.clone());
+                        c
+                    }
+                    Err(_) => return,
+                },
+            };
+            let seconds = inner.shared.options.polling_interval.as_secs_f64();
+            let first = keys[0].clone();
+            let shared = inner.shared.clone();
+            let wake = inner.wake.clone();
+            drop(inner);
+            let mut conn = conn;
+            let mut blmove = redis::cmd("BLMOVE");
+            blmove.arg(&first).arg(&first).arg("RIGHT").arg("RIGHT").arg(seconds);
+            let wait = blmove.query_async::<Option<Vec<u8>>>(&mut conn);
+            let woken = wake.notified();
+            tokio::select! {
+                result = wait => {
+                    if let Err(e) = result {
+                        let _ = shared.error(e, "waiting for messages");
+                        return;
+                    }
+                }
+                _ = woken => {}
+            }
+        } else {
+            // Kombu's way: BRPOP, then record. A consumer killed in between
+            // loses the message; kept for deployments that want exactly
+            // Kombu's behaviour.
+            let conn = match &waiter {
+                Some(c) => c.clone(),
+                None => match inner.shared.blocking_connection().await {
+                    Ok(c) => {
+                        waiter = Some(c.clone());
+                        c
+                    }
+                    Err(_) => return,
+                },
+            };
+            let seconds = inner.shared.options.polling_interval.as_secs_f64();
+            let shared = inner.shared.clone();
+            drop(inner);
+            let mut conn = conn;
+            let popped: Option<(String, Vec<u8>)> =
+                match redis::cmd("BRPOP").arg(&keys).arg(seconds).query_async(&mut conn).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = shared.error(e, "waiting for messages");
+                        return;
+                    }
+                };
+            let Some((key, raw)) = popped else { continue };
+            let Some(inner) = channel.upgrade() else { return };
+            let tag = match envelope::decode(&raw) {
+                Ok(e) if !e.tag.is_empty() => e.tag,
+                _ => format!("kelp-{}", crate::util::uuid4()),
+            };
+            let record = kombu_unacked_record(&raw, &tag);
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZADD").arg(shared.keys.unacked_index()).arg(now_secs()).arg(&tag).ignore();
+            pipe.cmd("HSET").arg(shared.keys.unacked()).arg(&tag).arg(record).ignore();
+            if shared.pipe::<()>(&pipe, "recording a delivery").await.is_err() {
+                return;
+            }
+            inner.dispatch(vec![(key, Bytes::from(raw), tag)]).await;
+        }
+    }
+}
+
+/// Kombu's unacked record for `raw`: `[payload, exchange, routing_key]`.
+fn kombu_unacked_record(raw: &[u8], _tag: &str) -> Vec<u8> {
+    let (exchange, routing_key) = envelope::decode(raw)
+        .map(|e| (e.exchange.to_string(), e.routing_key.to_string()))
+        .unwrap_or_default();
+    let payload: serde_json::Value = serde_json::from_slice(raw)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(raw).into_owned()));
+    serde_json::to_vec(&serde_json::json!([payload, exchange, routing_key])).unwrap_or_default()
+}
+
+/// Subscribe to `patterns` (PSUBSCRIBE, as Kombu's fanout consumers do).
+async fn subscribe(shared: &Shared, patterns: &[String]) -> Result<redis::aio::PubSubStream> {
+    let mut pubsub = shared.client.get_async_pubsub().await.map_err(|e| shared.error(e, "subscribing to fanout messages"))?;
+    for pattern in patterns {
+        pubsub.psubscribe(pattern).await.map_err(|e| shared.error(e, "subscribing to fanout messages"))?;
+    }
+    Ok(pubsub.into_on_message())
+}
+
+/// Deliver the fanout messages of one consumer's subscription (best-effort
+/// by nature, as in Kombu: nothing is kept for a consumer that is away).
+async fn subscribe_loop(channel: Weak<ChannelInner>, consumer_tag: SharedStr, mut stream: redis::aio::PubSubStream) {
+    loop {
+        let next = std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)).await;
+        let Some(inner) = channel.upgrade() else { return };
+        let Some(message) = next else {
+            inner.shared.fail(Error::connection(format!("lost the fanout subscription to {}", inner.shared.broker)));
+            return;
+        };
+        let raw = Bytes::copy_from_slice(message.get_payload_bytes());
+        if envelope::decode(&raw).is_err() {
+            tracing::warn!(channel = message.get_channel_name(), "a fanout message is not a Kombu envelope; skipped");
+            continue;
+        }
+        let mut state = lock(&inner.state);
+        let Some(consumer) = state.consumers.iter().find(|c| c.tag == consumer_tag) else { return };
+        let (no_ack, epoch, sink) = (consumer.no_ack, consumer.epoch, consumer.sink.clone());
+        let queue = consumer.queue.clone();
+        // Not recorded in Redis (Kombu's fanout is not either): an ack
+        // settles it here, a requeue puts it in the queue's list.
+        let source = inner.shared.keys.bucket(&queue, 0);
+        let delivery = inner.delivery(&mut state, &source, raw.clone(), String::new(), Some((&consumer_tag, no_ack, epoch)));
+        if !no_ack {
+            let local = format!("{FANOUT_TAG}{}", crate::util::uuid4());
+            state.unacked.insert(delivery.info.delivery_tag, Unacked { tag: local, source, raw });
+        }
+        drop(state);
+        let _ = sink.send(ConsumerEvent::Delivery(delivery));
+    }
+}
+
+/// A task aborted when its owner goes away.
+struct OwnedTask(tokio::task::JoinHandle<()>);
+
+impl Drop for OwnedTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl RedisChannel {
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Start the fetcher if not running, and wake it (consumers changed).
+    fn start_fetching(&self) {
+        let mut state = lock(&self.inner.state);
+        if !state.fetching {
+            state.fetching = true;
+            let task = tokio::spawn(fetch_loop(Arc::downgrade(&self.inner)));
+            lock(&self.inner.tasks).push(task);
+        }
+        drop(state);
+        self.inner.wake.notify_one();
+    }
+
+    /// The binding-set member for `args` and whether the exchange is fanout.
+    async fn bind_member(&self, args: &BindArgs<'_>) -> Result<(String, bool)> {
+        let (queue, exchange, key) = (args.destination, args.source, args.routing_key);
+        let kind = self.shared().exchange_kind(exchange).await?;
+        let pattern = match kind {
+            Some(ExchangeKind::Topic) => kombu_topic_pattern(key),
+            _ => String::new(),
+        };
+        Ok((Keys::member(key, &pattern, queue), matches!(kind, Some(ExchangeKind::Fanout))))
+    }
+}
+
+impl TransportChannel for RedisChannel {
+    fn is_open(&self) -> bool {
+        self.inner.check_open().is_ok()
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await;
+        Ok(())
+    }
+
+    async fn exchange_declare(&self, args: ExchangeDeclare<'_>) -> Result<()> {
+        self.inner.check_open()?;
+        if matches!(args.kind, ExchangeKind::Headers) || matches!(args.kind, ExchangeKind::Custom(_)) {
+            return Err(Error::unsupported(format!(
+                "the Redis transport has no {} exchanges (direct, topic and fanout only, as Kombu's)",
+                args.kind
+            )));
+        }
+        let shared = self.shared();
+        let name = args.name.to_owned();
+        if args.passive {
+            if shared.exchange_kind(&name).await?.is_some() {
+                return Ok(());
+            }
+            let exists: bool = shared.query(redis::cmd("EXISTS").arg(shared.keys.binding(&name)), "looking up an exchange").await?;
+            if exists {
+                return Ok(());
+            }
+            return self.inner.fail(NOT_FOUND, format!("NOT_FOUND - no exchange '{name}'")).await;
+        }
+        let spec = format!("type={} durable={} auto_delete={}", args.kind, args.durable, args.auto_delete);
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSETNX").arg(shared.keys.exchange_records()).arg(&name).arg(&spec).ignore();
+        pipe.cmd("HGET").arg(shared.keys.exchange_records()).arg(&name);
+        let (recorded,): (Option<String>,) = shared.pipe(&pipe, "declaring an exchange").await?;
+        if let Some(recorded) = recorded.filter(|r| *r != spec) {
+            return self
+                .inner
+                .fail(
+                    PRECONDITION_FAILED,
+                    format!("PRECONDITION_FAILED - inequivalent arguments for exchange '{name}': declared with {spec}, exists with {recorded}"),
+                )
+                .await;
+        }
+        lock(&shared.exchanges).insert(name, args.kind.clone());
+        Ok(())
+    }
+
+    async fn exchange_delete(&self, name: &str, _if_unused: bool) -> Result<()> {
+        self.inner.check_open()?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(self.shared().keys.binding(name)).ignore();
+        pipe.cmd("DEL").arg(self.shared().keys.binding_permanent(name)).ignore();
+        pipe.cmd("HDEL").arg(self.shared().keys.exchange_records()).arg(name).ignore();
+        self.shared().pipe::<()>(&pipe, "deleting an exchange").await?;
+        lock(&self.shared().exchanges).remove(name);
+        for bindings in lock(&self.shared().fanout_bindings).values_mut() {
+            bindings.retain(|e| e != name);
+        }
+        Ok(())
+    }
+
+    async fn exchange_bind(&self, _args: BindArgs<'_>) -> Result<()> {
+        Err(Error::unsupported("the Redis transport has no exchange-to-exchange bindings (nor has Kombu's)"))
+    }
+
+    async fn exchange_unbind(&self, _args: BindArgs<'_>) -> Result<()> {
+        Err(Error::unsupported("the Redis transport has no exchange-to-exchange bindings (nor has Kombu's)"))
+    }
+
+    async fn queue_declare(&self, args: QueueDeclare<'_>) -> Result<QueueDeclareOk> {
+        self.inner.check_open()?;
+        let shared = self.shared();
+        let name = if args.name.is_empty() { format!("amq.gen-{}", crate::util::uuid4()) } else { args.name.to_owned() };
+        if args.passive {
+            if !shared.queue_exists(&name).await? {
+                return self.inner.fail(NOT_FOUND, format!("NOT_FOUND - no queue '{name}' in vhost '{}'", shared.keys.bucket("", 0))).await;
+            }
+        } else {
+            if lock(&shared.exclusive).contains(&name) {
+                // Declared exclusive by this connection: fine to redeclare.
+            } else if args.exclusive && shared.queue_exists(&name).await? {
+                return self
+                    .inner
+                    .fail(RESOURCE_LOCKED, format!("RESOURCE_LOCKED - cannot obtain exclusive access to queue '{name}'"))
+                    .await;
+            }
+            let spec = format!(
+                "durable={} auto_delete={} arguments={}",
+                args.durable,
+                args.auto_delete,
+                serde_json::to_string(args.arguments).unwrap_or_default()
+            );
+            let mut pipe = redis::pipe();
+            pipe.cmd("HSETNX").arg(shared.keys.queue_records()).arg(&name).arg(&spec).ignore();
+            pipe.cmd("HGET").arg(shared.keys.queue_records()).arg(&name);
+            let (recorded,): (Option<String>,) = shared.pipe(&pipe, "declaring a queue").await?;
+            if let Some(recorded) = recorded.filter(|r| *r != spec) {
+                return self
+                    .inner
+                    .fail(
+                        PRECONDITION_FAILED,
+                        format!("PRECONDITION_FAILED - inequivalent arguments for queue '{name}': declared with {spec}, exists with {recorded}"),
+                    )
+                    .await;
+            }
+            match args.arguments.get("x-expires").and_then(crate::Value::as_i64) {
+                Some(ms) if ms > 0 => {
+                    lock(&shared.expires).insert(name.clone(), ms as u64);
+                    let mut pipe = redis::pipe();
+                    for key in shared.keys.buckets(&name) {
+                        pipe.cmd("PEXPIRE").arg(key).arg(ms).ignore();
+                    }
+                    shared.pipe::<()>(&pipe, "setting queue expiry").await?;
+                }
+                _ => {
+                    lock(&shared.expires).remove(&name);
+                }
+            }
+            if args.auto_delete {
+                lock(&shared.auto_delete).insert(name.clone());
+            }
+            if args.exclusive {
+                lock(&shared.exclusive).insert(name.clone());
+            }
+        }
+        let message_count = shared.queue_size(&name).await?;
+        let consumer_count = lock(&shared.channels)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|c| lock(&c.state).consumers.iter().filter(|e| e.queue == name).count() as u32)
+            .sum();
+        Ok(QueueDeclareOk { name, message_count, consumer_count })
+    }
+
+    async fn queue_bind(&self, args: BindArgs<'_>) -> Result<()> {
+        self.inner.check_open()?;
+        let (member, fanout) = self.bind_member(&args).await?;
+        let shared = self.shared();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SADD").arg(shared.keys.binding(args.source)).arg(&member).ignore();
+        pipe.cmd("SADD").arg(shared.keys.binding_permanent(args.source)).arg(&member).ignore();
+        shared.pipe::<()>(&pipe, "binding a queue").await?;
+        if fanout {
+            let mut fanout = lock(&shared.fanout_bindings);
+            let exchanges = fanout.entry(args.destination.to_owned()).or_default();
+            if !exchanges.iter().any(|e| e == args.source) {
+                exchanges.push(args.source.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    async fn queue_unbind(&self, args: BindArgs<'_>) -> Result<()> {
+        self.inner.check_open()?;
+        let (member, fanout) = self.bind_member(&args).await?;
+        let shared = self.shared();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SREM").arg(shared.keys.binding(args.source)).arg(&member).ignore();
+        pipe.cmd("SREM").arg(shared.keys.binding_permanent(args.source)).arg(&member).ignore();
+        shared.pipe::<()>(&pipe, "unbinding a queue").await?;
+        if fanout && let Some(exchanges) = lock(&shared.fanout_bindings).get_mut(args.destination) {
+            exchanges.retain(|e| e != args.source);
+        }
+        Ok(())
+    }
+
+    async fn queue_purge(&self, name: &str) -> Result<u32> {
+        self.inner.check_open()?;
+        let shared = self.shared();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for key in shared.keys.buckets(name) {
+            pipe.cmd("LLEN").arg(&key);
+            pipe.cmd("DEL").arg(&key).ignore();
+        }
+        let sizes: Vec<u64> = shared.pipe(&pipe, "purging a queue").await?;
+        Ok(u32::try_from(sizes.iter().sum::<u64>()).unwrap_or(u32::MAX))
+    }
+
+    async fn queue_delete(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<u32> {
+        self.inner.check_open()?;
+        let shared = self.shared();
+        if if_empty && shared.queue_size(name).await? > 0 {
+            return self.inner.fail(PRECONDITION_FAILED, format!("PRECONDITION_FAILED - queue '{name}' not empty")).await;
+        }
+        if if_unused {
+            let used = lock(&shared.channels)
+                .iter()
+                .filter_map(Weak::upgrade)
+                .any(|c| lock(&c.state).consumers.iter().any(|e| e.queue == name));
+            if used {
+                return self.inner.fail(PRECONDITION_FAILED, format!("PRECONDITION_FAILED - queue '{name}' in use")).await;
+            }
+        }
+        shared.delete_queue(name).await
+    }
+
+    async fn qos(&self, prefetch_count: u16, _global: bool) -> Result<()> {
+        self.inner.check_open()?;
+        lock(&self.inner.state).prefetch = u32::from(prefetch_count);
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    async fn confirm_select(&self) -> Result<()> {
+        // Every write is answered by Redis before the publish returns.
+        self.inner.check_open()
+    }
+
+    async fn publish(&self, message: OutgoingMessage) -> Result<Confirm> {
+        self.inner.check_open()?;
+        Ok(Confirm::ready(self.shared().publish(&message).await))
+    }
+
+    fn resend(&self, unsent: Vec<(u64, OutgoingMessage)>) -> Result<()> {
+        self.inner.check_open()?;
+        let shared = self.inner.shared.clone();
+        // Publishes are confirmed synchronously, so nothing is normally left
+        // over; publish whatever is handed in, in order.
+        tokio::spawn(async move {
+            for (_, message) in unsent {
+                if let Err(e) = shared.publish(&message).await {
+                    tracing::warn!(error = %e, "re-publishing after a reconnect failed");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn consume(&self, args: ConsumeArgs, sink: DeliverySender) -> Result<SharedStr> {
+        self.inner.check_open()?;
+        let shared = self.shared();
+        if !lock(&shared.exclusive).contains(&args.queue) && !shared.queue_exists(&args.queue).await? && !lock(&shared.fanout_bindings).contains_key(&args.queue) {
+            return self.inner.fail(NOT_FOUND, format!("NOT_FOUND - no queue '{}'", args.queue)).await;
+        }
+        let reused = lock(&self.inner.state).consumers.iter().any(|c| c.tag == args.consumer_tag);
+        if reused {
+            return self
+                .inner
+                .fail(NOT_ALLOWED, format!("NOT_ALLOWED - attempt to reuse consumer tag '{}'", args.consumer_tag))
+                .await;
+        }
+        // Subscribe before returning, so what is published after consume()
+        // returns reaches this consumer.
+        let fanout = lock(&shared.fanout_bindings).get(&args.queue).cloned().unwrap_or_default();
+        let subscription = if fanout.is_empty() {
+            None
+        } else {
+            let patterns: Vec<String> = fanout.iter().flat_map(|e| shared.keys.fanout_patterns(e)).collect();
+            let stream = subscribe(shared, &patterns).await?;
+            let weak = Arc::downgrade(&self.inner);
+            Some(OwnedTask(tokio::spawn(subscribe_loop(weak, args.consumer_tag.clone(), stream))))
+        };
+        lock(&self.inner.state).consumers.push(ConsumerEntry {
+            tag: args.consumer_tag.clone(),
+            queue: args.queue.clone(),
+            no_ack: args.no_ack,
+            sink,
+            epoch: args.epoch,
+            _subscription: subscription,
+        });
+        self.start_fetching();
+        Ok(args.consumer_tag)
+    }
+
+    async fn cancel(&self, consumer_tag: &str) -> Result<()> {
+        self.inner.check_open()?;
+        let queue = {
+            let mut state = lock(&self.inner.state);
+            let position = state.consumers.iter().position(|c| c.tag.as_str() == consumer_tag);
+            position.map(|i| state.consumers.remove(i).queue)
+        };
+        self.inner.wake.notify_one();
+        if let Some(queue) = queue {
+            self.inner.maybe_auto_delete(&queue).await;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, queue: &str, no_ack: bool) -> Result<Option<Delivery>> {
+        self.inner.check_open()?;
+        let keys = self.shared().keys.fetch_order(&[queue]);
+        let mut fetched = self.inner.pop(&keys, 1, !no_ack).await?;
+        let Some((key, raw, tag)) = fetched.pop() else { return Ok(None) };
+        let mut state = lock(&self.inner.state);
+        let mut delivery = self.inner.delivery(&mut state, &key, raw, tag, None);
+        delivery.info.consumer_tag = None;
+        Ok(Some(delivery))
+    }
+
+    async fn ack(&self, delivery_tag: u64, multiple: bool) -> Result<()> {
+        self.inner.settle(delivery_tag, multiple, None).await
+    }
+
+    async fn nack(&self, delivery_tag: u64, multiple: bool, requeue: bool) -> Result<()> {
+        self.inner.settle(delivery_tag, multiple, Some(requeue)).await
+    }
+
+    async fn reject(&self, delivery_tag: u64, requeue: bool) -> Result<()> {
+        self.inner.settle(delivery_tag, false, Some(requeue)).await
+    }
+
+    async fn recover(&self, requeue: bool) -> Result<()> {
+        self.inner.check_open()?;
+        if !requeue {
+            return Err(Error::unsupported("basic.recover without requeue is not supported (nor by RabbitMQ)"));
+        }
+        let unacked: Vec<Unacked> = std::mem::take(&mut lock(&self.inner.state).unacked).into_values().collect();
+        self.inner.requeue(unacked, false).await;
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+}
