@@ -13,6 +13,7 @@
 //! instant loses nothing.
 
 mod envelope;
+#[doc(hidden)] pub mod fuzzing;
 mod keys;
 mod scripts;
 
@@ -124,6 +125,14 @@ impl Shared {
     fn error(&self, e: redis::RedisError, doing: &str) -> Error {
         if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
             let error = Error::connection(format!("lost the connection to {} while {doing}", self.broker)).with_source(e);
+            self.fail(error.clone_for_waiters());
+            return error;
+        }
+        // A demoted master (after a Sentinel failover), a server still
+        // loading its data or one that lost its master: the next server of
+        // the failover list (or the Sentinel's new master) is the cure.
+        if matches!(e.code(), Some("READONLY" | "LOADING" | "MASTERDOWN")) {
+            let error = Error::connection(format!("{} cannot serve writes now ({e}) while {doing}", self.broker));
             self.fail(error.clone_for_waiters());
             return error;
         }
@@ -624,48 +633,81 @@ impl Drop for RedisTransport {
 }
 
 /// PING the server every `interval`; no answer within it means the server
-/// is gone or frozen. Also runs the visibility-timeout sweep while this
-/// connection has consumers.
+/// is gone or frozen. While this connection has consumers it also sweeps
+/// for messages whose visibility timeout passed (Kombu's
+/// `restore_visible`), and keeps its own unacked deliveries visible-timeout
+/// fresh, so a long handler's message is not handed to someone else while
+/// it is still being worked on (Kombu redelivers those).
 async fn health_check(shared: Weak<Shared>, interval: Duration) {
     let interval = interval.max(Duration::from_millis(100));
-    let mut last_sweep = tokio::time::Instant::now();
+    let (sweep_every, keepalive_every) = match shared.upgrade() {
+        Some(s) => (s.options.unacked_restore_interval, (s.options.visibility_timeout / 3).max(Duration::from_millis(50))),
+        None => return,
+    };
+    let tick = interval.min(sweep_every).min(keepalive_every);
+    let start = tokio::time::Instant::now();
+    let (mut last_ping, mut last_sweep, mut last_keepalive) = (start, start, start);
     loop {
         let mut down = match shared.upgrade() {
             Some(s) => s.down.subscribe(),
             None => return,
         };
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(tick) => {}
             _ = down.wait_for(|d| *d) => return,
         }
         let Some(shared) = shared.upgrade() else { return };
         if !shared.is_open() {
             return;
         }
-        let mut conn = shared.cmd.clone();
-        let ping = tokio::time::timeout(interval, redis::cmd("PING").query_async::<String>(&mut conn)).await;
-        match ping {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                let _ = shared.error(e, "checking the connection");
-                if shared.is_open() {
-                    shared.fail(Error::connection(format!("{} stopped answering", shared.broker)));
+        if last_ping.elapsed() >= interval {
+            last_ping = tokio::time::Instant::now();
+            let mut conn = shared.cmd.clone();
+            let ping = tokio::time::timeout(interval, redis::cmd("PING").query_async::<String>(&mut conn)).await;
+            match ping {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    let _ = shared.error(e, "checking the connection");
+                    if shared.is_open() {
+                        shared.fail(Error::connection(format!("{} stopped answering", shared.broker)));
+                    }
+                    return;
                 }
-                return;
-            }
-            Err(_) => {
-                shared.fail(Error::new(
-                    ErrorKind::Timeout,
-                    format!("{} did not answer a PING within {interval:?} (frozen or unreachable)", shared.broker),
-                ));
-                return;
+                Err(_) => {
+                    shared.fail(Error::new(
+                        ErrorKind::Timeout,
+                        format!("{} did not answer a PING within {interval:?} (frozen or unreachable)", shared.broker),
+                    ));
+                    return;
+                }
             }
         }
-        let consuming = lock(&shared.channels)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .any(|c| !lock(&c.state).consumers.is_empty());
-        if consuming && last_sweep.elapsed() >= shared.options.unacked_restore_interval {
+        let channels: Vec<Arc<ChannelInner>> = lock(&shared.channels).iter().filter_map(Weak::upgrade).collect();
+        if last_keepalive.elapsed() >= keepalive_every {
+            last_keepalive = tokio::time::Instant::now();
+            let tags: Vec<String> = channels
+                .iter()
+                .flat_map(|c| {
+                    lock(&c.state)
+                        .unacked
+                        .values()
+                        .filter(|u| !u.tag.starts_with(FANOUT_TAG))
+                        .map(|u| u.tag.clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if !tags.is_empty() {
+                let now = now_secs();
+                let mut zadd = redis::cmd("ZADD");
+                zadd.arg(shared.keys.unacked_index()).arg("XX");
+                for tag in &tags {
+                    zadd.arg(now).arg(tag);
+                }
+                let _: Result<i64> = shared.query(&zadd, "refreshing unacked deliveries").await;
+            }
+        }
+        let consuming = channels.iter().any(|c| !lock(&c.state).consumers.is_empty());
+        if consuming && last_sweep.elapsed() >= sweep_every {
             last_sweep = tokio::time::Instant::now();
             let sweeping = shared.clone();
             tokio::spawn(async move {

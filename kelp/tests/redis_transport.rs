@@ -1,0 +1,204 @@
+//! What the Redis transport writes, read back with raw Redis commands: the
+//! keys, envelope, binding members and unacked records must be exactly
+//! Kombu's, so that Kombu and kelp share one Redis. Also kelp's additions:
+//! its unacked deliveries stay fresh while a handler works, `x-expires`
+//! reaches every priority bucket, and `global_keyprefix` prefixes every key.
+//! Against the real Redis on 127.0.0.1:6379; fails loudly when it is down.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kelp::{Connection, Exchange, Queue};
+use kelp_test_support::redis::{RespValue, redis_command};
+use serde_json::Value as Json;
+
+const SEP: &str = "\x06\x16";
+
+fn url() -> String {
+    kelp_test_support::require_redis()
+}
+
+fn addr() -> SocketAddr {
+    let url = kelp::BrokerUrl::parse(&url()).expect("redis URL");
+    format!("{}:{}", url.host(), url.port().unwrap_or(6379)).parse().expect("address")
+}
+
+fn raw(args: &[&str]) -> RespValue {
+    redis_command(addr(), args, Duration::from_secs(5)).expect("raw redis command")
+}
+
+fn text(value: &RespValue) -> String {
+    value.as_text().unwrap_or_else(|| panic!("expected text, got {value:?}"))
+}
+
+fn list(value: RespValue) -> Vec<String> {
+    match value {
+        RespValue::Array(Some(items)) => items.iter().map(text).collect(),
+        other => panic!("expected an array, got {other:?}"),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    kelp_test_support::unique_name(prefix)
+}
+
+async fn connect(url: &str, prefix: Option<&str>) -> Connection {
+    let mut builder = Connection::builder(url);
+    if let Some(prefix) = prefix {
+        builder = builder.transport_option("global_keyprefix", prefix);
+    }
+    let conn = builder.build().expect("valid URL");
+    conn.connect().await.unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    conn
+}
+
+#[tokio::test]
+async fn stored_exactly_as_kombu_stores_it() {
+    let conn = connect(&url(), None).await;
+    let channel = conn.default_channel().await.unwrap();
+    let exchange = Exchange::direct(unique("fmt-x")).durable(false);
+    let name = unique("fmt-q");
+    let queue = Queue::new(name.clone()).exchange(exchange.clone()).routing_key("k.1");
+    queue.declare(&channel).await.unwrap();
+
+    // The binding set, with an empty pattern for a direct exchange.
+    let members = list(raw(&["SMEMBERS", &format!("_kombu.binding.{}", exchange.name)]));
+    assert_eq!(members, [format!("k.1{SEP}{SEP}{name}")]);
+
+    let producer = conn.producer().exchange(exchange.clone()).build().await.unwrap();
+    producer
+        .publish(&serde_json::json!({"hello": "world"}))
+        .routing_key("k.1")
+        .priority(4)
+        .correlation_id("c-7")
+        .header("n", 3)
+        .send()
+        .await
+        .unwrap();
+    // Priority 4 lands in Kombu's bucket 3.
+    assert_eq!(text(&raw(&["LLEN", &name])), "0");
+    let bucket = format!("{name}{SEP}3");
+    let stored = list(raw(&["LRANGE", &bucket, "0", "-1"]));
+    assert_eq!(stored.len(), 1, "one message in bucket 3");
+    let envelope: Json = serde_json::from_str(&stored[0]).expect("the envelope is JSON");
+    assert_eq!(envelope["content-type"], "application/json");
+    assert_eq!(envelope["content-encoding"], "utf-8");
+    assert_eq!(envelope["headers"]["n"], 3);
+    let props = &envelope["properties"];
+    assert_eq!(props["delivery_mode"], 2);
+    assert_eq!(props["priority"], 4);
+    assert_eq!(props["body_encoding"], "base64");
+    assert_eq!(props["correlation_id"], "c-7");
+    assert_eq!(props["delivery_info"]["exchange"], exchange.name.as_str());
+    assert_eq!(props["delivery_info"]["routing_key"], "k.1");
+    let tag = props["delivery_tag"].as_str().expect("a delivery tag").to_owned();
+    assert_eq!(tag.len(), 36, "a UUID4 delivery tag like Kombu's: {tag}");
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(envelope["body"].as_str().expect("body text"))
+        .expect("base64 body");
+    assert_eq!(serde_json::from_slice::<Json>(&body).unwrap(), serde_json::json!({"hello": "world"}));
+
+    // Delivered and not acked: Kombu's unacked record and index entry.
+    let mut consumer = channel.consumer([queue.clone()]).build().await.unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a delivery").unwrap().unwrap();
+    let record: Json = serde_json::from_str(&text(&raw(&["HGET", "unacked", &tag]))).expect("the unacked record is JSON");
+    assert_eq!(record[0], envelope, "[payload, exchange, routing_key]");
+    assert_eq!(record[1], exchange.name.as_str());
+    assert_eq!(record[2], "k.1");
+    assert!(matches!(raw(&["ZSCORE", "unacked_index", &tag]), RespValue::Bulk(Some(_))), "indexed by time");
+    message.ack().await.unwrap();
+    assert_eq!(raw(&["HGET", "unacked", &tag]), RespValue::Bulk(None), "an ack removes the record");
+    assert_eq!(raw(&["ZSCORE", "unacked_index", &tag]), RespValue::Bulk(None));
+    queue.delete(&channel, false, false).await.unwrap();
+    assert!(list(raw(&["SMEMBERS", &format!("_kombu.binding.{}", exchange.name)])).is_empty(), "the binding goes with the queue");
+}
+
+#[tokio::test]
+async fn topic_bindings_carry_kombus_pattern() {
+    let conn = connect(&url(), None).await;
+    let channel = conn.default_channel().await.unwrap();
+    let exchange = Exchange::topic(unique("fmt-topic")).durable(false);
+    let name = unique("fmt-topic-q");
+    Queue::new(name.clone()).exchange(exchange.clone()).routing_key("logs.*.error").declare(&channel).await.unwrap();
+    let members = list(raw(&["SMEMBERS", &format!("_kombu.binding.{}", exchange.name)]));
+    assert_eq!(members, [format!("logs.*.error{SEP}^logs\\.[^\\.]+\\.error${SEP}{name}")]);
+    Queue::new(name).delete(&channel, false, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn global_keyprefix_prefixes_every_key() {
+    let prefix = format!("{}:", unique("kp"));
+    let conn = connect(&url(), Some(&prefix)).await;
+    let channel = conn.default_channel().await.unwrap();
+    let exchange = Exchange::direct(unique("kp-x")).durable(false);
+    let name = unique("kp-q");
+    let queue = Queue::new(name.clone()).exchange(exchange.clone()).routing_key("rk");
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().exchange(exchange.clone()).build().await.unwrap();
+    producer.publish("a").routing_key("rk").send().await.unwrap();
+    producer.publish("b").routing_key("rk").priority(9).send().await.unwrap();
+    let keys = list(raw(&["KEYS", &format!("*{name}*")]));
+    assert_eq!(keys.len(), 2, "buckets 0 and 9: {keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with(&prefix)), "every queue key prefixed: {keys:?}");
+    let mut consumer = channel.consumer([queue.clone()]).prefetch_count(10).build().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a delivery").unwrap().unwrap();
+    assert_eq!(first.decode::<String>().unwrap(), "a", "bucket 0 before bucket 9");
+
+    assert_eq!(text(&raw(&["HLEN", &format!("{prefix}unacked")])), "2", "both deliveries recorded under the prefix");
+    assert_eq!(text(&raw(&["EXISTS", &format!("{prefix}_kombu.binding.{}", exchange.name)])), "1");
+    assert_eq!(text(&raw(&["EXISTS", &format!("_kombu.binding.{}", exchange.name)])), "0", "nothing unprefixed");
+    first.ack().await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a delivery").unwrap().unwrap();
+    second.ack().await.unwrap();
+    assert_eq!(text(&raw(&["HLEN", &format!("{prefix}unacked")])), "0");
+    queue.delete(&channel, false, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn x_expires_sets_a_ttl_on_every_bucket() {
+    let conn = connect(&url(), None).await;
+    let channel = conn.default_channel().await.unwrap();
+    let name = unique("ttl-q");
+    let queue = Queue::new(name.clone()).durable(false).argument("x-expires", 60_000u32);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(name.clone()).build().await.unwrap();
+    producer.publish("low").send().await.unwrap();
+    producer.publish("high").priority(6).send().await.unwrap();
+    for key in [name.clone(), format!("{name}{SEP}6")] {
+        let ttl: i64 = text(&raw(&["PTTL", &key])).parse().unwrap();
+        assert!(ttl > 0 && ttl <= 60_000, "{key:?} has PTTL {ttl}");
+    }
+    queue.delete(&channel, false, false).await.unwrap();
+}
+
+/// A handler that takes longer than the visibility timeout keeps its
+/// message: kelp refreshes the unacked index while the delivery is held, so
+/// the sweep of another consumer does not hand it out again (Kombu does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_handler_keeps_its_message_past_the_visibility_timeout() {
+    let build = || {
+        Connection::builder(url())
+            .transport_option("visibility_timeout", 1.0)
+            .transport_option("unacked_restore_interval", 0.1)
+            .build()
+            .expect("valid URL")
+    };
+    let (slow, watcher) = (build(), build());
+    let name = unique("vt-keep");
+    let queue = Queue::new(name.clone()).durable(false);
+    let slow_channel = slow.default_channel().await.unwrap();
+    queue.declare(&slow_channel).await.unwrap();
+    slow.producer().routing_key(name.clone()).build().await.unwrap().publish("work").send().await.unwrap();
+    let mut worker = slow_channel.consumer([queue.clone()]).build().await.unwrap();
+    let held = tokio::time::timeout(Duration::from_secs(10), worker.next()).await.expect("a delivery").unwrap().unwrap();
+
+    let watcher_channel = watcher.default_channel().await.unwrap();
+    let mut other = watcher_channel.consumer([queue.clone()]).build().await.unwrap();
+    // Three visibility timeouts pass with the message held and sweeps running.
+    let stolen = tokio::time::timeout(Duration::from_secs(3), other.next()).await;
+    assert!(stolen.is_err(), "the held message was handed to another consumer: {:?}", stolen.map(|m| m.map(|m| m.map(|m| m.decode::<String>()))));
+    held.ack().await.unwrap();
+    drop(worker);
+    queue.delete(&slow_channel, false, false).await.unwrap();
+}
