@@ -202,3 +202,67 @@ async fn a_long_handler_keeps_its_message_past_the_visibility_timeout() {
     drop(worker);
     queue.delete(&slow_channel, false, false).await.unwrap();
 }
+
+/// A Redis server with a TLS port as well as its plain one (the harness
+/// checks readiness on the plain port), certificates made at test time.
+fn tls_server(dir: &std::path::Path, verify_clients: bool) -> (kelp_test_support::redis::RedisServer, u16, kelp_test_support::tls::TestPki) {
+    assert!(kelp_test_support::tls::openssl_available(), "the TLS tests need the openssl command line tool");
+    let pki = kelp_test_support::tls::generate_test_pki(dir).expect("a test PKI");
+    let tls_port = kelp_test_support::free_port();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let server = kelp_test_support::redis::RedisOptions::default()
+        .args([
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            path(&pki.server_cert),
+            "--tls-key-file".into(),
+            path(&pki.server_key),
+            "--tls-ca-cert-file".into(),
+            path(&pki.ca_cert),
+            "--tls-auth-clients".into(),
+            (if verify_clients { "yes" } else { "no" }).into(),
+        ])
+        .start()
+        .expect("a redis-server with TLS");
+    (server, tls_port, pki)
+}
+
+async fn round_trip(url: &str) -> kelp::Result<String> {
+    let conn = Connection::new(url)?;
+    conn.connect().await?;
+    let channel = conn.default_channel().await?;
+    let queue = Queue::new(unique("tls-q")).durable(false);
+    queue.declare(&channel).await?;
+    conn.producer().routing_key(queue.name.clone()).build().await?.publish("over tls").send().await?;
+    let message = queue.get(&channel, false).await?.expect("the message");
+    message.ack().await?;
+    message.decode::<String>()
+}
+
+#[tokio::test]
+async fn rediss_verifies_the_server_and_presents_a_client_certificate() {
+    let dir = std::env::temp_dir().join(unique("redis-tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_server, port, pki) = tls_server(&dir, true);
+    let ca = pki.ca_cert.display().to_string();
+    let with_client = format!(
+        "rediss://localhost:{port}/0?ssl_ca_certs={ca}&ssl_certfile={}&ssl_keyfile={}",
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    assert_eq!(round_trip(&with_client).await.expect("mutual TLS works"), "over tls");
+
+    // No client certificate: the server refuses.
+    let without_client = format!("rediss://localhost:{port}/0?ssl_ca_certs={ca}");
+    assert!(round_trip(&without_client).await.is_err(), "the server requires a client certificate");
+    // Not trusting the test CA: the server's certificate does not verify.
+    let untrusted = format!(
+        "rediss://localhost:{port}/0?ssl_certfile={}&ssl_keyfile={}",
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let err = round_trip(&untrusted).await.expect_err("an unknown CA must not verify");
+    assert!(err.is_connection() || err.is_timeout(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

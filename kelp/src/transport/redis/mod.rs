@@ -455,9 +455,9 @@ enum Route {
     Fanout(String),
 }
 
-/// The address and credentials to connect to, asking a Sentinel first for
-/// `sentinel://` URLs.
-async fn connection_info(url: &BrokerUrl, options: &RedisOptions, timeout: Duration) -> Result<redis::ConnectionInfo> {
+/// A client for `url`: the address and credentials to connect to (asking a
+/// Sentinel first for `sentinel://` URLs), with TLS for `rediss://`.
+async fn client_for(url: &BrokerUrl, options: &RedisOptions, timeout: Duration) -> Result<redis::Client> {
     let mut redis_settings = RedisConnectionInfo::default().set_db(i64::from(url.redis_db().unwrap_or(0)));
     if let Some(user) = url.userid().filter(|u| !u.is_empty()) {
         redis_settings = redis_settings.set_username(user);
@@ -477,10 +477,8 @@ async fn connection_info(url: &BrokerUrl, options: &RedisOptions, timeout: Durat
                 let port = url.port().unwrap_or(6379);
                 if url.is_tls() {
                     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-                    let insecure = matches!(
-                        url.query_param("ssl_cert_reqs").map(str::to_ascii_lowercase).as_deref(),
-                        Some("none" | "cert_none")
-                    );
+                    let ssl = url.ssl_options();
+                    let insecure = ssl.iter().any(|(k, v)| (*k == "cert_reqs" && *v == "none") || (*k == "check_hostname" && *v == "false"));
                     ConnectionAddr::TcpTls { host, port, insecure, tls_params: None }
                 } else {
                     ConnectionAddr::Tcp(host, port)
@@ -488,8 +486,32 @@ async fn connection_info(url: &BrokerUrl, options: &RedisOptions, timeout: Durat
             }
         },
     };
-    let info = addr.into_connection_info().map_err(|e| Error::config(format!("bad Redis address in {url}: {e}")))?;
-    Ok(info.set_redis_settings(redis_settings))
+    let tls = matches!(addr, ConnectionAddr::TcpTls { .. });
+    let info = addr
+        .into_connection_info()
+        .map_err(|e| Error::config(format!("bad Redis address in {url}: {e}")))?
+        .set_redis_settings(redis_settings);
+    let ssl = url.ssl_options();
+    let file = |name: &str| -> Result<Option<Vec<u8>>> {
+        match ssl.iter().find(|(k, _)| *k == name) {
+            None => Ok(None),
+            Some((_, path)) => std::fs::read(path)
+                .map(Some)
+                .map_err(|e| Error::config(format!("cannot read ssl_{name} '{path}' for {url}: {e}"))),
+        }
+    };
+    let (ca, cert, key) = (file("ca_certs")?, file("certfile")?, file("keyfile")?);
+    let built = if tls && (ca.is_some() || cert.is_some()) {
+        let client_tls = match (cert, key) {
+            (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig { client_cert, client_key }),
+            (None, None) => None,
+            _ => return Err(Error::config(format!("{url}: ssl_certfile and ssl_keyfile go together"))),
+        };
+        redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert: ca })
+    } else {
+        redis::Client::open(info)
+    };
+    built.map_err(|e| Error::config(format!("cannot set up a Redis client for {url}: {e}")))
 }
 
 /// Ask the Sentinel at `url` where the master `master_name` is.
@@ -521,8 +543,7 @@ impl Transport for RedisTransport {
     async fn connect(url: &BrokerUrl, options: &ConnectOptions) -> Result<RedisTransport> {
         let redis_options = RedisOptions::parse(url, &options.transport_options)?;
         let timeout = options.connect_timeout;
-        let info = connection_info(url, &redis_options, timeout).await?;
-        let client = redis::Client::open(info).map_err(|e| Error::config(format!("bad Redis URL {url}: {e}")))?;
+        let client = client_for(url, &redis_options, timeout).await?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
