@@ -513,6 +513,11 @@ impl Connection {
         self.active().is_some_and(|a| a.transport.is_open())
     }
 
+    /// True once the application closed this connection (pools replace it).
+    pub(crate) fn is_closed_by_app(&self) -> bool {
+        self.shared.closed_by_app.load(Ordering::Acquire)
+    }
+
     /// Close the connection: its channels, consumers and the broker link,
     /// and forget the recorded topology. The handle stays usable: the next
     /// operation connects again.

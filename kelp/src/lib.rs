@@ -48,6 +48,7 @@ pub mod blocking;
 pub mod compression;
 pub mod serialization;
 pub mod url;
+pub mod pools;
 
 pub use channel::Channel;
 pub use compression::Compression;
@@ -59,6 +60,7 @@ pub use error::{reply_code, Error, ErrorKind, Recovery, Result};
 pub use event::Event;
 pub use failover::{CustomFailover, FailoverStrategy};
 pub use message::{DeliveryInfo, Message, MessageState, Properties, ReturnedMessage};
+pub use pools::{ConnectionPool, PooledConnection, PooledProducer, ProducerPool};
 pub use producer::{Confirmation, Producer, ProducerBuilder, Publish, ReturnCallback};
 pub use retry::{ErrorCallback, RetryPolicy};
 pub use serialization::{Accept, Serializer};
@@ -71,6 +73,7 @@ pub use worker::{StopHandle, Worker, WorkerBuilder};
 #[doc(hidden)]
 pub mod __fuzz {
     pub use crate::transport::amqp::fuzzing::*;
+    pub use crate::transport::redis::fuzzing::*;
 
     /// Parse a broker URL and a `;` list; returns how many URLs the list
     /// holds. Every accessor must work on what parses, and the unmasked

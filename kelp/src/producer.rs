@@ -27,6 +27,7 @@ use crate::{Error, ErrorKind, FieldTable, Result, SharedStr, Value};
 /// Set one with [`ProducerBuilder::on_return`], which takes a plain closure.
 pub type ReturnCallback = Arc<dyn Fn(&ReturnedMessage) + Send + Sync>;
 
+#[derive(Clone)]
 enum Target {
     Connection(Connection),
     Channel(Channel),
@@ -59,6 +60,7 @@ enum Target {
 /// # Ok(()) }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 /// ```
+#[derive(Clone)]
 #[must_use = "a builder does nothing until built"]
 pub struct ProducerBuilder {
     target: Target,

@@ -69,6 +69,9 @@ struct Shared {
     keys: Keys,
     options: RedisOptions,
     connect_timeout: Duration,
+    /// `connection_name`, given to the command and consumer connections
+    /// (CLIENT SETNAME; the pub/sub ones stay unnamed).
+    client_name: Option<String>,
     broker: String,
     events: Events,
     /// Exchange types declared on this connection. Redis stores none (as in
@@ -172,10 +175,13 @@ impl Shared {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None);
-        self.client
+        let mut conn = self
+            .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| self.error(e, "opening a consumer connection"))
+            .map_err(|e| self.error(e, "opening a consumer connection"))?;
+        name_connection(&mut conn, self.client_name.as_deref()).await.map_err(|e| self.error(e, "naming a connection"))?;
+        Ok(conn)
     }
 
     /// The queues a message to `exchange` with `routing_key` goes to, or the
@@ -455,6 +461,13 @@ enum Route {
     Fanout(String),
 }
 
+/// Name a Redis connection (CLIENT SETNAME), so operators and tests can
+/// tell kelp's connections apart in CLIENT LIST.
+async fn name_connection(conn: &mut MultiplexedConnection, name: Option<&str>) -> redis::RedisResult<()> {
+    let Some(name) = name else { return Ok(()) };
+    redis::cmd("CLIENT").arg("SETNAME").arg(name).query_async(conn).await
+}
+
 /// A client for `url`: the address and credentials to connect to (asking a
 /// Sentinel first for `sentinel://` URLs), with TLS for `rediss://`.
 async fn client_for(url: &BrokerUrl, options: &RedisOptions, timeout: Duration) -> Result<redis::Client> {
@@ -559,6 +572,12 @@ impl Transport for RedisTransport {
             Ok(Err(e)) => return Err(Error::connection(format!("cannot connect to {url}")).with_source(e)),
             Ok(Ok(conn)) => conn,
         };
+        // Redis names may not hold spaces.
+        let client_name: Option<String> =
+            options.connection_name.as_ref().map(|n| n.chars().map(|c| if c.is_whitespace() { '-' } else { c }).collect());
+        if let Err(e) = name_connection(&mut cmd, client_name.as_deref()).await {
+            return Err(Error::connection(format!("cannot name the connection to {url}")).with_source(e));
+        }
         if url.transport() == TransportKind::Sentinel {
             // A Sentinel may name a master that has just been demoted.
             let role: Vec<redis::Value> = redis::cmd("ROLE")
@@ -576,6 +595,7 @@ impl Transport for RedisTransport {
             keys: Keys::new(&redis_options),
             options: redis_options,
             connect_timeout: timeout,
+            client_name,
             broker: url.to_string(),
             events: options.events.clone(),
             exchanges: Mutex::new(HashMap::new()),
