@@ -584,6 +584,62 @@ impl Consumer {
         std::future::poll_fn(|cx| self.poll_message(cx)).await
     }
 
+    /// The next message, or `None` when none came within `timeout`. An
+    /// error when the consumer ended (cancelled, connection closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use std::time::Duration;
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let mut consumer = conn.consumer([kelp::Queue::new("next-timeout-doc")]).build().await?;
+    /// assert!(consumer.next_timeout(Duration::from_millis(20)).await?.is_none());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub async fn next_timeout(&mut self, timeout: std::time::Duration) -> Result<Option<Message>> {
+        match tokio::time::timeout(timeout, self.next()).await {
+            Err(_) => Ok(None),
+            Ok(Some(message)) => message.map(Some),
+            Ok(None) => Err(Error::new(ErrorKind::Cancelled, "the consumer has ended")),
+        }
+    }
+
+    /// Take the messages that arrive until `timeout` passes without one,
+    /// at most `limit` (Kombu's `drain_consumer` / `itermessages`). They
+    /// are not settled: ack each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn demo() -> kelp::Result<()> {
+    /// use std::time::Duration;
+    /// let conn = kelp::Connection::new("memory://")?;
+    /// let mut consumer = conn.consumer([kelp::Queue::new("drain-doc")]).build().await?;
+    /// let producer = conn.producer().routing_key("drain-doc").build().await?;
+    /// for i in 0..3 {
+    ///     producer.publish(&i).send().await?;
+    /// }
+    /// let drained = consumer.drain(Duration::from_millis(100), 10).await?;
+    /// assert_eq!(drained.len(), 3);
+    /// for message in drained {
+    ///     message.ack().await?;
+    /// }
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub async fn drain(&mut self, timeout: std::time::Duration, limit: usize) -> Result<Vec<Message>> {
+        let mut out = Vec::new();
+        while out.len() < limit {
+            match self.next_timeout(timeout).await? {
+                Some(message) => out.push(message),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// The consumer tags, one per queue.
     ///
     /// # Examples
