@@ -70,6 +70,14 @@ fn run<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
     wait(future)?
 }
 
+mod patterns;
+
+pub use patterns::{
+    Broadcast, ConnectionPool, PooledConnection, PooledProducer, ProducerPool, RpcClient, SimpleBuffer,
+    SimpleBuilder, SimpleQueue, collect_replies, pools, send_reply,
+};
+pub(crate) use patterns::background;
+
 /// A connection; see [`crate::Connection`].
 ///
 /// # Examples
@@ -865,6 +873,13 @@ impl Consumer {
                 format!("no message within {timeout:?}"),
             )),
         }
+    }
+
+    /// Take the messages that arrive until `timeout` passes without one,
+    /// at most `limit`; see [`crate::Consumer::drain`].
+    pub fn drain(&mut self, timeout: Duration, limit: usize) -> Result<Vec<Message>> {
+        let messages = run(self.inner.drain(timeout, limit))?;
+        Ok(messages.into_iter().map(|inner| Message { inner }).collect())
     }
 
     /// Stop consuming.

@@ -42,11 +42,9 @@ impl Resource for Connection {
         !self.is_closed_by_app()
     }
     fn close(self) {
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = Connection::close(&self).await;
-            });
-        }
+        in_background(async move {
+            let _ = Connection::close(&self).await;
+        });
     }
 }
 
@@ -55,11 +53,20 @@ impl Resource for Producer {
         !self.channel().connection().is_closed_by_app()
     }
     fn close(self) {
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = self.channel().close().await;
-            });
+        in_background(async move {
+            let _ = self.channel().close().await;
+        });
+    }
+}
+
+/// Run `future` on the current runtime, or on kelp's own when the pool is
+/// used from synchronous code.
+fn in_background(future: impl Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(future);
         }
+        Err(_) => crate::blocking::background(future),
     }
 }
 
