@@ -133,7 +133,8 @@ pub struct SimpleQueue {
 pub struct SimpleBuffer;
 
 impl SimpleBuffer {
-    /// A buffer named `name`.
+    /// A buffer named `name` (a simple queue with other defaults, as in Kombu).
+    #[allow(clippy::new_ret_no_self)]
     pub async fn new(connection: &Connection, name: &str) -> Result<SimpleQueue> {
         SimpleBuffer::builder(connection, name).build().await
     }

@@ -1054,12 +1054,12 @@ impl ChannelInner {
                     // Recorded by a fetch shared with acking consumers.
                     orphans.push(Unacked { tag, source: String::new(), raw: Bytes::new() });
                 }
-                if let Err(returned) = sink.send(ConsumerEvent::Delivery(delivery)) {
-                    if let ConsumerEvent::Delivery(d) = returned.0
-                        && let Some(u) = state.unacked.remove(&d.info.delivery_tag)
-                    {
-                        orphans.push(u);
-                    }
+                // A consumer dropped meanwhile: the message goes back.
+                if let Err(returned) = sink.send(ConsumerEvent::Delivery(delivery))
+                    && let ConsumerEvent::Delivery(d) = returned.0
+                    && let Some(u) = state.unacked.remove(&d.info.delivery_tag)
+                {
+                    orphans.push(u);
                 }
             }
         }
