@@ -266,3 +266,46 @@ async fn rediss_verifies_the_server_and_presents_a_client_certificate() {
     assert!(err.is_connection() || err.is_timeout(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Topic routing inside Redis (the publish script) follows AMQP word by
+/// word, including the corners where Kombu's regular expressions differ
+/// (`a.#` matches `a`, `*` never spans a dot, `#` alone matches nothing
+/// but the empty key and everything else).
+#[tokio::test]
+async fn topic_routing_in_the_publish_script_is_amqp_exact() {
+    let conn = connect(&url(), None).await;
+    let channel = conn.default_channel().await.unwrap();
+    let exchange = Exchange::topic(unique("lua-topic")).durable(false);
+    let patterns = ["a.*", "a.#", "#", "*", "#.c", "a.#.c", "*.#.*", "a..b", "#.b.#.d.#"];
+    let mut queues = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let queue = Queue::new(format!("{}-{i}", unique("lua-topic-q"))).exchange(exchange.clone()).routing_key(*pattern).durable(false);
+        queue.declare(&channel).await.unwrap();
+        queues.push(queue);
+    }
+    let producer = conn.producer().exchange(exchange.clone()).build().await.unwrap();
+    // (routing key, the patterns that must match it)
+    let cases: &[(&str, &[&str])] = &[
+        ("a", &["a.#", "#", "*"]),
+        ("a.b", &["a.*", "a.#", "#", "*.#.*"]),
+        ("a.b.c", &["a.#", "#", "#.c", "a.#.c", "*.#.*"]),
+        ("c", &["#", "*", "#.c"]),
+        ("", &["#"]),
+        ("a..b", &["a.#", "#", "*.#.*", "a..b"]),
+        ("x.b.y.d", &["#", "*.#.*", "#.b.#.d.#"]),
+    ];
+    for (key, expected) in cases {
+        producer.publish(key).routing_key(*key).send().await.unwrap();
+        for (queue, pattern) in queues.iter().zip(patterns) {
+            let got = queue.get(&channel, true).await.unwrap();
+            let matched = got.is_some();
+            assert_eq!(matched, expected.contains(&pattern), "key {key:?} pattern {pattern:?}");
+            if let Some(m) = got {
+                assert_eq!(m.decode::<String>().unwrap(), *key);
+            }
+        }
+    }
+    for queue in queues {
+        queue.delete(&channel, false, false).await.unwrap();
+    }
+}

@@ -137,11 +137,17 @@ impl Keys {
 
     /// The list holding `queue`'s messages of priority bucket `step`.
     pub(crate) fn bucket(&self, queue: &str, step: u8) -> String {
-        if step == 0 {
-            format!("{}{queue}", self.prefix)
-        } else {
-            format!("{}{queue}{SEP}{step}", self.prefix)
-        }
+        format!("{}{queue}{}", self.prefix, Keys::bucket_suffix(step))
+    }
+
+    /// What follows the queue name in the key of bucket `step`.
+    pub(crate) fn bucket_suffix(step: u8) -> String {
+        if step == 0 { String::new() } else { format!("{SEP}{step}") }
+    }
+
+    /// The prefix of every key.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Every bucket of `queue`, highest priority (bucket 0) first.

@@ -242,7 +242,45 @@ impl Shared {
         let content = &message.content;
         let tag = crate::util::uuid4();
         let payload = envelope::encode(content, &message.exchange, &message.routing_key, &tag);
-        let routed = match self.route(&message.exchange, &message.routing_key).await? {
+        let step = self.keys.step_of(envelope::priority_of(content));
+        let routed = if let Some(mode) = self.scripted_route(&message.exchange).await? {
+            // Route and push inside Redis: one round trip.
+            let mut invocation = scripts::PUBLISH.prepare_invoke();
+            invocation
+                .key(self.keys.binding(&message.exchange))
+                .arg(message.routing_key.as_str())
+                .arg(&payload)
+                .arg(mode)
+                .arg(self.keys.prefix())
+                .arg(Keys::bucket_suffix(step))
+                .arg(keys::SEP);
+            let queues: i64 = self.script(&invocation, "publishing").await?;
+            queues > 0
+        } else {
+            self.publish_routed(message, &payload, step).await?
+        };
+        self.returned_if_unroutable(message, routed)
+    }
+
+    /// Whether a publish to `exchange` can be routed by the PUBLISH script,
+    /// and how: not for the default exchange, fanout exchanges, or while
+    /// this connection knows queues with `x-expires` (their expiry is
+    /// refreshed on every put, which needs the target list).
+    async fn scripted_route(&self, exchange: &str) -> Result<Option<&'static str>> {
+        if exchange.is_empty() || !lock(&self.expires).is_empty() {
+            return Ok(None);
+        }
+        Ok(match self.exchange_kind(exchange).await? {
+            Some(ExchangeKind::Fanout) => None,
+            Some(ExchangeKind::Topic) => Some("topic"),
+            Some(_) => Some("direct"),
+            None => Some("auto"),
+        })
+    }
+
+    /// Route on the client, then push (or PUBLISH for fanout).
+    async fn publish_routed(&self, message: &OutgoingMessage, payload: &[u8], step: u8) -> Result<bool> {
+        Ok(match self.route(&message.exchange, &message.routing_key).await? {
             Route::Fanout(channel) => {
                 let receivers: u64 =
                     self.query(redis::cmd("PUBLISH").arg(channel).arg(payload), "publishing").await?;
@@ -251,11 +289,16 @@ impl Shared {
             Route::Queues(queues) if queues.is_empty() => false,
             Route::Queues(queues) => {
                 let mut pipe = redis::pipe();
-                self.push_commands(&mut pipe, &queues, self.keys.step_of(envelope::priority_of(content)), &payload);
+                self.push_commands(&mut pipe, &queues, step, payload);
                 self.pipe::<()>(&pipe, "publishing").await?;
                 true
             }
-        };
+        })
+    }
+
+    /// An unroutable mandatory message comes back as an `Unroutable` error.
+    fn returned_if_unroutable(&self, message: &OutgoingMessage, routed: bool) -> Result<()> {
+        let content = &message.content;
         if !routed && message.mandatory {
             let returned = ReturnedMessage {
                 reply_code: NO_ROUTE,

@@ -89,3 +89,71 @@ return 0
 "#,
     )
 });
+
+/// Publish ARGV[2] to exchange whose binding set is KEYS[1]: route
+/// ARGV[1] (the routing key) through the set's members
+/// (`key SEP pattern SEP queue`) and LPUSH onto each matching queue's list
+/// (ARGV[4] .. queue .. ARGV[5]: key prefix and priority-bucket suffix),
+/// in one round trip. ARGV[3] is `direct`, `topic`, or `auto` (topic when a
+/// member carries a pattern: an exchange only Kombu declared). Topic
+/// matching is AMQP's, word by word: `*` one word, `#` zero or more.
+/// Returns how many queues got the message.
+pub(crate) static PUBLISH: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local sep = ARGV[6]
+local function words(s)
+  local t = {}
+  if s == '' then return t end
+  for w in (s .. '.'):gmatch('([^.]*)%.') do t[#t + 1] = w end
+  return t
+end
+local function topic(p, k)
+  local pi, ki, back_p, back_k = 1, 1, nil, nil
+  while true do
+    if pi <= #p and p[pi] == '#' then
+      back_p, back_k = pi, ki
+      pi = pi + 1
+    elseif pi <= #p and ki <= #k and (p[pi] == '*' or p[pi] == k[ki]) then
+      pi, ki = pi + 1, ki + 1
+    elseif pi > #p and ki > #k then
+      return true
+    elseif back_p and back_k <= #k then
+      back_k = back_k + 1
+      pi, ki = back_p + 1, back_k
+    else
+      return false
+    end
+  end
+end
+local members = redis.call('SMEMBERS', KEYS[1])
+local bindings = {}
+local any_pattern = false
+for _, m in ipairs(members) do
+  local a = string.find(m, sep, 1, true)
+  if a then
+    local b = string.find(m, sep, a + #sep, true)
+    if b then
+      local pattern = string.sub(m, a + #sep, b - 1)
+      if pattern ~= '' then any_pattern = true end
+      bindings[#bindings + 1] = {string.sub(m, 1, a - 1), string.sub(m, b + #sep)}
+    end
+  end
+end
+local is_topic = ARGV[3] == 'topic' or (ARGV[3] == 'auto' and any_pattern)
+local key_words = is_topic and words(ARGV[1]) or nil
+local seen, n = {}, 0
+for _, binding in ipairs(bindings) do
+  local key, queue = binding[1], binding[2]
+  local hit
+  if is_topic then hit = topic(words(key), key_words) else hit = key == ARGV[1] end
+  if hit and not seen[queue] then
+    seen[queue] = true
+    redis.call('LPUSH', ARGV[4] .. queue .. ARGV[5], ARGV[2])
+    n = n + 1
+  end
+end
+return n
+"#,
+    )
+});
