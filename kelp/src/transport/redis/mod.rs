@@ -44,6 +44,8 @@ use crate::{Error, ErrorKind, Result, SharedStr};
 
 /// At most this many messages are popped by one fetch script call.
 const FETCH_BATCH: usize = 100;
+/// Kombu's `health_check_interval`: the longest kelp goes without PINGing.
+const HEALTH_CHECK: Duration = Duration::from_secs(25);
 /// The local tag of a fanout delivery (never stored in Redis).
 const FANOUT_TAG: &str = "kelp-fanout-";
 /// How long a command may wait for its reply before the connection is
@@ -651,7 +653,9 @@ impl Transport for RedisTransport {
             channels: Mutex::new(Vec::new()),
         });
         tracing::debug!(broker = %shared.broker, "connected to Redis");
-        tokio::spawn(health_check(Arc::downgrade(&shared), options.heartbeat.unwrap_or(Duration::from_secs(2))));
+        // PING at the heartbeat interval, at most Kombu's 25 s health check.
+        let ping_every = options.heartbeat.unwrap_or(HEALTH_CHECK).min(HEALTH_CHECK);
+        tokio::spawn(health_check(Arc::downgrade(&shared), ping_every));
         Ok(RedisTransport { shared })
     }
 
