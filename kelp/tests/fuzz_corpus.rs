@@ -91,3 +91,9 @@ fn url_corpus() {
         |&urls| urls > 0,
     );
 }
+
+#[test]
+fn redis_envelope_corpus() {
+    // Some real envelopes carry an empty body: decoding is what counts.
+    replay("redis_envelope", kelp::__fuzz::redis_envelope, |_| true);
+}

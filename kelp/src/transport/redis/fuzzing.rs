@@ -22,11 +22,11 @@ pub fn redis_envelope(data: &[u8]) -> Result<usize> {
 
     let marked = match envelope::mark_redelivered(data) {
         Ok(marked) => marked,
-        // Known: `decode` skips unknown fields without checking their UTF-8,
-        // `mark_redelivered` reads the whole document and refuses it. The
-        // restore then puts the message back as it was, without the mark
-        // (seeds/redis_envelope/crash-invalid-utf8-in-unknown-field).
-        Err(_) if std::str::from_utf8(data).is_err() => return Ok(first.content.body.len()),
+        // Known: `decode` skips unknown fields without checking them (their
+        // UTF-8, a number's range), `mark_redelivered` reads the whole
+        // document and refuses it. The restore then puts the message back as
+        // it was, without the mark (seeds/redis_envelope/crash-*-in-unknown-field).
+        Err(_) if serde_json::from_slice::<serde_json::Value>(data).is_err() => return Ok(first.content.body.len()),
         Err(e) => panic!("an envelope kelp decodes cannot be marked redelivered: {e}"),
     };
     let restored = envelope::decode(&marked)
