@@ -141,12 +141,10 @@ impl Shared {
             self.fail(error.clone_for_waiters());
             return error;
         }
-        match e.kind() {
-            redis::ErrorKind::AuthenticationFailed => {
-                Error::new(ErrorKind::Authentication, format!("{} refused the credentials", self.broker)).with_source(e)
-            }
-            _ => Error::new(ErrorKind::Protocol, format!("Redis at {} failed while {doing}: {e}", self.broker)),
+        if auth_refused(&e) {
+            return Error::new(ErrorKind::Authentication, format!("{} refused the credentials", self.broker)).with_source(e);
         }
+        Error::new(ErrorKind::Protocol, format!("Redis at {} failed while {doing}: {e}", self.broker))
     }
 
     fn conn(&self) -> Result<MultiplexedConnection> {
@@ -506,6 +504,16 @@ enum Route {
     Fanout(String),
 }
 
+/// Did Redis refuse the credentials? redis-rs reports a missing password
+/// (`NOAUTH`) as a plain server error, not as an authentication failure.
+fn auth_refused(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| matches!(c, "NOAUTH" | "WRONGPASS"))
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, s)| matches!(s.code(), "NOAUTH" | "WRONGPASS")))
+}
+
 /// Name a Redis connection (CLIENT SETNAME), so operators and tests can
 /// tell kelp's connections apart in CLIENT LIST.
 async fn name_connection(conn: &mut MultiplexedConnection, name: Option<&str>) -> redis::RedisResult<()> {
@@ -608,15 +616,20 @@ impl Transport for RedisTransport {
         let connected = tokio::time::timeout(timeout, client.get_multiplexed_async_connection_with_config(&config)).await;
         let mut cmd = match connected {
             Err(_) => return Err(Error::timeout(format!("connecting to {url} took longer than {timeout:?}"))),
-            Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
-                return Err(Error::new(ErrorKind::Authentication, format!("{url} refused the credentials")).with_source(e));
-            }
-            Ok(Err(e)) if e.to_string().contains("WRONGPASS") || e.to_string().contains("NOAUTH") => {
+            Ok(Err(e)) if auth_refused(&e) => {
                 return Err(Error::new(ErrorKind::Authentication, format!("{url} refused the credentials")).with_source(e));
             }
             Ok(Err(e)) => return Err(Error::connection(format!("cannot connect to {url}")).with_source(e)),
             Ok(Ok(conn)) => conn,
         };
+        // A server that wants a password accepts the connection and refuses
+        // the first command: ask one now, so connect() says so.
+        if let Err(e) = redis::cmd("PING").query_async::<String>(&mut cmd).await {
+            if auth_refused(&e) {
+                return Err(Error::new(ErrorKind::Authentication, format!("{url} refused the credentials")).with_source(e));
+            }
+            return Err(Error::connection(format!("{url} did not answer a PING")).with_source(e));
+        }
         // Redis names may not hold spaces.
         let client_name: Option<String> =
             options.connection_name.as_ref().map(|n| n.chars().map(|c| if c.is_whitespace() { '-' } else { c }).collect());
