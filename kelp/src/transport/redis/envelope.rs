@@ -173,19 +173,32 @@ enum TagWire {
 
 /// The envelope of `content` as published to `exchange` with `routing_key`.
 pub(crate) fn encode(content: &Content, exchange: &str, routing_key: &str, tag: &str) -> Vec<u8> {
+    encode_marked(content, exchange, routing_key, tag, false)
+}
+
+fn encode_marked(content: &Content, exchange: &str, routing_key: &str, tag: &str, redelivered: bool) -> Vec<u8> {
     let p = &content.properties;
+    let marked_headers;
+    let headers = if redelivered {
+        let mut h = p.headers.clone();
+        h.insert("redelivered".into(), crate::Value::Bool(true));
+        marked_headers = h;
+        &marked_headers
+    } else {
+        &p.headers
+    };
     let body = base64::engine::general_purpose::STANDARD.encode(&content.body);
     let envelope = OutEnvelope {
         body: &body,
         content_encoding: p.content_encoding.as_deref(),
         content_type: p.content_type.as_deref(),
-        headers: &p.headers,
+        headers,
         properties: OutProperties {
             delivery_mode: p.delivery_mode,
             delivery_info: DeliveryInfoWire {
                 exchange: Some(exchange.into()),
                 routing_key: Some(routing_key.into()),
-                redelivered: None,
+                redelivered: redelivered.then_some(true),
             },
             priority: p.priority.unwrap_or(0),
             body_encoding: "base64",
@@ -270,8 +283,16 @@ pub(crate) fn priority_of(content: &Content) -> u8 {
 /// `raw` with Kombu's redelivered marks set (`headers.redelivered` and
 /// `properties.delivery_info.redelivered`), every other field kept as is.
 pub(crate) fn mark_redelivered(raw: &[u8]) -> Result<Vec<u8>> {
-    let mut doc: serde_json::Value = serde_json::from_slice(raw)
-        .map_err(|e| Error::decode(format!("not a Kombu Redis envelope: {e}")))?;
+    let mut doc: serde_json::Value = match serde_json::from_slice(raw) {
+        Ok(doc) => doc,
+        // Something serde_json's document model refuses in a field kelp
+        // does not read (the envelope itself decoded): re-encode what was
+        // read, with the marks, rather than lose the redelivered flag.
+        Err(e) => {
+            let envelope = decode(raw).map_err(|_| Error::decode(format!("not a Kombu Redis envelope: {e}")))?;
+            return Ok(encode_marked(&envelope.content, &envelope.exchange, &envelope.routing_key, &envelope.tag, true));
+        }
+    };
     if let Some(headers) = doc.get_mut("headers").and_then(serde_json::Value::as_object_mut) {
         headers.insert("redelivered".into(), serde_json::Value::Bool(true));
     }
@@ -343,6 +364,21 @@ mod tests {
         let e = decode(&marked).expect("decodes");
         assert!(e.redelivered);
         assert_eq!(e.content.properties.headers.get("redelivered"), Some(&crate::Value::Bool(true)));
+    }
+
+    #[test]
+    fn an_envelope_serde_json_cannot_hold_is_still_marked() {
+        // An out-of-range number in a field kelp ignores: decodes, but is
+        // no serde_json::Value (found by the envelope fuzzer).
+        let raw = br#"{"body": "eA==", "headers": {"k": 1}, "odd": 1E400, "properties": {"body_encoding": "base64", "delivery_tag": "t", "delivery_info": {"exchange": "", "routing_key": "q"}}}"#;
+        assert!(decode(raw).is_ok());
+        assert!(serde_json::from_slice::<serde_json::Value>(raw).is_err(), "the case this test is about");
+        let marked = mark_redelivered(raw).expect("marked by re-encoding");
+        let e = decode(&marked).expect("decodes");
+        assert!(e.redelivered);
+        assert_eq!(&e.content.body[..], b"x");
+        assert_eq!(e.content.properties.headers.get("k"), Some(&crate::Value::Int(1)));
+        assert_eq!(e.tag, "t");
     }
 
     #[test]
