@@ -309,3 +309,39 @@ async fn topic_routing_in_the_publish_script_is_amqp_exact() {
         queue.delete(&channel, false, false).await.unwrap();
     }
 }
+
+/// `reliable_fetch=false` is Kombu's own way (BRPOP, then record): it
+/// still delivers every message once and records it as unacked until the ack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kombus_brpop_fetch_still_works_when_asked_for() {
+    // A prefix of its own, so the unacked hash counts only this test's.
+    let prefix = format!("{}:", unique("brpop"));
+    let conn = Connection::builder(url())
+        .transport_option("reliable_fetch", false)
+        .transport_option("global_keyprefix", prefix.as_str())
+        .build()
+        .unwrap();
+    let channel = conn.default_channel().await.unwrap();
+    let name = unique("brpop-q");
+    let queue = Queue::new(name.clone()).durable(false);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(name.clone()).build().await.unwrap();
+    for i in 0..10 {
+        producer.publish(&i).priority(if i % 2 == 0 { 0 } else { 9 }).send().await.unwrap();
+    }
+    let mut consumer = channel.consumer([queue.clone()]).prefetch_count(20).build().await.unwrap();
+    let mut held = Vec::new();
+    while held.len() < 10 {
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a delivery").unwrap().unwrap();
+        held.push(m);
+    }
+    let order: Vec<i32> = held.iter().map(|m| m.decode::<i32>().unwrap()).collect();
+    assert_eq!(order, [0, 2, 4, 6, 8, 1, 3, 5, 7, 9], "Kombu's order: bucket 0, then bucket 9");
+    assert_eq!(text(&raw(&["HLEN", &format!("{prefix}unacked")])), "10", "each delivery recorded as unacked");
+    for m in held {
+        m.ack().await.unwrap();
+    }
+    assert_eq!(text(&raw(&["HLEN", &format!("{prefix}unacked")])), "0");
+    assert_eq!(text(&raw(&["ZCARD", &format!("{prefix}unacked_index")])), "0");
+    queue.delete(&channel, false, false).await.unwrap();
+}

@@ -1192,16 +1192,7 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
                     return;
                 }
             }
-            let conn = match &waiter {
-                Some(c) => c.clone(),
-                None => match inner.shared.blocking_connection().await {
-                    Ok(c) => {
-                        waiter = Some(c.clone());
-                        c
-                    }
-                    Err(_) => return,
-                },
-            };
+            let Some(conn) = waiter_connection(&mut waiter, &inner.shared).await else { return };
             let seconds = inner.shared.options.polling_interval.as_secs_f64();
             let first = keys[0].clone();
             let shared = inner.shared.clone();
@@ -1225,16 +1216,7 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
             // Kombu's way: BRPOP, then record. A consumer killed in between
             // loses the message; kept for deployments that want exactly
             // Kombu's behaviour.
-            let conn = match &waiter {
-                Some(c) => c.clone(),
-                None => match inner.shared.blocking_connection().await {
-                    Ok(c) => {
-                        waiter = Some(c.clone());
-                        c
-                    }
-                    Err(_) => return,
-                },
-            };
+            let Some(conn) = waiter_connection(&mut waiter, &inner.shared).await else { return };
             let seconds = inner.shared.options.polling_interval.as_secs_f64();
             let shared = inner.shared.clone();
             drop(inner);
@@ -1263,6 +1245,14 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
             inner.dispatch(vec![(key, Bytes::from(raw), tag)]).await;
         }
     }
+}
+
+/// The fetch loop's blocking connection, opened on first need.
+async fn waiter_connection(waiter: &mut Option<MultiplexedConnection>, shared: &Shared) -> Option<MultiplexedConnection> {
+    if waiter.is_none() {
+        *waiter = shared.blocking_connection().await.ok();
+    }
+    waiter.clone()
 }
 
 /// Kombu's unacked record for `raw`: `[payload, exchange, routing_key]`.
