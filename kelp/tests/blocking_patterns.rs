@@ -2,6 +2,8 @@
 //! code (`kelp::blocking`), on `memory://`, the real RabbitMQ and the real
 //! Redis: the same names as the async API, no runtime of the caller's.
 
+mod every_transport;
+
 use std::time::Duration;
 
 use kelp::Queue;
@@ -10,21 +12,7 @@ use kelp_test_support::unique_name;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
-macro_rules! on_every_transport {
-    ($($scenario:ident),* $(,)?) => {
-        mod on_memory {
-            $( #[test] fn $scenario() { super::$scenario("memory://") } )*
-        }
-        mod on_amqp {
-            $( #[test] fn $scenario() { super::$scenario(&kelp_test_support::require_rabbitmq()) } )*
-        }
-        mod on_redis {
-            $( #[test] fn $scenario() { super::$scenario(&kelp_test_support::require_redis()) } )*
-        }
-    };
-}
-
-on_every_transport!(simple_queue_and_buffer, pools_limit_and_replace, rpc_and_broadcast);
+on_every_transport_blocking!(simple_queue_and_buffer, pools_limit_and_replace, rpc_and_broadcast);
 
 fn simple_queue_and_buffer(url: &str) {
     let conn = Connection::new(url).unwrap();

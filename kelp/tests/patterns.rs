@@ -2,38 +2,14 @@
 //! RabbitMQ and the real Redis: SimpleQueue / SimpleBuffer, request / reply
 //! (direct reply-to on RabbitMQ), broadcast, draining a consumer.
 
+mod every_transport;
+
 use std::time::Duration;
 
 use kelp::{Broadcast, Connection, Queue, RpcClient, SimpleBuffer, SimpleQueue};
 use kelp_test_support::unique_name;
 
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn amqp() -> String {
-    kelp_test_support::require_rabbitmq()
-}
-
-fn redis() -> String {
-    kelp_test_support::require_redis()
-}
-
-fn memory() -> String {
-    "memory://".to_owned()
-}
-
-macro_rules! on_every_transport {
-    ($($scenario:ident),* $(,)?) => {
-        mod on_memory {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::memory()).await } )*
-        }
-        mod on_amqp {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::amqp()).await } )*
-        }
-        mod on_redis {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::redis()).await } )*
-        }
-    };
-}
 
 on_every_transport!(
     simple_queue_put_get_qsize_clear,

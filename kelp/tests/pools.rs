@@ -3,6 +3,8 @@
 //! replacement of broken resources, run-time limits, reset, and 64 tasks
 //! sharing one pool without leaking a connection (counted on the broker).
 
+mod every_transport;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,33 +12,6 @@ use kelp::{Connection, ConnectionPool, ProducerPool, Queue};
 use kelp_test_support::unique_name;
 
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn amqp() -> String {
-    kelp_test_support::require_rabbitmq()
-}
-
-fn redis() -> String {
-    kelp_test_support::require_redis()
-}
-
-fn memory() -> String {
-    "memory://".to_owned()
-}
-
-/// One test per transport for each scenario.
-macro_rules! on_every_transport {
-    ($($scenario:ident),* $(,)?) => {
-        mod on_memory {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::memory()).await } )*
-        }
-        mod on_amqp {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::amqp()).await } )*
-        }
-        mod on_redis {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::redis()).await } )*
-        }
-    };
-}
 
 on_every_transport!(
     limit_and_nonblocking_acquire,
@@ -226,7 +201,7 @@ async fn sixty_four_tasks_share_a_pool(url: &str, count: impl Fn(&str) -> usize)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_tasks_share_a_pool_on_amqp() {
-    sixty_four_tasks_share_a_pool(&amqp(), |name| {
+    sixty_four_tasks_share_a_pool(&every_transport::amqp(), |name| {
         let out = std::process::Command::new("rabbitmqctl")
             .args(["list_connections", "client_properties", "-q"])
             .output()
@@ -240,7 +215,7 @@ async fn sixty_four_tasks_share_a_pool_on_amqp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_tasks_share_a_pool_on_redis() {
-    let url = redis();
+    let url = every_transport::redis();
     let parsed = kelp::BrokerUrl::parse(&url).unwrap();
     let addr: std::net::SocketAddr = format!("{}:{}", parsed.host(), parsed.port().unwrap_or(6379)).parse().unwrap();
     sixty_four_tasks_share_a_pool(&url, move |name| {
@@ -256,7 +231,7 @@ async fn sixty_four_tasks_share_a_pool_on_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_global_registry_shares_pools_and_limits() {
-    let url = memory();
+    let url = every_transport::memory();
     let a = kelp::pools::connections(&url).unwrap();
     let b = kelp::pools::connections(&url).unwrap();
     let held = a.acquire().await.unwrap();

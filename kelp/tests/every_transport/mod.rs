@@ -1,0 +1,48 @@
+//! Run a scenario on every transport: `memory://`, the real RabbitMQ and
+//! the real Redis (each fails loudly when its broker is down).
+
+#![allow(dead_code)]
+
+pub fn memory() -> String {
+    "memory://".to_owned()
+}
+
+pub fn amqp() -> String {
+    kelp_test_support::require_rabbitmq()
+}
+
+pub fn redis() -> String {
+    kelp_test_support::require_redis()
+}
+
+/// One async test per transport for each named `async fn scenario(url: &str)`.
+#[macro_export]
+macro_rules! on_every_transport {
+    ($($scenario:ident),* $(,)?) => {
+        mod on_memory {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::every_transport::memory()).await } )*
+        }
+        mod on_amqp {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::every_transport::amqp()).await } )*
+        }
+        mod on_redis {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::every_transport::redis()).await } )*
+        }
+    };
+}
+
+/// One plain (synchronous) test per transport for each named `fn scenario(url: &str)`.
+#[macro_export]
+macro_rules! on_every_transport_blocking {
+    ($($scenario:ident),* $(,)?) => {
+        mod on_memory {
+            $( #[test] fn $scenario() { super::$scenario(&super::every_transport::memory()) } )*
+        }
+        mod on_amqp {
+            $( #[test] fn $scenario() { super::$scenario(&super::every_transport::amqp()) } )*
+        }
+        mod on_redis {
+            $( #[test] fn $scenario() { super::$scenario(&super::every_transport::redis()) } )*
+        }
+    };
+}
