@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Python Kombu (py-amqp) peer of kelp's AMQP benchmark.
+"""Python Kombu peer of kelp's AMQP and Redis benchmarks.
 
-Runs one workload against RabbitMQ and prints one JSON object on stdout:
+Runs one workload against RabbitMQ (py-amqp, the default) or, with
+``--transport redis``, against Redis through Kombu's Redis transport
+(redis-py; the URL comes from ``--url`` or ``KELP_BENCH_BROKER_URL``), and
+prints one JSON object on stdout:
 
     {"name": "kombu", "workload": "publish", "messages": N, "size": S,
      "elapsed_ns": ..., "cpu_ns": ..., "latencies_ns": [sorted...],
@@ -32,6 +35,16 @@ round_trip
     publish one persistent message, ``drain_events`` until the consumer
     receives it, record, ack; 100 unmeasured warm-up round trips first.
     Latencies: the round trips.
+
+On Redis (``--transport redis``) the same workloads run on Kombu's virtual
+transport: publish is one ``LPUSH`` round trip per ``Producer.publish`` (there
+are no publisher confirms; the LPUSH reply is the confirm), or with
+``--batch`` Kombu 5.7's ``Producer.batch(max_size=window)``, which buffers the
+LPUSHes in a redis-py pipeline flushed every ``window`` messages (latencies
+are then the duration of each ``publish`` call, not publish->stored).
+Consume is ``BRPOP`` one message at a time, recorded in the ``unacked`` hash
+and ``unacked_index`` zset (one pipeline round trip), acked with ZREM+HDEL
+(another), ``prefetch_count`` bounding the unacked. round_trip is AMQP only.
 
 CPU time is ``resource.getrusage(RUSAGE_SELF)`` user + system over the timed
 part, for the whole interpreter.
@@ -70,6 +83,13 @@ def cpu_ns() -> int:
 
 
 def connect(args: argparse.Namespace, confirm: bool) -> Connection:
+    if args.transport == "redis":
+        conn = Connection(args.url, connect_timeout=10)
+        try:
+            conn.connect()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+            fail(f"kombu: cannot connect to Redis at {conn.as_uri()} ({exc!r})")
+        return conn
     conn = Connection(
         hostname=args.host,
         port=args.port,
@@ -96,6 +116,13 @@ def fresh_queue(channel, name: str) -> None:
     channel.queue_purge(queue=name)
 
 
+def delete_queue(channel, name: str) -> None:
+    # On Redis a queue declared without a binding is not deleted by
+    # queue_delete (Kombu deletes per binding): purge its lists first.
+    channel.queue_purge(queue=name)
+    channel.queue_delete(queue=name)
+
+
 def publish_args(size: int) -> tuple[bytes, dict]:
     body = b"k" * size
     # Raw bytes: no serializer, as the Rust peers send them.
@@ -107,10 +134,21 @@ def publish_args(size: int) -> tuple[bytes, dict]:
     return body, options
 
 
+def versions(args) -> dict:
+    found = {"python": sys.version.split()[0], "kombu": kombu.__version__}
+    if args.transport == "redis":
+        import redis
+
+        found["redis-py"] = redis.__version__
+    else:
+        found["amqp"] = amqp.__version__
+    return found
+
+
 def result(workload, args, messages, elapsed_ns, cpu, latencies, notes):
     latencies.sort()
     return {
-        "name": "kombu",
+        "name": "kombu-batch" if args.batch and workload == "publish" else "kombu",
         "workload": workload,
         "messages": messages,
         "size": args.size,
@@ -118,11 +156,7 @@ def result(workload, args, messages, elapsed_ns, cpu, latencies, notes):
         "cpu_ns": cpu,
         "latencies_ns": latencies,
         "notes": notes,
-        "versions": {
-            "python": sys.version.split()[0],
-            "kombu": kombu.__version__,
-            "amqp": amqp.__version__,
-        },
+        "versions": versions(args),
     }
 
 
@@ -138,19 +172,35 @@ def run_publish(args):
 
     cpu0 = cpu_ns()
     start = clock()
-    for _ in range(args.messages):
-        sent = clock()
-        producer.publish(body, routing_key=name, **options)
-        latencies.append(clock() - sent)
+    if args.batch:
+        with producer.batch(max_size=args.window):
+            for _ in range(args.messages):
+                sent = clock()
+                producer.publish(body, routing_key=name, **options)
+                latencies.append(clock() - sent)
+    else:
+        for _ in range(args.messages):
+            sent = clock()
+            producer.publish(body, routing_key=name, **options)
+            latencies.append(clock() - sent)
     elapsed = clock() - start
     cpu = cpu_ns() - cpu0
 
-    channel.queue_delete(queue=name)
+    if args.transport == "redis":
+        _, held, _ = channel.queue_declare(queue=name, passive=True)
+        if held != args.messages:
+            fail(f"kombu: the queue holds {held} messages after publishing, expected {args.messages}")
+    delete_queue(channel, name)
     conn.release()
-    notes = [
-        "py-amqp confirms each publish synchronously (one in flight); "
-        f"the window of {args.window} does not apply",
-    ]
+    if args.transport == "redis" and args.batch:
+        notes = [f"Producer.batch(max_size={args.window}): LPUSHes buffered in a redis-py pipeline"]
+    elif args.transport == "redis":
+        notes = ["one LPUSH round trip per Producer.publish (one in flight)"]
+    else:
+        notes = [
+            "py-amqp confirms each publish synchronously (one in flight); "
+            f"the window of {args.window} does not apply",
+        ]
     return result("publish", args, args.messages, elapsed, cpu, latencies, notes)
 
 
@@ -204,7 +254,7 @@ def run_consume(args):
     if bad_size:
         fail(f"kombu: got a {bad_size[0]} byte body, expected {args.size}")
     consumer.cancel()
-    setup.queue_delete(queue=name)
+    delete_queue(setup, name)
     conn.release()
     notes = [f"Consumer(on_message=..., prefetch_count={args.prefetch}), message.ack() per message"]
     return result("consume", args, args.messages, elapsed, cpu, [], notes)
@@ -267,7 +317,16 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1_000)
     parser.add_argument("--prefetch", type=int, default=1_000)
     parser.add_argument("--round-trips", type=int, default=2_000)
+    parser.add_argument("--transport", choices=["amqp", "redis"], default="amqp")
+    parser.add_argument("--url", default=os.environ.get("KELP_BENCH_BROKER_URL", "redis://127.0.0.1:6379/0"),
+                        help="the Redis URL (with --transport redis)")
+    parser.add_argument("--batch", action="store_true",
+                        help="publish through Producer.batch(max_size=window) (Redis only)")
     args = parser.parse_args()
+    if args.transport == "redis" and args.workload == "round_trip":
+        fail("kombu: the round_trip workload is AMQP only")
+    if args.batch and args.transport != "redis":
+        fail("kombu: --batch is for --transport redis")
 
     runners = {"publish": run_publish, "consume": run_consume, "round_trip": run_round_trip}
     try:

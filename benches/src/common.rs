@@ -138,8 +138,19 @@ impl Params {
         if self.round_trips == 0 {
             return Err("the round-trip count must be at least 1".to_owned());
         }
+        if is_redis_url(&self.url) {
+            return Ok(());
+        }
         AmqpUrl::parse(&self.url).map(|_| ())
     }
+}
+
+/// The Redis server used by the Redis bench when `KELP_BENCH_REDIS_URL` is not set.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// `redis://...` or `rediss://...` (the Redis bench's peers take these).
+pub fn is_redis_url(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
 }
 
 /// Read a number from the environment; `None` when unset or empty.

@@ -1,5 +1,6 @@
-//! The Python Kombu (py-amqp) peer: runs `benches/kombu_peer.py` in a
-//! Python interpreter and reads its JSON report.
+//! The Python Kombu peer: runs `benches/kombu_peer.py` in a Python
+//! interpreter and reads its JSON report; on py-amqp for `amqp://` URLs, on
+//! Kombu's Redis transport (redis-py) for `redis://` URLs.
 //!
 //! The interpreter is `KELP_BENCH_PYTHON` (default `python3`); it only needs
 //! `kombu` installed (`pip install kombu`, which brings py-amqp). What the
@@ -15,7 +16,7 @@ use std::time::Duration;
 use kelp_cli::bench::BenchResult;
 use serde_json::Value;
 
-use crate::common::{AmqpUrl, Params, Workload};
+use crate::common::{AmqpUrl, Params, Workload, is_redis_url};
 
 /// Name of the rows.
 pub const NAME: &str = "kombu";
@@ -42,24 +43,52 @@ pub fn script() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kombu_peer.py"))
 }
 
-/// Run one workload with `params` in `python`.
+/// Name of the Redis rows that publish through `Producer.batch()`.
+pub const BATCH_NAME: &str = "kombu-batch";
+
+/// Run one workload with `params` in `python`. A `redis://` URL runs the
+/// script on Kombu's Redis transport (see [`run_redis`]).
 pub async fn run(python: &str, workload: Workload, params: &Params) -> Result<BenchResult, String> {
-    let url = AmqpUrl::parse(&params.url)?;
+    run_script(python, workload, params, false).await
+}
+
+/// Run one workload on Kombu's Redis transport (`params.url` is a
+/// `redis://` URL): with `batch`, the publish workload goes through Kombu
+/// 5.7's `Producer.batch(max_size=window)` (LPUSHes buffered in a redis-py
+/// pipeline, flushed every `window` messages) instead of one LPUSH round
+/// trip per `Producer.publish`.
+pub async fn run_redis(python: &str, workload: Workload, params: &Params, batch: bool) -> Result<BenchResult, String> {
+    if !is_redis_url(&params.url) {
+        return Err(format!("kombu: {:?} is not a redis:// URL", params.url));
+    }
+    run_script(python, workload, params, batch).await
+}
+
+async fn run_script(python: &str, workload: Workload, params: &Params, batch: bool) -> Result<BenchResult, String> {
     let mut command = tokio::process::Command::new(python);
+    command.arg(script()).arg(workload.as_str());
+    if is_redis_url(&params.url) {
+        // The URL (credentials included) travels in the environment.
+        command.args(["--transport", "redis"]).env("KELP_BENCH_BROKER_URL", &params.url);
+        if batch {
+            command.arg("--batch");
+        }
+    } else {
+        let url = AmqpUrl::parse(&params.url)?;
+        command
+            .args(["--host", &url.host])
+            .args(["--port", &url.port.to_string()])
+            .args(["--user", &url.user])
+            .args(["--vhost", &url.vhost])
+            // The password travels in the environment, not on the command line.
+            .env("KELP_BENCH_PASSWORD", &url.password);
+    }
     command
-        .arg(script())
-        .arg(workload.as_str())
-        .args(["--host", &url.host])
-        .args(["--port", &url.port.to_string()])
-        .args(["--user", &url.user])
-        .args(["--vhost", &url.vhost])
         .args(["--messages", &params.messages.to_string()])
         .args(["--size", &params.size.to_string()])
         .args(["--window", &params.window.to_string()])
         .args(["--prefetch", &params.prefetch.to_string()])
         .args(["--round-trips", &params.round_trips.to_string()])
-        // The password travels in the environment, not on the command line.
-        .env("KELP_BENCH_PASSWORD", &url.password)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

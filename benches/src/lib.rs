@@ -1,7 +1,9 @@
 //! Reference AMQP 0-9-1 peers for kelp's benchmark: lapin, amqprs and
 //! Python Kombu (py-amqp), each running the same three workloads against
 //! the same RabbitMQ, so that kelp's numbers can be printed beside theirs in
-//! one run.
+//! one run. The Redis bench ([`redis_contenders`]) does the same on Redis
+//! with Kombu's Redis transport and a bare LPUSH/BRPOP loop
+//! ([`redis_bare_peer`]).
 //!
 //! - [`Workload::Publish`]: persistent messages to a fresh durable queue
 //!   through the default exchange, publisher confirms, `window` in flight.
@@ -28,6 +30,7 @@ pub mod common;
 pub mod kelp_peer;
 pub mod kombu_peer;
 pub mod lapin_peer;
+pub mod redis_bare_peer;
 pub mod report;
 
 use std::future::Future;
@@ -195,5 +198,59 @@ pub fn peer_contenders(python: String) -> Vec<Contender> {
         }),
         note: kombu_note,
     });
+    contenders
+}
+
+/// The Redis bench's contenders: kelp (its `redis://` transport) and the
+/// bare LPUSH/BRPOP loop on both runtimes, Kombu's Redis transport, and
+/// Kombu publishing through `Producer.batch()`. With each, the workloads it
+/// runs (`kombu-batch` only publishes).
+pub fn redis_contenders(python: String) -> Vec<(Contender, &'static [Workload])> {
+    const BOTH: &[Workload] = &[Workload::Publish, Workload::Consume];
+    const PUBLISH: &[Workload] = &[Workload::Publish];
+    let mut contenders = Vec::new();
+    for flavor in runtime_variants() {
+        contenders.push((
+            Contender {
+                name: format!("{}/{}", kelp_peer::NAME, flavor.tag()),
+                family: kelp_peer::NAME.to_owned(),
+                run: Box::new(move |workload, params| run_rust_peer(RustPeer::Kelp, flavor, workload, params)),
+                note: no_note,
+            },
+            BOTH,
+        ));
+    }
+    for flavor in runtime_variants() {
+        contenders.push((
+            Contender {
+                name: format!("{}/{}", redis_bare_peer::NAME, flavor.tag()),
+                family: redis_bare_peer::NAME.to_owned(),
+                run: Box::new(move |workload, params| {
+                    let params = params.clone();
+                    run_on(flavor, move || async move { redis_bare_peer::run(workload, &params).await })
+                }),
+                note: no_note,
+            },
+            BOTH,
+        ));
+    }
+    for batch in [false, true] {
+        let python = python.clone();
+        contenders.push((
+            Contender {
+                name: if batch { kombu_peer::BATCH_NAME } else { kombu_peer::NAME }.to_owned(),
+                family: kombu_peer::NAME.to_owned(),
+                run: Box::new(move |workload, params| {
+                    let python = python.clone();
+                    let params = params.clone();
+                    run_on(Flavor::CurrentThread, move || async move {
+                        kombu_peer::run_redis(&python, workload, &params, batch).await
+                    })
+                }),
+                note: no_note,
+            },
+            if batch { PUBLISH } else { BOTH },
+        ));
+    }
     contenders
 }

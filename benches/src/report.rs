@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Params, Workload};
+use crate::common::{Params, Workload, is_redis_url};
 use kelp_cli::bench::BenchResult;
 
 /// The rows of one workload at one body size.
@@ -23,6 +23,19 @@ impl Section {
     /// A title such as `publish, 20000 × 100 B, confirms, 1000 in flight`.
     pub fn title(&self) -> String {
         let p = &self.params;
+        if is_redis_url(&p.url) {
+            return match self.workload {
+                Workload::Publish => format!(
+                    "publish (Redis): {} persistent msgs × {} B, each confirmed by its LPUSH reply, up to {} in flight",
+                    p.messages, p.size, p.window
+                ),
+                Workload::Consume => format!(
+                    "consume (Redis): {} msgs × {} B, ack per message (bare: BRPOP, no ack), prefetch {}",
+                    p.messages, p.size, p.prefetch
+                ),
+                Workload::RoundTrip => format!("round trip (Redis): {} × {} B", p.round_trips, p.size),
+            };
+        }
         match self.workload {
             Workload::Publish => format!(
                 "publish: {} persistent msgs × {} B, publisher confirms, {} in flight",
@@ -114,8 +127,13 @@ pub fn row_json(row: &BenchResult) -> Value {
 
 /// The whole run as one JSON object (printed on one line by the bench).
 pub fn run_json(url_shown: &str, sections: &[Section], failures: &[(String, String)]) -> Value {
+    run_json_for("amqp_peers", url_shown, sections, failures)
+}
+
+/// [`run_json`] for the bench named `bench` (`amqp_peers`, `redis_peers`).
+pub fn run_json_for(bench: &str, url_shown: &str, sections: &[Section], failures: &[(String, String)]) -> Value {
     json!({
-        "bench": "amqp_peers",
+        "bench": bench,
         "url": url_shown,
         "sections": sections.iter().map(|s| json!({
             "workload": s.workload.as_str(),

@@ -4,7 +4,8 @@
 //!
 //! On `memory://` the reference is the same workload through a bare
 //! `tokio::sync::mpsc` channel: the cost of moving a message between two
-//! tasks, with nothing else.
+//! tasks, with nothing else. On `redis://` it is a bare LPUSH / BRPOP loop
+//! on the `redis` crate ([`crate::bare_redis`], row `bare-redis`).
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
@@ -50,7 +51,7 @@ pub struct BenchArgs {
 
 /// Publishes kept in flight before waiting for the oldest confirm; also the
 /// consumer's prefetch.
-const WINDOW: usize = 1_000;
+pub(crate) const WINDOW: usize = 1_000;
 
 /// What one contender achieved.
 #[derive(Debug, Clone)]
@@ -160,7 +161,7 @@ fn record_latency(latencies: &mut Vec<u64>, body: &[u8], epoch: Instant) {
     }
 }
 
-fn progress(total: u64, name: &str, visible: bool) -> ProgressBar {
+pub(crate) fn progress(total: u64, name: &str, visible: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(total),
         if visible {
@@ -177,7 +178,7 @@ fn progress(total: u64, name: &str, visible: bool) -> ProgressBar {
 }
 
 /// Update a progress bar from a shared counter until the run finishes.
-fn spawn_ticker(bar: ProgressBar, counter: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_ticker(bar: ProgressBar, counter: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let n = counter.load(Ordering::Relaxed);
@@ -189,6 +190,14 @@ fn spawn_ticker(bar: ProgressBar, counter: Arc<AtomicU64>) -> tokio::task::JoinH
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
+}
+
+/// Nanoseconds since the Unix epoch, to make names unique between runs.
+pub(crate) fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// Run kelp's producer and consumer against `url`.
@@ -355,6 +364,9 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     let memory = kelp::BrokerUrl::parse_list(&url)?
         .first()
         .is_some_and(|u| u.transport() == kelp::url::TransportKind::Memory);
+    let redis = kelp::BrokerUrl::parse_list(&url)?
+        .first()
+        .is_some_and(|u| u.transport() == kelp::url::TransportKind::Redis);
     let messages = args.messages.unwrap_or(if memory { 1_000_000 } else { 100_000 });
     if messages == 0 {
         return Err(CliError::usage("--messages must be at least 1"));
@@ -365,6 +377,12 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     let mut results = vec![run_kelp(&url, messages, args.size, confirms, visible).await?];
     if memory {
         results.push(run_mpsc(messages, args.size, visible).await?);
+    }
+    // The first URL of a list (the bare loop has no failover), when the
+    // redis crate reads it as it is (not redis+socket://).
+    let first = url.split(';').next().unwrap_or(&url).trim();
+    if redis && (first.starts_with("redis://") || first.starts_with("rediss://")) {
+        results.push(crate::bare_redis::run(first, messages, args.size, visible).await?);
     }
     let shown_url = kelp::BrokerUrl::parse_list(&url)?
         .iter()

@@ -1,6 +1,7 @@
 //! The library behind the `kelp` command line, shared with the benchmarks
 //! in `benches/`.
 
+pub mod bare_redis;
 pub mod bench;
 pub mod commands;
 pub mod failover;

@@ -1,0 +1,187 @@
+//! The upper limit of the Redis bench: a bare LPUSH / BRPOP loop written
+//! directly on the `redis` crate (the version kelp's transport uses), with
+//! nothing of a messaging model around it.
+//!
+//! - **publish**: one `LPUSH` per message on a `MultiplexedConnection`,
+//!   `window` commands in flight (a `FuturesOrdered`: a new LPUSH is sent as
+//!   soon as the oldest reply is in once `window` are outstanding). Every
+//!   message is "confirmed" by its LPUSH reply, as kelp's are. Latencies:
+//!   LPUSH → reply.
+//! - **consume**: the list is pre-filled (not timed), then one `BRPOP` per
+//!   message, `prefetch` in flight on one connection, until N are popped.
+//!   There is no ack: nothing is recorded in Redis, so this is what moving
+//!   the messages out of Redis costs and nothing more.
+//!
+//! The payload is not the bare body: it is a Kombu Redis envelope (JSON,
+//! base64 body, the properties kelp and Kombu write) built **once**, so that
+//! Redis and the socket carry the same bytes per message as for kelp and
+//! Kombu, and the difference between the rows is client work.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use kelp_cli::bench::BenchResult;
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+
+use crate::common::{
+    CONNECT_TIMEOUT, Context, Params, STEP_TIMEOUT, Timer, Workload, bounded, nanos_since, runtime_tag,
+    unique_queue,
+};
+
+/// Base name of the rows (`bare/ct`, `bare/mt`).
+pub const NAME: &str = "bare";
+
+fn row_name() -> String {
+    format!("{NAME}/{}", runtime_tag())
+}
+
+/// Run one workload with `params` (publish and consume only).
+pub async fn run(workload: Workload, params: &Params) -> Result<BenchResult, String> {
+    match workload {
+        Workload::Publish => publish(&params.url, params.messages, params.size, params.window).await,
+        Workload::Consume => {
+            consume(&params.url, params.messages, params.size, params.prefetch, params.window).await
+        }
+        Workload::RoundTrip => Err("bare: the Redis bench has no round_trip workload".to_owned()),
+    }
+}
+
+/// A multiplexed connection whose replies may take up to [`STEP_TIMEOUT`]
+/// (the crate's default of 500 ms would fail a BRPOP that waits).
+pub async fn connect(url: &str) -> Result<MultiplexedConnection, String> {
+    let client = redis::Client::open(url).ctx("bare: Redis URL")?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(STEP_TIMEOUT));
+    bounded(
+        "bare: cannot connect to Redis",
+        CONNECT_TIMEOUT,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await?
+    .ctx("bare: connect")
+}
+
+/// A Kombu Redis envelope around a `size`-byte body, as kelp's transport
+/// writes it for a persistent raw-bytes message to `routing_key` through
+/// the default exchange (same field set, same base64 body): the one the
+/// CLI's bare row pushes, with a fixed delivery tag.
+pub fn envelope(size: usize, routing_key: &str) -> Vec<u8> {
+    kelp_cli::bare_redis::envelope(size, routing_key, "7f1c2a9e-4b3d-4c5e-9a8b-0123456789ab")
+}
+
+/// LPUSH `payload` `messages` times onto `key`, `window` in flight; the
+/// latency of each LPUSH (send → reply).
+async fn push_all(
+    conn: &MultiplexedConnection,
+    key: &str,
+    payload: &[u8],
+    messages: u64,
+    window: usize,
+) -> Result<Vec<u64>, String> {
+    let mut latencies = Vec::with_capacity(usize::try_from(messages).unwrap_or(0));
+    let mut in_flight = FuturesOrdered::new();
+    for _ in 0..messages {
+        if in_flight.len() >= window {
+            let oldest = bounded("bare: waiting for an LPUSH reply", STEP_TIMEOUT, in_flight.next()).await?;
+            let (sent, reply): (Instant, redis::RedisResult<i64>) = oldest.ok_or("bare: no LPUSH in flight")?;
+            reply.ctx("bare: LPUSH")?;
+            latencies.push(nanos_since(sent));
+        }
+        let mut conn = conn.clone();
+        let mut cmd = redis::cmd("LPUSH");
+        cmd.arg(key).arg(payload);
+        in_flight.push_back(async move {
+            let sent = Instant::now();
+            (sent, cmd.query_async::<i64>(&mut conn).await)
+        });
+    }
+    while let Some((sent, reply)) = bounded("bare: waiting for an LPUSH reply", STEP_TIMEOUT, in_flight.next()).await? {
+        reply.ctx("bare: LPUSH")?;
+        latencies.push(nanos_since(sent));
+    }
+    Ok(latencies)
+}
+
+async fn delete(conn: &MultiplexedConnection, key: &str) -> Result<(), String> {
+    let mut conn = conn.clone();
+    redis::cmd("DEL").arg(key).query_async::<i64>(&mut conn).await.ctx("bare: DEL").map(|_| ())
+}
+
+/// Publish `messages` envelopes of a `size`-byte body, `window` LPUSHes in flight.
+pub async fn publish(url: &str, messages: u64, size: usize, window: usize) -> Result<BenchResult, String> {
+    let conn = connect(url).await?;
+    let key = unique_queue(NAME, Workload::Publish);
+    let payload = envelope(size, &key);
+    let timer = Timer::start();
+    let latencies = push_all(&conn, &key, &payload, messages, window.max(1)).await;
+    let result = latencies.map(|l| timer.finish(row_name(), messages, size, l));
+    delete(&conn, &key).await?;
+    result
+}
+
+/// Pop `messages` pre-filled envelopes with BRPOP, `prefetch` in flight.
+pub async fn consume(
+    url: &str,
+    messages: u64,
+    size: usize,
+    prefetch: u16,
+    fill_window: usize,
+) -> Result<BenchResult, String> {
+    let conn = connect(url).await?;
+    let key = unique_queue(NAME, Workload::Consume);
+    let payload = envelope(size, &key);
+    let result = async {
+        push_all(&conn, &key, &payload, messages, fill_window.max(1)).await?;
+        let timer = Timer::start();
+        let mut in_flight = FuturesOrdered::new();
+        let mut sent = 0u64;
+        let mut received = 0u64;
+        while received < messages {
+            while sent < messages && in_flight.len() < usize::from(prefetch.max(1)) {
+                let mut conn = conn.clone();
+                let mut cmd = redis::cmd("BRPOP");
+                // A whole-second timeout well below the reply timeout.
+                cmd.arg(&key).arg(STEP_TIMEOUT.as_secs().saturating_sub(5).max(1));
+                in_flight.push_back(async move { cmd.query_async::<Option<(String, Vec<u8>)>>(&mut conn).await });
+                sent += 1;
+            }
+            let popped = bounded("bare: waiting for a BRPOP reply", STEP_TIMEOUT + Duration::from_secs(5), in_flight.next())
+                .await?
+                .ok_or("bare: no BRPOP in flight")?
+                .ctx("bare: BRPOP")?;
+            let Some((_, raw)) = popped else {
+                return Err("bare: BRPOP timed out before the last message".to_owned());
+            };
+            if raw.len() != payload.len() {
+                return Err(format!("bare: popped {} bytes, expected {}", raw.len(), payload.len()));
+            }
+            received += 1;
+        }
+        Ok(timer.finish(row_name(), messages, size, Vec::new()))
+    }
+    .await;
+    delete(&conn, &key).await?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_body_is_base64() {
+        for size in [0, 1, 2, 3, 100, 4096] {
+            let raw = envelope(size, "q");
+            let value: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+            let body = value["body"].as_str().unwrap();
+            assert_eq!(body.len(), size.div_ceil(3) * 4);
+        }
+        let value: serde_json::Value = serde_json::from_slice(&envelope(3, "q")).unwrap();
+        assert_eq!(value["body"], "a2tr");
+        let value: serde_json::Value = serde_json::from_slice(&envelope(1, "q")).unwrap();
+        assert_eq!(value["body"], "aw==");
+    }
+}
