@@ -101,21 +101,16 @@ pub async fn run(url: &str, messages: u64, size: usize, visible: bool) -> Result
         let key = key.clone();
         tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(usize::try_from(messages / SAMPLE_EVERY + 1).unwrap_or(0));
-            let mut in_flight = FuturesOrdered::new();
-            let mut sent = 0u64;
+            let mut conn = consumer.clone();
             let mut received = 0u64;
             while received < messages {
-                while sent < messages && in_flight.len() < WINDOW {
-                    let mut conn = consumer.clone();
-                    let mut cmd = redis::cmd("BRPOP");
-                    cmd.arg(&key).arg(REPLY_TIMEOUT.as_secs() - 5);
-                    in_flight.push_back(async move { cmd.query_async::<Option<(String, Vec<u8>)>>(&mut conn).await });
-                    sent += 1;
-                }
-                let popped = match in_flight.next().await {
-                    Some(reply) => reply.map_err(|e| failed("BRPOP", e))?,
-                    None => return Err(CliError::failure("bare-redis: no BRPOP in flight")),
-                };
+                // One BRPOP at a time, as a consumer does: Redis serves a
+                // connection's pipelined blocking commands one by one and,
+                // pipelined 1,000 deep, sometimes left them blocked with
+                // messages waiting (the bench hung).
+                let mut cmd = redis::cmd("BRPOP");
+                cmd.arg(&key).arg(REPLY_TIMEOUT.as_secs() - 5);
+                let popped = cmd.query_async::<Option<(String, Vec<u8>)>>(&mut conn).await.map_err(|e| failed("BRPOP", e))?;
                 let Some((_, raw)) = popped else {
                     return Err(CliError::failure("bare-redis: BRPOP timed out before the last message"));
                 };
