@@ -169,6 +169,8 @@ pub(crate) type DeliverySender = mpsc::UnboundedSender<ConsumerEvent>;
 pub(crate) enum Confirm {
     Ready(Option<Result<()>>),
     Amqp(confirm::PendingConfirm),
+    /// A reply still on its way (Redis: the write's answer).
+    Pending(Pin<Box<dyn Future<Output = Result<()>> + Send>>),
 }
 
 impl Confirm {
@@ -187,6 +189,7 @@ impl Future for Confirm {
                     .unwrap_or_else(|| Err(Error::closed("confirmation polled after completion"))),
             ),
             Confirm::Amqp(pending) => Pin::new(pending).poll(cx),
+            Confirm::Pending(reply) => reply.as_mut().poll(cx),
         }
     }
 }

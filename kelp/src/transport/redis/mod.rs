@@ -18,6 +18,7 @@ mod keys;
 mod scripts;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -91,6 +92,97 @@ struct Shared {
     down: watch::Sender<bool>,
     failure: Mutex<Option<Error>>,
     channels: Mutex<Vec<Weak<ChannelInner>>>,
+    /// Publishes on their way to Redis, in order (see [`publish_writer`]).
+    writer: tokio::sync::mpsc::UnboundedSender<PublishJob>,
+}
+
+/// A publish for the writer: its commands and where its answer goes.
+struct PublishJob {
+    cmds: Vec<redis::Cmd>,
+    reply: tokio::sync::oneshot::Sender<Result<bool>>,
+}
+
+/// Send publishes in order, everything queued at once in one pipeline (one
+/// round trip for many publishes), and answer each with whether it was
+/// routed: publishing does not wait a round trip per message, and a
+/// producer's messages keep their order.
+async fn publish_writer(shared: Weak<Shared>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<PublishJob>) {
+    const MOST: usize = 512;
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MOST {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        let mut pipe = redis::pipe();
+        let mut firsts = Vec::with_capacity(batch.len());
+        let mut at = 0;
+        for job in &batch {
+            firsts.push(at);
+            at += job.cmds.len();
+            for cmd in &job.cmds {
+                pipe.add_command(cmd.clone());
+            }
+        }
+        let mut conn = match shared.conn() {
+            Ok(conn) => conn,
+            Err(e) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(e.clone_for_waiters()));
+                }
+                continue;
+            }
+        };
+        match pipe.query_async::<Vec<redis::Value>>(&mut conn).await {
+            Ok(values) => {
+                for (job, at) in batch.into_iter().zip(firsts) {
+                    let routed = matches!(values.get(at), Some(redis::Value::Int(n)) if *n > 0);
+                    let _ = job.reply.send(Ok(routed));
+                }
+            }
+            Err(e) => answer_failed_batch(&shared, batch, &firsts, e).await,
+        }
+    }
+}
+
+/// Some commands of a publish pipeline failed: those publishes get the
+/// error (after loading the publish script and trying again, when Redis
+/// had lost it), the others succeeded.
+async fn answer_failed_batch(shared: &Arc<Shared>, batch: Vec<PublishJob>, firsts: &[usize], e: redis::RedisError) {
+    let Some(failures) = e.clone().into_server_errors() else {
+        let error = shared.error(e, "publishing");
+        for job in batch {
+            let _ = job.reply.send(Err(error.clone_for_waiters()));
+        }
+        return;
+    };
+    let noscript = failures.iter().any(|(_, f)| f.code() == "NOSCRIPT");
+    if noscript {
+        let _: Result<String> = shared.query(redis::cmd("SCRIPT").arg("LOAD").arg(scripts::PUBLISH_SOURCE), "loading the publish script").await;
+    }
+    for (i, job) in batch.into_iter().enumerate() {
+        let start = firsts[i];
+        let end = firsts.get(i + 1).copied().unwrap_or(usize::MAX);
+        let failed = failures.iter().find(|(at, _)| (start..end).contains(at));
+        let answer = match failed {
+            None => Ok(true),
+            Some((_, f)) if f.code() == "NOSCRIPT" => {
+                let mut pipe = redis::pipe();
+                for cmd in job.cmds {
+                    pipe.add_command(cmd);
+                }
+                shared
+                    .pipe::<Vec<redis::Value>>(&pipe, "publishing")
+                    .await
+                    .map(|values| matches!(values.first(), Some(redis::Value::Int(n)) if *n > 0))
+            }
+            Some((_, f)) => Err(Error::new(ErrorKind::Protocol, format!("Redis at {} refused a publish: {f:?}", shared.broker))),
+        };
+        let _ = job.reply.send(answer);
+    }
 }
 
 impl Shared {
@@ -225,41 +317,92 @@ impl Shared {
         Ok(Some(kind))
     }
 
-    /// LPUSH `payload` onto `queues` (Kombu's publish), refreshing expiries.
-    fn push_commands(&self, pipe: &mut redis::Pipeline, queues: &[String], step: u8, payload: &[u8]) {
-        let expires = lock(&self.expires);
-        for queue in queues {
-            pipe.cmd("LPUSH").arg(self.keys.bucket(queue, step)).arg(payload).ignore();
-            if let Some(ms) = expires.get(queue) {
-                for key in self.keys.buckets(queue) {
-                    pipe.cmd("PEXPIRE").arg(key).arg(*ms).ignore();
-                }
-            }
-        }
+
+    /// Publish and wait for Redis to have it (used to send again after a
+    /// reconnect).
+    async fn publish(self: &Arc<Self>, message: &OutgoingMessage) -> Result<()> {
+        let plan = self.plan_publish(message).await?;
+        let routed = self.send_publish(message, plan).await?;
+        self.returned_if_unroutable(message, routed)
     }
 
-    async fn publish(&self, message: &OutgoingMessage) -> Result<()> {
+    /// Decide where a publish goes; every lookup is awaited here, so that
+    /// sending is then a single command and publishes leave in order.
+    async fn plan_publish(&self, message: &OutgoingMessage) -> Result<PublishPlan> {
+        if let Some(mode) = self.scripted_route(&message.exchange).await? {
+            return Ok(PublishPlan::Script(mode));
+        }
+        Ok(match self.route(&message.exchange, &message.routing_key).await? {
+            Route::Fanout(channel) => PublishPlan::Fanout(channel),
+            Route::Queues(queues) if queues.is_empty() => PublishPlan::Nowhere,
+            Route::Queues(queues) => PublishPlan::Push(queues),
+        })
+    }
+
+    /// The commands of a planned publish (the first one's reply says
+    /// whether a queue, or a fanout subscriber, got the message).
+    fn publish_commands(&self, message: &OutgoingMessage, plan: PublishPlan) -> Vec<redis::Cmd> {
         let content = &message.content;
         let tag = crate::util::uuid4();
         let payload = envelope::encode(content, &message.exchange, &message.routing_key, &tag);
         let step = self.keys.step_of(envelope::priority_of(content));
-        let routed = if let Some(mode) = self.scripted_route(&message.exchange).await? {
-            // Route and push inside Redis: one round trip.
-            let mut invocation = scripts::PUBLISH.prepare_invoke();
-            invocation
-                .key(self.keys.binding(&message.exchange))
-                .arg(message.routing_key.as_str())
-                .arg(&payload)
-                .arg(mode)
-                .arg(self.keys.prefix())
-                .arg(Keys::bucket_suffix(step))
-                .arg(keys::SEP);
-            let queues: i64 = self.script(&invocation, "publishing").await?;
-            queues > 0
+        match plan {
+            PublishPlan::Script(mode) => {
+                // Route and push inside Redis (EVALSHA: the script was
+                // loaded at connect).
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(scripts::PUBLISH.get_hash())
+                    .arg(1)
+                    .arg(self.keys.binding(&message.exchange))
+                    .arg(message.routing_key.as_str())
+                    .arg(payload)
+                    .arg(mode)
+                    .arg(self.keys.prefix())
+                    .arg(Keys::bucket_suffix(step))
+                    .arg(keys::SEP);
+                vec![cmd]
+            }
+            PublishPlan::Push(queues) => {
+                let expires = lock(&self.expires);
+                let mut cmds = Vec::with_capacity(queues.len());
+                for queue in &queues {
+                    let mut lpush = redis::cmd("LPUSH");
+                    lpush.arg(self.keys.bucket(queue, step)).arg(&payload);
+                    cmds.push(lpush);
+                    if let Some(ms) = expires.get(queue) {
+                        for key in self.keys.buckets(queue) {
+                            let mut pexpire = redis::cmd("PEXPIRE");
+                            pexpire.arg(key).arg(*ms);
+                            cmds.push(pexpire);
+                        }
+                    }
+                }
+                cmds
+            }
+            PublishPlan::Fanout(channel) => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(channel).arg(payload);
+                vec![cmd]
+            }
+            PublishPlan::Nowhere => Vec::new(),
+        }
+    }
+
+    /// Hand a publish to the writer; resolves with whether it was routed.
+    fn send_publish(&self, message: &OutgoingMessage, plan: PublishPlan) -> impl Future<Output = Result<bool>> + Send + 'static {
+        let cmds = self.publish_commands(message, plan);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queued = if cmds.is_empty() {
+            let _ = reply.send(Ok(false));
+            Ok(())
         } else {
-            self.publish_routed(message, &payload, step).await?
+            self.writer.send(PublishJob { cmds, reply }).map_err(|_| self.closed_error())
         };
-        self.returned_if_unroutable(message, routed)
+        let broker = self.broker.clone();
+        async move {
+            queued?;
+            answer.await.map_err(|_| Error::connection(format!("lost the connection to {broker} before it answered a publish")))?
+        }
     }
 
     /// Whether a publish to `exchange` can be routed by the PUBLISH script,
@@ -275,24 +418,6 @@ impl Shared {
             Some(ExchangeKind::Topic) => Some("topic"),
             Some(_) => Some("direct"),
             None => Some("auto"),
-        })
-    }
-
-    /// Route on the client, then push (or PUBLISH for fanout).
-    async fn publish_routed(&self, message: &OutgoingMessage, payload: &[u8], step: u8) -> Result<bool> {
-        Ok(match self.route(&message.exchange, &message.routing_key).await? {
-            Route::Fanout(channel) => {
-                let receivers: u64 =
-                    self.query(redis::cmd("PUBLISH").arg(channel).arg(payload), "publishing").await?;
-                receivers > 0
-            }
-            Route::Queues(queues) if queues.is_empty() => false,
-            Route::Queues(queues) => {
-                let mut pipe = redis::pipe();
-                self.push_commands(&mut pipe, &queues, step, payload);
-                self.pipe::<()>(&pipe, "publishing").await?;
-                true
-            }
         })
     }
 
@@ -499,6 +624,18 @@ fn exchange_kind_of(record: &str) -> Option<ExchangeKind> {
     })
 }
 
+/// Where a publish goes, decided before it is sent.
+enum PublishPlan {
+    /// Routed by the PUBLISH script (`direct`, `topic` or `auto`).
+    Script(&'static str),
+    /// LPUSH onto these queues.
+    Push(Vec<String>),
+    /// PUBLISH on this fanout channel.
+    Fanout(String),
+    /// No queue is bound.
+    Nowhere,
+}
+
 enum Route {
     Queues(Vec<String>),
     Fanout(String),
@@ -646,7 +783,12 @@ impl Transport for RedisTransport {
                 return Err(Error::connection(format!("the master Sentinel {url} named is not a master (yet)")));
             }
         }
+        // The publish script goes by EVALSHA in pipelines: load it first.
+        if let Err(e) = redis::cmd("SCRIPT").arg("LOAD").arg(scripts::PUBLISH_SOURCE).query_async::<String>(&mut cmd).await {
+            return Err(Error::connection(format!("cannot load kelp's publish script into {url}")).with_source(e));
+        }
         let (down, _) = watch::channel(false);
+        let (writer, jobs) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             client,
             cmd,
@@ -664,7 +806,9 @@ impl Transport for RedisTransport {
             down,
             failure: Mutex::new(None),
             channels: Mutex::new(Vec::new()),
+            writer,
         });
+        tokio::spawn(publish_writer(Arc::downgrade(&shared), jobs));
         tracing::debug!(broker = %shared.broker, "connected to Redis");
         // PING at the heartbeat interval, at most Kombu's 25 s health check.
         let ping_every = options.heartbeat.unwrap_or(HEALTH_CHECK).min(HEALTH_CHECK);
@@ -846,6 +990,10 @@ struct ChannelState {
     /// Round-robin position among consumers of one queue.
     turn: usize,
     fetching: bool,
+    /// Kombu tags acked here whose records are not yet removed from Redis:
+    /// the fetch loop's next script call removes them (one round trip
+    /// settles a batch), or `flush_acks` when no fetch loop runs.
+    pending_acks: Vec<String>,
 }
 
 /// A delivery not yet settled: enough to ack it or put it back.
@@ -914,6 +1062,9 @@ impl ChannelInner {
         let consumed: Vec<String> = lock(&self.state).consumers.iter().map(|c| c.queue.clone()).collect();
         let unacked = self.stop(reason);
         if self.shared.is_open() {
+            if let Err(e) = self.flush_acks().await {
+                tracing::warn!(error = %e, "acks not written at close; the visibility timeout will redeliver those messages");
+            }
             self.requeue(unacked, false).await;
             for queue in consumed {
                 self.maybe_auto_delete(&queue).await;
@@ -989,18 +1140,38 @@ impl ChannelInner {
         match reject {
             Some(true) => self.requeue(settled, true).await,
             _ => {
-                let mut pipe = redis::pipe();
-                let index = self.shared.keys.unacked_index();
-                let hash = self.shared.keys.unacked();
-                for u in &settled {
-                    pipe.cmd("ZREM").arg(&index).arg(&u.tag).ignore();
-                    pipe.cmd("HDEL").arg(&hash).arg(&u.tag).ignore();
+                // Like basic.ack, an ack is not answered: its records go
+                // with the next fetch (or now, when nothing fetches).
+                let flush_now = {
+                    let mut state = lock(&self.state);
+                    state.pending_acks.extend(settled.into_iter().map(|u| u.tag).filter(|t| !t.starts_with(FANOUT_TAG)));
+                    !state.fetching
+                };
+                if flush_now {
+                    self.flush_acks().await?;
                 }
-                self.shared.pipe::<()>(&pipe, "acknowledging").await?;
             }
         }
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Remove the records of acked deliveries from Redis now.
+    async fn flush_acks(&self) -> Result<()> {
+        let tags = std::mem::take(&mut lock(&self.state).pending_acks);
+        self.write_acks(&tags).await
+    }
+
+    async fn write_acks(&self, tags: &[String]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for chunk in tags.chunks(1000) {
+            pipe.cmd("HDEL").arg(self.shared.keys.unacked()).arg(chunk).ignore();
+            pipe.cmd("ZREM").arg(self.shared.keys.unacked_index()).arg(chunk).ignore();
+        }
+        self.shared.pipe::<()>(&pipe, "acknowledging").await
     }
 
     /// Turn a fetched payload into a delivery for `consumer_tag`.
@@ -1036,7 +1207,7 @@ impl ChannelInner {
 
     /// Pop up to `max` messages from `keys` (recording them as unacked when
     /// `record`): key, payload, Kombu tag.
-    async fn pop(&self, keys: &[String], max: usize, record: bool) -> Result<Vec<(String, Bytes, String)>> {
+    async fn pop(&self, keys: &[String], max: usize, record: bool, acks: &[String]) -> Result<Vec<(String, Bytes, String)>> {
         let shared = &self.shared;
         let mut invocation = scripts::FETCH.prepare_invoke();
         invocation.key(shared.keys.unacked()).key(shared.keys.unacked_index());
@@ -1044,6 +1215,9 @@ impl ChannelInner {
             invocation.key(key);
         }
         invocation.arg(max).arg(format!("{:.6}", now_secs())).arg(if record { "1" } else { "0" });
+        for tag in acks {
+            invocation.arg(tag);
+        }
         let flat: Vec<redis::Value> = shared.script(&invocation, "fetching messages").await?;
         let mut out = Vec::with_capacity(flat.len() / 3);
         let mut items = flat.into_iter();
@@ -1125,43 +1299,55 @@ impl ChannelInner {
         }
         let (forget, back): (Vec<_>, Vec<_>) = orphans.into_iter().partition(|u| u.source.is_empty());
         if !forget.is_empty() {
-            let mut pipe = redis::pipe();
-            for u in &forget {
-                pipe.cmd("ZREM").arg(self.shared.keys.unacked_index()).arg(&u.tag).ignore();
-                pipe.cmd("HDEL").arg(self.shared.keys.unacked()).arg(&u.tag).ignore();
-            }
-            let _ = self.shared.pipe::<()>(&pipe, "settling no-ack deliveries").await;
+            lock(&self.state).pending_acks.extend(forget.into_iter().map(|u| u.tag));
         }
         self.requeue(back, false).await;
     }
 
-    /// What the fetcher should pop next: the keys in Kombu's order, how
-    /// many, and whether to record them as unacked.
-    fn plan(&self) -> Option<(Vec<String>, usize, bool)> {
-        let state = lock(&self.state);
+    /// What the fetcher should do next: the keys in Kombu's order, how
+    /// many to pop (0: only write the pending acks), whether to record them
+    /// as unacked, and the acks to write. `None`: nothing until woken.
+    fn plan(&self) -> Option<FetchPlan> {
+        let mut state = lock(&self.state);
+        let acks = std::mem::take(&mut state.pending_acks);
         let mut queues: Vec<&str> = Vec::new();
         for c in &state.consumers {
             if !queues.contains(&c.queue.as_str()) {
                 queues.push(&c.queue);
             }
         }
-        if queues.is_empty() {
-            return None;
-        }
         let record = state.consumers.iter().any(|c| !c.no_ack);
-        let room = if state.prefetch == 0 || !record {
+        let max = if queues.is_empty() {
+            0
+        } else if state.prefetch == 0 || !record {
             FETCH_BATCH
         } else {
-            (state.prefetch as usize).saturating_sub(state.unacked.len()).min(FETCH_BATCH)
+            // Refill in batches: waiting for room for several messages
+            // costs one script call per batch instead of one per ack.
+            let prefetch = state.prefetch as usize;
+            let room = prefetch.saturating_sub(state.unacked.len());
+            let threshold = (prefetch / 2).clamp(1, FETCH_BATCH);
+            if room >= threshold || state.unacked.is_empty() { room.min(FETCH_BATCH) } else { 0 }
         };
-        if room == 0 {
+        if max == 0 && acks.is_empty() {
             return None;
         }
         // Rotate so a busy queue does not starve the others (Kombu's fair cycle).
-        let shift = state.turn % queues.len();
-        queues.rotate_left(shift);
-        Some((self.shared.keys.fetch_order(&queues), room, record))
+        if !queues.is_empty() {
+            let shift = state.turn % queues.len();
+            queues.rotate_left(shift);
+        }
+        let keys = if max == 0 { Vec::new() } else { self.shared.keys.fetch_order(&queues) };
+        Some(FetchPlan { keys, max, record, acks })
     }
+}
+
+/// One step of the fetch loop (see [`ChannelInner::plan`]).
+struct FetchPlan {
+    keys: Vec<String>,
+    max: usize,
+    record: bool,
+    acks: Vec<String>,
 }
 
 /// The consumer loop of one channel: pop what is there, and when nothing
@@ -1174,18 +1360,20 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
         if inner.check_open().is_err() {
             return;
         }
-        let Some((keys, room, record)) = inner.plan() else {
+        let Some(FetchPlan { keys, max: room, record, acks }) = inner.plan() else {
             let wake = inner.wake.clone();
             drop(inner);
             wake.notified().await;
             continue;
         };
-        if inner.shared.options.reliable_fetch || !record {
-            match inner.pop(&keys, room, record).await {
+        if room == 0 || inner.shared.options.reliable_fetch || !record {
+            match inner.pop(&keys, room, record, &acks).await {
                 Ok(fetched) if !fetched.is_empty() => {
                     inner.dispatch(fetched).await;
                     continue;
                 }
+                // Only acks were written: look again at what to do.
+                Ok(_) if room == 0 => continue,
                 Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "fetch failed");
@@ -1216,6 +1404,9 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
             // Kombu's way: BRPOP, then record. A consumer killed in between
             // loses the message; kept for deployments that want exactly
             // Kombu's behaviour.
+            if inner.write_acks(&acks).await.is_err() {
+                return;
+            }
             let Some(conn) = waiter_connection(&mut waiter, &inner.shared).await else { return };
             let seconds = inner.shared.options.polling_interval.as_secs_f64();
             let shared = inner.shared.clone();
@@ -1556,7 +1747,15 @@ impl TransportChannel for RedisChannel {
 
     async fn publish(&self, message: OutgoingMessage) -> Result<Confirm> {
         self.inner.check_open()?;
-        Ok(Confirm::ready(self.shared().publish(&message).await))
+        let shared = self.inner.shared.clone();
+        let plan = shared.plan_publish(&message).await?;
+        let sending = shared.send_publish(&message, plan);
+        // The writer sends it (with whatever else is queued, in one
+        // pipeline); the confirmation is its answer.
+        Ok(Confirm::Pending(Box::pin(async move {
+            let routed = sending.await?;
+            shared.returned_if_unroutable(&message, routed)
+        })))
     }
 
     fn resend(&self, unsent: Vec<(u64, OutgoingMessage)>) -> Result<()> {
@@ -1627,7 +1826,7 @@ impl TransportChannel for RedisChannel {
     async fn get(&self, queue: &str, no_ack: bool) -> Result<Option<Delivery>> {
         self.inner.check_open()?;
         let keys = self.shared().keys.fetch_order(&[queue]);
-        let mut fetched = self.inner.pop(&keys, 1, !no_ack).await?;
+        let mut fetched = self.inner.pop(&keys, 1, !no_ack, &[]).await?;
         let Some((key, raw, tag)) = fetched.pop() else { return Ok(None) };
         let mut state = lock(&self.inner.state);
         let mut delivery = self.inner.delivery(&mut state, &key, raw, tag, None);
