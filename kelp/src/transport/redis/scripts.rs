@@ -46,9 +46,13 @@ for i = 3, #KEYS do
       local entry
       local quick_tag, quick_ex, quick_rk
       if string.sub(raw, 1, 1) == '{' and string.sub(raw, -1) == '}' then
-        quick_tag = field(raw, 'delivery_tag')
-        quick_ex = field(raw, 'exchange')
-        quick_rk = field(raw, 'routing_key')
+        -- The properties close the envelope: look at its end only (a large
+        -- body would otherwise be scanned three times).
+        local tail = raw
+        if #raw > 2048 then tail = string.sub(raw, -2048) end
+        quick_tag = field(tail, 'delivery_tag')
+        quick_ex = field(tail, 'exchange')
+        quick_rk = field(tail, 'routing_key')
       end
       local ok, doc = false, nil
       if quick_tag and quick_ex and quick_rk then
