@@ -356,3 +356,36 @@ async fn kombus_brpop_fetch_still_works_when_asked_for() {
     assert_eq!(text(&raw(&["ZCARD", &format!("{prefix}unacked_index")])), "0");
     queue.delete(&channel, false, false).await.unwrap();
 }
+
+/// `redis+socket:///path` reaches a server through its Unix socket, with
+/// custom `priority_steps` honoured on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_and_custom_priority_steps() {
+    let dir = std::env::temp_dir().join(unique("redis-sock"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("redis.sock");
+    let server = kelp_test_support::redis::RedisOptions::default()
+        .args(["--unixsocket".to_owned(), socket.display().to_string(), "--unixsocketperm".into(), "700".into()])
+        .start()
+        .expect("a redis-server with a Unix socket");
+    let conn = Connection::builder(format!("redis+socket://{}", socket.display()))
+        .transport_option("priority_steps", kelp::Value::Array(vec![0i64.into(), 5i64.into()]))
+        .build()
+        .unwrap();
+    let channel = conn.default_channel().await.unwrap();
+    let name = unique("sock-q");
+    let queue = Queue::new(name.clone()).durable(false);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(name.clone()).build().await.unwrap();
+    producer.publish("low").priority(4).send().await.unwrap();
+    producer.publish("high").priority(7).send().await.unwrap();
+    // Steps [0, 5]: priority 4 files under bucket 0, 7 under bucket 5.
+    assert_eq!(text(&server.command(&["LLEN", &name]).unwrap()), "1");
+    assert_eq!(text(&server.command(&["LLEN", &format!("{name}{SEP}5")]).unwrap()), "1");
+    let first = queue.get(&channel, false).await.unwrap().expect("a message");
+    assert_eq!(first.decode::<String>().unwrap(), "low", "bucket 0 first");
+    first.ack().await.unwrap();
+    conn.close().await.unwrap();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
