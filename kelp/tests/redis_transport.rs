@@ -389,3 +389,31 @@ async fn unix_socket_and_custom_priority_steps() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The fetch script reads the delivery tag, exchange and routing key of
+/// the envelope's properties, not of headers that happen to share their
+/// names, and records them as Kombu would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unacked_record_takes_the_properties_not_look_alike_headers() {
+    let conn = connect(&url(), None).await;
+    let channel = conn.default_channel().await.unwrap();
+    let name = unique("lookalike");
+    let queue = Queue::new(name.clone()).durable(false);
+    queue.declare(&channel).await.unwrap();
+    let tag = format!("tag-{name}");
+    let envelope = format!(
+        r#"{{"body": "ImhpIg==", "content-encoding": "utf-8", "content-type": "application/json", "headers": {{"exchange": "wrong-x", "routing_key": "wrong-rk", "delivery_tag": "wrong-tag"}}, "properties": {{"delivery_mode": 2, "delivery_info": {{"exchange": "right-x", "routing_key": "right-rk"}}, "priority": 0, "body_encoding": "base64", "delivery_tag": "{tag}"}}}}"#
+    );
+    raw(&["LPUSH", &name, &envelope]);
+    let mut consumer = channel.consumer([queue.clone()]).build().await.unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a delivery").unwrap().unwrap();
+    assert_eq!(message.decode::<String>().unwrap(), "hi");
+    assert_eq!(message.delivery_info().exchange, "right-x");
+    let record: Json = serde_json::from_str(&text(&raw(&["HGET", "unacked", &tag]))).expect("recorded under the property's tag");
+    assert_eq!(record[1], "right-x");
+    assert_eq!(record[2], "right-rk");
+    assert_eq!(record[0], serde_json::from_str::<Json>(&envelope).unwrap());
+    message.ack().await.unwrap();
+    eventually("the ack removes it", || raw(&["HGET", "unacked", &tag]) == RespValue::Bulk(None)).await;
+    queue.delete(&channel, false, false).await.unwrap();
+}

@@ -31,8 +31,15 @@ local n = 0
 -- (in Kombu's and kelp's envelopes properties come after headers, so the
 -- last one is the property). Much cheaper than decoding a large envelope.
 local function field(raw, name)
-  local value
-  for m in string.gmatch(raw, '"' .. name .. '"%s*:%s*"([^"]*)"') do value = m end
+  local key = '"' .. name .. '"'
+  local at, value = 1, nil
+  while true do
+    local s, e = string.find(raw, key, at, true)
+    if not s then break end
+    local v = string.match(raw, '^%s*:%s*"([^"]*)"', e + 1)
+    if v then value = v end
+    at = e + 1
+  end
   if value and not string.find(value, '\\', 1, true) then return value end
   return nil
 end
@@ -57,7 +64,8 @@ for i = 3, #KEYS do
       local ok, doc = false, nil
       if quick_tag and quick_ex and quick_rk then
         tag, ex, rk = quick_tag, quick_ex, quick_rk
-        entry = '[' .. raw .. ',' .. cjson.encode(ex) .. ',' .. cjson.encode(rk) .. ']'
+        -- Taken from a JSON string without escapes: already valid JSON text.
+        entry = '[' .. raw .. ',"' .. ex .. '","' .. rk .. '"]'
       else
         ok, doc = pcall(cjson.decode, raw)
       end
