@@ -19,8 +19,12 @@
 //! interop tests), run by `KELP_PYTHON` or `.venv-interop`. Redis is the
 //! default test Redis (`kelp_test_support::require_redis`).
 
+mod interop;
+
+use interop::{kombu, parse_line, python, PEER};
+
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -39,53 +43,6 @@ const STEPS: [u8; 4] = [0, 3, 6, 9];
 // ---------------------------------------------------------------------------
 // The Kombu peer
 // ---------------------------------------------------------------------------
-
-/// The interpreter with Kombu.
-fn python() -> String {
-    if let Ok(python) = std::env::var("KELP_PYTHON") {
-        return python;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv-interop/bin/python");
-    if std::path::Path::new(venv).exists() {
-        return venv.to_owned();
-    }
-    panic!(
-        "the Kombu interop tests need Python with kombu: run scripts/python-env.sh \
-         (it creates .venv-interop) or set KELP_PYTHON to such an interpreter"
-    );
-}
-
-const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/kombu_peer.py");
-
-fn parse_line(line: &str) -> Json {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line from the Kombu peer {line:?}: {e}"))
-}
-
-/// Run the Kombu peer with `args`, feeding `stdin`; its JSON output lines.
-async fn kombu(args: Vec<String>, stdin: String) -> Vec<Json> {
-    tokio::task::spawn_blocking(move || {
-        let python = python();
-        let mut child = Command::new(&python)
-            .arg(PEER)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {python:?} (KELP_PYTHON): {e}"));
-        child.stdin.take().expect("piped stdin").write_all(stdin.as_bytes()).expect("write to the Kombu peer");
-        let out = child.wait_with_output().expect("wait for the Kombu peer");
-        assert!(
-            out.status.success(),
-            "the Kombu peer failed ({}) for {args:?}:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("the Kombu peer prints UTF-8").lines().map(parse_line).collect()
-    })
-    .await
-    .expect("the Kombu peer thread")
-}
 
 /// A Kombu consumer running in the background, whose output lines arrive
 /// as they are printed (for the `{"ready": true}` handshake).
