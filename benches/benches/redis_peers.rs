@@ -11,7 +11,8 @@
 //! - `KELP_BENCH_WINDOW`: publishes in flight, default 1000
 //! - `KELP_BENCH_PREFETCH`: consumer prefetch, default 1000
 //! - `KELP_BENCH_WORKLOADS`: subset of `publish,consume`
-//! - `KELP_BENCH_PEERS`: subset of contenders by family (`kelp`, `bare`,
+//! - `KELP_BENCH_PEERS`: subset of contenders by family (`kelp`, `bare`, `bare-ack`:
+//!   the bare loop plus Kombu's four ack-emulation writes, consume only,
 //!   `kombu`) or row name (`kelp/ct`, `kombu-batch`)
 //! - `KELP_BENCH_PYTHON`: interpreter with `kombu` and `redis` installed, default `python3`
 //! - `KELP_BENCH_PAUSE_MS`: pause between runs, default 500
@@ -249,6 +250,9 @@ fn run() -> Result<ExitCode, String> {
                     (kombu_peer::NAME.to_owned(), Some(TARGET_VS_KOMBU)),
                     (kombu_peer::BATCH_NAME.to_owned(), None),
                     (format!("{}/{flavor}", redis_bare_peer::NAME), Some(TARGET_VS_BARE)),
+                    // The same target against the limit of a consumer that keeps
+                    // Kombu's ack emulation (consume only).
+                    (format!("{}/{flavor}", redis_bare_peer::ACK_NAME), Some(TARGET_VS_BARE)),
                 ];
                 for (other, target) in others {
                     let Some(o) = find(&other).filter(|&o| medians[o].is_some()) else { continue };

@@ -234,6 +234,23 @@ pub fn redis_contenders(python: String) -> Vec<(Contender, &'static [Workload])>
             BOTH,
         ));
     }
+    const CONSUME: &[Workload] = &[Workload::Consume];
+    for flavor in runtime_variants() {
+        contenders.push((
+            Contender {
+                name: format!("{}/{}", redis_bare_peer::ACK_NAME, flavor.tag()),
+                family: redis_bare_peer::ACK_NAME.to_owned(),
+                run: Box::new(move |_workload, params| {
+                    let params = params.clone();
+                    run_on(flavor, move || async move {
+                        redis_bare_peer::consume_acked(&params.url, params.messages, params.size, params.prefetch, params.window).await
+                    })
+                }),
+                note: no_note,
+            },
+            CONSUME,
+        ));
+    }
     for batch in [false, true] {
         let python = python.clone();
         contenders.push((

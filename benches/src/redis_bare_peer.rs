@@ -167,6 +167,80 @@ pub async fn consume(
     result
 }
 
+/// Base name of the bare loop with Kombu's ack emulation (`bare-ack/ct`...).
+pub const ACK_NAME: &str = "bare-ack";
+
+/// The consume limit of any consumer that keeps Kombu's ack emulation:
+/// the bare loop's BRPOPs plus, per message, Kombu's four writes done by
+/// hand (ZADD `unacked_index` and HSET `unacked` with the envelope when
+/// popped, ZREM and HDEL when acked), `prefetch` BRPOPs in flight, the
+/// writes of every popped message pipelined and not waited for one by one.
+pub async fn consume_acked(
+    url: &str,
+    messages: u64,
+    size: usize,
+    prefetch: u16,
+    fill_window: usize,
+) -> Result<BenchResult, String> {
+    let conn = connect(url).await?;
+    // The writes on a connection of their own: behind BRPOPs they would wait
+    // for them (Redis serves a connection's commands in order).
+    let writer = connect(url).await?;
+    let key = unique_queue(ACK_NAME, Workload::Consume);
+    let (hash, index) = (format!("{key}.unacked"), format!("{key}.unacked_index"));
+    let payload = envelope(size, &key);
+    let result = async {
+        push_all(&conn, &key, &payload, messages, fill_window.max(1)).await?;
+        let timer = Timer::start();
+        let mut in_flight = FuturesOrdered::new();
+        let mut writes = FuturesOrdered::new();
+        let (mut sent, mut received) = (0u64, 0u64);
+        while received < messages {
+            while sent < messages && in_flight.len() < usize::from(prefetch.max(1)) {
+                let mut conn = conn.clone();
+                let mut cmd = redis::cmd("BRPOP");
+                cmd.arg(&key).arg(STEP_TIMEOUT.as_secs().saturating_sub(5).max(1));
+                in_flight.push_back(async move { cmd.query_async::<Option<(String, Vec<u8>)>>(&mut conn).await });
+                sent += 1;
+            }
+            let popped = bounded("bare-ack: waiting for a BRPOP reply", STEP_TIMEOUT + Duration::from_secs(5), in_flight.next())
+                .await?
+                .ok_or("bare-ack: no BRPOP in flight")?
+                .ctx("bare-ack: BRPOP")?;
+            let Some((_, raw)) = popped else {
+                return Err("bare-ack: BRPOP timed out before the last message".to_owned());
+            };
+            // Record as Kombu does, then ack: four writes in one pipeline.
+            let tag = format!("{key}-{received}");
+            let mut record = Vec::with_capacity(raw.len() + 2 * key.len() + 8);
+            record.push(b'[');
+            record.extend_from_slice(&raw);
+            record.extend_from_slice(format!(",\"\",\"{key}\"]").as_bytes());
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZADD").arg(&index).arg(received).arg(&tag).ignore();
+            pipe.cmd("HSET").arg(&hash).arg(&tag).arg(record).ignore();
+            pipe.cmd("ZREM").arg(&index).arg(&tag).ignore();
+            pipe.cmd("HDEL").arg(&hash).arg(&tag).ignore();
+            let mut conn = writer.clone();
+            writes.push_back(async move { pipe.query_async::<()>(&mut conn).await });
+            while writes.len() > usize::from(prefetch.max(1)) {
+                bounded("bare-ack: waiting for the writes", STEP_TIMEOUT, writes.next())
+                    .await?
+                    .ok_or("bare-ack: no writes in flight")?
+                    .ctx("bare-ack: writes")?;
+            }
+            received += 1;
+        }
+        while let Some(done) = bounded("bare-ack: waiting for the writes", STEP_TIMEOUT, writes.next()).await? {
+            done.ctx("bare-ack: writes")?;
+        }
+        Ok(timer.finish(format!("{ACK_NAME}/{}", runtime_tag()), messages, size, Vec::new()))
+    }
+    .await;
+    delete(&conn, &key).await?;
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
