@@ -136,35 +136,54 @@ pub async fn consume(
     let result = async {
         push_all(&conn, &key, &payload, messages, fill_window.max(1)).await?;
         let timer = Timer::start();
-        let mut in_flight = FuturesOrdered::new();
-        let mut sent = 0u64;
-        let mut received = 0u64;
-        while received < messages {
-            while sent < messages && in_flight.len() < usize::from(prefetch.max(1)) {
-                let mut conn = conn.clone();
-                let mut cmd = redis::cmd("BRPOP");
-                // A whole-second timeout well below the reply timeout.
-                cmd.arg(&key).arg(STEP_TIMEOUT.as_secs().saturating_sub(5).max(1));
-                in_flight.push_back(async move { cmd.query_async::<Option<(String, Vec<u8>)>>(&mut conn).await });
-                sent += 1;
-            }
-            let popped = bounded("bare: waiting for a BRPOP reply", STEP_TIMEOUT + Duration::from_secs(5), in_flight.next())
-                .await?
-                .ok_or("bare: no BRPOP in flight")?
-                .ctx("bare: BRPOP")?;
-            let Some((_, raw)) = popped else {
-                return Err("bare: BRPOP timed out before the last message".to_owned());
-            };
+        let mut popper = Popper::new(&conn, &key, messages, prefetch, NAME);
+        for _ in 0..messages {
+            let raw = popper.next().await?;
             if raw.len() != payload.len() {
                 return Err(format!("bare: popped {} bytes, expected {}", raw.len(), payload.len()));
             }
-            received += 1;
         }
         Ok(timer.finish(row_name(), messages, size, Vec::new()))
     }
     .await;
     delete(&conn, &key).await?;
     result
+}
+
+/// Pops a list with BRPOP, `prefetch` commands in flight on one connection,
+/// `total` in all.
+struct Popper<'a> {
+    conn: &'a MultiplexedConnection,
+    key: &'a str,
+    what: &'static str,
+    left_to_send: u64,
+    window: usize,
+    in_flight: FuturesOrdered<std::pin::Pin<Box<dyn std::future::Future<Output = redis::RedisResult<Option<(String, Vec<u8>)>>> + Send>>>,
+}
+
+impl<'a> Popper<'a> {
+    fn new(conn: &'a MultiplexedConnection, key: &'a str, total: u64, prefetch: u16, what: &'static str) -> Popper<'a> {
+        Popper { conn, key, what, left_to_send: total, window: usize::from(prefetch.max(1)), in_flight: FuturesOrdered::new() }
+    }
+
+    /// The next message popped.
+    async fn next(&mut self) -> Result<Vec<u8>, String> {
+        while self.left_to_send > 0 && self.in_flight.len() < self.window {
+            let mut conn = self.conn.clone();
+            let mut cmd = redis::cmd("BRPOP");
+            // A whole-second timeout well below the reply timeout.
+            cmd.arg(self.key).arg(STEP_TIMEOUT.as_secs().saturating_sub(5).max(1));
+            self.in_flight.push_back(Box::pin(async move { cmd.query_async::<Option<(String, Vec<u8>)>>(&mut conn).await }));
+            self.left_to_send -= 1;
+        }
+        let what = self.what;
+        let popped = bounded("waiting for a BRPOP reply", STEP_TIMEOUT + Duration::from_secs(5), self.in_flight.next())
+            .await?
+            .ok_or(format!("{what}: no BRPOP in flight"))?
+            .ctx("BRPOP")
+            .map_err(|e| format!("{what}: {e}"))?;
+        popped.map(|(_, raw)| raw).ok_or(format!("{what}: BRPOP timed out before the last message"))
+    }
 }
 
 /// Base name of the bare loop with Kombu's ack emulation (`bare-ack/ct`...).
@@ -192,24 +211,10 @@ pub async fn consume_acked(
     let result = async {
         push_all(&conn, &key, &payload, messages, fill_window.max(1)).await?;
         let timer = Timer::start();
-        let mut in_flight = FuturesOrdered::new();
+        let mut popper = Popper::new(&conn, &key, messages, prefetch, ACK_NAME);
         let mut writes = FuturesOrdered::new();
-        let (mut sent, mut received) = (0u64, 0u64);
-        while received < messages {
-            while sent < messages && in_flight.len() < usize::from(prefetch.max(1)) {
-                let mut conn = conn.clone();
-                let mut cmd = redis::cmd("BRPOP");
-                cmd.arg(&key).arg(STEP_TIMEOUT.as_secs().saturating_sub(5).max(1));
-                in_flight.push_back(async move { cmd.query_async::<Option<(String, Vec<u8>)>>(&mut conn).await });
-                sent += 1;
-            }
-            let popped = bounded("bare-ack: waiting for a BRPOP reply", STEP_TIMEOUT + Duration::from_secs(5), in_flight.next())
-                .await?
-                .ok_or("bare-ack: no BRPOP in flight")?
-                .ctx("bare-ack: BRPOP")?;
-            let Some((_, raw)) = popped else {
-                return Err("bare-ack: BRPOP timed out before the last message".to_owned());
-            };
+        for received in 0..messages {
+            let raw = popper.next().await?;
             // Record as Kombu does, then ack: four writes in one pipeline.
             let tag = format!("{key}-{received}");
             let mut record = Vec::with_capacity(raw.len() + 2 * key.len() + 8);
@@ -229,7 +234,6 @@ pub async fn consume_acked(
                     .ok_or("bare-ack: no writes in flight")?
                     .ctx("bare-ack: writes")?;
             }
-            received += 1;
         }
         while let Some(done) = bounded("bare-ack: waiting for the writes", STEP_TIMEOUT, writes.next()).await? {
             done.ctx("bare-ack: writes")?;

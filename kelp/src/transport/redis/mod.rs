@@ -1270,19 +1270,21 @@ impl ChannelInner {
         {
             let mut state = lock(&self.state);
             for (key, raw, tag) in fetched {
-                let queue = self.shared.keys.queue_of(&key).to_owned();
-                let candidates: Vec<usize> =
-                    state.consumers.iter().enumerate().filter(|(_, c)| c.queue == queue).map(|(i, _)| i).collect();
-                if candidates.is_empty() {
+                // Round robin without collecting the queue's consumers (this
+                // runs per message).
+                let queue = self.shared.keys.queue_of(&key);
+                let count = state.consumers.iter().filter(|c| c.queue == queue).count();
+                if count == 0 {
                     orphans.push(Unacked { tag, source: key, raw });
                     continue;
                 }
                 state.turn = state.turn.wrapping_add(1);
-                let index = candidates[state.turn % candidates.len()];
-                let (ctag, no_ack, epoch, sink) = {
-                    let c = &state.consumers[index];
-                    (c.tag.clone(), c.no_ack, c.epoch, c.sink.clone())
+                let nth = state.turn % count;
+                let Some(c) = state.consumers.iter().filter(|c| c.queue == queue).nth(nth) else {
+                    orphans.push(Unacked { tag, source: key, raw });
+                    continue;
                 };
+                let (ctag, no_ack, epoch, sink) = (c.tag.clone(), c.no_ack, c.epoch, c.sink.clone());
                 let delivery = self.delivery(&mut state, &key, raw, tag.clone(), Some((&ctag, no_ack, epoch)));
                 if no_ack && !tag.is_empty() {
                     // Recorded by a fetch shared with acking consumers.
@@ -1426,7 +1428,7 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
                 Ok(e) if !e.tag.is_empty() => e.tag,
                 _ => format!("kelp-{}", crate::util::uuid4()),
             };
-            let record = kombu_unacked_record(&raw, &tag);
+            let record = kombu_unacked_record(&raw);
             let mut pipe = redis::pipe();
             pipe.cmd("ZADD").arg(shared.keys.unacked_index()).arg(now_secs()).arg(&tag).ignore();
             pipe.cmd("HSET").arg(shared.keys.unacked()).arg(&tag).arg(record).ignore();
@@ -1447,7 +1449,7 @@ async fn waiter_connection(waiter: &mut Option<MultiplexedConnection>, shared: &
 }
 
 /// Kombu's unacked record for `raw`: `[payload, exchange, routing_key]`.
-fn kombu_unacked_record(raw: &[u8], _tag: &str) -> Vec<u8> {
+fn kombu_unacked_record(raw: &[u8]) -> Vec<u8> {
     let (exchange, routing_key) = envelope::decode(raw)
         .map(|e| (e.exchange.to_string(), e.routing_key.to_string()))
         .unwrap_or_default();
