@@ -150,6 +150,9 @@ pub async fn consume(
     result
 }
 
+/// One BRPOP on its way: the popped (list, payload), if any.
+type Pop = std::pin::Pin<Box<dyn std::future::Future<Output = redis::RedisResult<Option<(String, Vec<u8>)>>> + Send>>;
+
 /// Pops a list with BRPOP, `prefetch` commands in flight on one connection,
 /// `total` in all.
 struct Popper<'a> {
@@ -158,7 +161,7 @@ struct Popper<'a> {
     what: &'static str,
     left_to_send: u64,
     window: usize,
-    in_flight: FuturesOrdered<std::pin::Pin<Box<dyn std::future::Future<Output = redis::RedisResult<Option<(String, Vec<u8>)>>> + Send>>>,
+    in_flight: FuturesOrdered<Pop>,
 }
 
 impl<'a> Popper<'a> {
