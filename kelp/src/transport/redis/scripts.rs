@@ -27,12 +27,22 @@ local max = tonumber(ARGV[1])
 local record = ARGV[3] == '1'
 local out = {}
 local n = 0
+-- The records are written with one ZADD and one HSET for the whole batch:
+-- a call from Lua costs more than the element it adds.
+local scores, records = {}, {}
+local function write_records()
+  if #scores > 0 then
+    redis.call('ZADD', KEYS[2], unpack(scores))
+    redis.call('HSET', KEYS[1], unpack(records))
+    scores, records = {}, {}
+  end
+end
 -- A string field's last value in the document, when it holds no escape
 -- (in Kombu's and kelp's envelopes properties come after headers, so the
 -- last one is the property). Much cheaper than decoding a large envelope.
-local function field(raw, name)
+local function field(raw, name, from)
   local key = '"' .. name .. '"'
-  local at, value = 1, nil
+  local at, value = from, nil
   while true do
     local s, e = string.find(raw, key, at, true)
     if not s then break end
@@ -54,12 +64,12 @@ for i = 3, #KEYS do
       local quick_tag, quick_ex, quick_rk
       if string.sub(raw, 1, 1) == '{' and string.sub(raw, -1) == '}' then
         -- The properties close the envelope: look at its end only (a large
-        -- body would otherwise be scanned three times).
-        local tail = raw
-        if #raw > 2048 then tail = string.sub(raw, -2048) end
-        quick_tag = field(tail, 'delivery_tag')
-        quick_ex = field(tail, 'exchange')
-        quick_rk = field(tail, 'routing_key')
+        -- body would otherwise be scanned three times). No substring: a
+        -- copy of a large string costs more here than the search.
+        local from = math.max(1, #raw - 2048)
+        quick_tag = field(raw, 'delivery_tag', from)
+        quick_ex = field(raw, 'exchange', from)
+        quick_rk = field(raw, 'routing_key', from)
       end
       local ok, doc = false, nil
       if quick_tag and quick_ex and quick_rk then
@@ -87,8 +97,12 @@ for i = 3, #KEYS do
       if tag == '' then
         tag = 'kelp-' .. redis.sha1hex(raw) .. '-' .. ARGV[2] .. '-' .. n
       end
-      redis.call('ZADD', KEYS[2], ARGV[2], tag)
-      redis.call('HSET', KEYS[1], tag, entry)
+      scores[#scores + 1] = ARGV[2]
+      scores[#scores + 1] = tag
+      records[#records + 1] = tag
+      records[#records + 1] = entry
+      -- unpack() is bounded by Lua's stack
+      if #scores >= 1000 then write_records() end
     end
     out[#out + 1] = KEYS[i]
     out[#out + 1] = raw
@@ -97,6 +111,7 @@ for i = 3, #KEYS do
   end
   if n >= max then break end
 end
+write_records()
 return out
 "#,
     )
