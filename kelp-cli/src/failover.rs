@@ -102,7 +102,14 @@ async fn start_nodes() -> Result<(RabbitNode, RabbitNode), CliError> {
     Ok((a, b))
 }
 
+/// Inject `fault`. The harness waits for the killed VM to be gone with
+/// blocking calls: `block_in_place` keeps them from taking a worker of the
+/// runtime the client under test runs on.
 fn inject(node: &RabbitNode, fault: Fault) -> Result<(), CliError> {
+    tokio::task::block_in_place(|| inject_now(node, fault))
+}
+
+fn inject_now(node: &RabbitNode, fault: Fault) -> Result<(), CliError> {
     match fault {
         Fault::Kill => {
             node.kill();
@@ -140,6 +147,23 @@ async fn count_ids(urls: &[String], seen: &mut HashMap<String, usize>) -> Result
         let _ = conn.close().await;
     }
     Ok(())
+}
+
+/// When confirmed messages are missing, what the faulted node says of its
+/// queues and its log's end (to tell a broker's loss from a client's).
+async fn report_loss(client: &str, confirmed: &[(String, f64)], seen: &HashMap<String, usize>, node: &RabbitNode) {
+    let lost: Vec<&str> = confirmed.iter().filter(|(id, _)| !seen.contains_key(id)).map(|(id, _)| id.as_str()).collect();
+    if lost.is_empty() {
+        return;
+    }
+    let queues = node.rabbitmqctl_async(&["list_queues", "name", "durable", "messages"]).await;
+    eprintln!(
+        "failover bench: {client}: {} confirmed messages missing (first {:?}, last {:?}); the faulted node's queues: {queues:?}\n{}",
+        lost.len(),
+        lost.first(),
+        lost.last(),
+        node.log_tail(60)
+    );
 }
 
 /// The longest pause in confirmations after `fault_at`, up to `end`.
@@ -213,11 +237,18 @@ pub async fn run_kelp(fault: Fault, standby: bool) -> Result<FailoverResult, Cli
         .map_err(|e| fail("URL", e))?;
     let mut events = conn.events();
     let lost_at: Arc<Mutex<Vec<f64>>> = Arc::default();
+    // Every event with its time, printed with KELP_FAILOVER_TRACE=1.
+    let timeline: Arc<Mutex<Vec<(f64, String)>>> = Arc::default();
     let watcher = tokio::spawn({
         let lost_at = lost_at.clone();
+        let timeline = timeline.clone();
         async move {
             loop {
-                match events.recv().await {
+                let event = events.recv().await;
+                if let Ok(e) = &event {
+                    timeline.lock().unwrap_or_else(|e| e.into_inner()).push((now(), format!("{e:?}")));
+                }
+                match event {
                     Ok(Event::ConnectionLost { .. }) => lost_at.lock().unwrap_or_else(|e| e.into_inner()).push(now()),
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -268,6 +299,28 @@ pub async fn run_kelp(fault: Fault, standby: bool) -> Result<FailoverResult, Cli
     count_ids(&[a.url(), b.url()], &mut seen).await?;
     let confirmed = confirmed.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let client = if standby { "kelp+standby" } else { "kelp" };
+    report_loss(client, &confirmed, &seen, &a).await;
+    if std::env::var_os("KELP_FAILOVER_TRACE").is_some() {
+        let mut lines = timeline.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let first_confirm_after = |t: f64| confirmed.iter().map(|(_, at)| *at).filter(|at| *at > t).fold(f64::INFINITY, f64::min);
+        if let Some(&(at, _)) = lines.iter().rev().find(|(_, e)| e.starts_with("Recovered")) {
+            lines.push((first_confirm_after(at), "first confirm after Recovered".to_owned()));
+        }
+        // Long pauses between confirmations after the fault.
+        let mut times: Vec<f64> = confirmed.iter().map(|(_, at)| *at).filter(|at| *at > fault_at).collect();
+        times.sort_by(f64::total_cmp);
+        let mut previous = fault_at;
+        for t in times {
+            if t - previous > 0.005 {
+                lines.push((t, format!("confirm after a {:.1} ms pause", (t - previous) * 1e3)));
+            }
+            previous = t;
+        }
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (at, event) in lines.iter().filter(|(at, _)| *at >= fault_at - 0.001) {
+            eprintln!("{client} {}: {:+9.3} ms {event}", fault.name(), (at - fault_at) * 1e3);
+        }
+    }
     Ok(tally(client, fault, &confirmed, (fault_at, end), noticed, &seen))
 }
 
@@ -328,6 +381,7 @@ pub async fn run_kombu(python: &str, fault: Fault) -> Result<FailoverResult, Cli
         noticed.add(*at, fault_at);
     }
     let confirmed = confirmed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    report_loss("kombu", &confirmed, &seen, &a).await;
     Ok(tally("kombu", fault, &confirmed, (fault_at, end), noticed, &seen))
 }
 
@@ -344,21 +398,97 @@ pub fn python() -> String {
     "python3".to_owned()
 }
 
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// Per fault, the median time to resume of each client over the rounds,
+/// and each kelp row's ratio to Kombu's (the target: at most 0.7
+/// after kill -9).
+fn summary(results: &[FailoverResult]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for fault in [Fault::Kill, Fault::Freeze] {
+        let resumed = |client: &str| {
+            median(results.iter().filter(|r| r.fault == fault && r.client == client).filter_map(|r| r.resumed_ms).collect())
+        };
+        let kombu = resumed("kombu");
+        for client in ["kelp", "kelp+standby"] {
+            let runs = results.iter().filter(|r| r.fault == fault && r.client == client).count();
+            if runs == 0 {
+                continue;
+            }
+            let median_ms = resumed(client);
+            let ratio = match (median_ms, kombu) {
+                (Some(k), Some(p)) if p > 0.0 => Some(k / p),
+                _ => None,
+            };
+            out.push(json!({
+                "fault": fault.name(),
+                "client": client,
+                "runs": runs,
+                "resumed_median_ms": median_ms,
+                "kombu_resumed_median_ms": kombu,
+                "ratio_to_kombu": ratio,
+            }));
+        }
+    }
+    out
+}
+
+/// Which runs `kelp bench --failover` makes: `KELP_FAILOVER_ROUNDS`
+/// (default 1), `KELP_FAILOVER_FAULTS` (`kill`, `stop`; default both),
+/// `KELP_FAILOVER_CLIENTS` (`kelp`, `kelp+standby`, `kombu`; default all).
+fn plan() -> (usize, Vec<Fault>, Vec<String>) {
+    let rounds = std::env::var("KELP_FAILOVER_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1usize).max(1);
+    let list = |name: &str| -> Option<Vec<String>> {
+        std::env::var(name).ok().map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+    };
+    let faults = list("KELP_FAILOVER_FAULTS").map_or_else(
+        || vec![Fault::Kill, Fault::Freeze],
+        |names| {
+            [Fault::Kill, Fault::Freeze]
+                .into_iter()
+                .filter(|f| names.iter().any(|n| n == if *f == Fault::Kill { "kill" } else { "stop" }))
+                .collect()
+        },
+    );
+    let clients = list("KELP_FAILOVER_CLIENTS")
+        .unwrap_or_else(|| ["kelp", "kelp+standby", "kombu"].map(str::to_owned).to_vec());
+    (rounds, faults, clients)
+}
+
 /// Run both clients through both faults and print the comparison.
 pub async fn run(json_out: bool) -> Result<(), CliError> {
     let python = python();
+    let (rounds, faults, clients) = plan();
     let mut results = Vec::new();
-    for fault in [Fault::Kill, Fault::Freeze] {
-        results.push(run_kelp(fault, false).await?);
-        results.push(run_kelp(fault, true).await?);
-        results.push(run_kombu(&python, fault).await?);
+    for _ in 0..rounds {
+        for &fault in &faults {
+            for client in &clients {
+                results.push(match client.as_str() {
+                    "kelp" => run_kelp(fault, false).await?,
+                    "kelp+standby" => run_kelp(fault, true).await?,
+                    "kombu" => run_kombu(&python, fault).await?,
+                    other => return Err(fail("KELP_FAILOVER_CLIENTS", format!("unknown client {other}"))),
+                });
+            }
+        }
     }
+    let summary = summary(&results);
     let ms = |v: Option<f64>, none: &str| v.map_or_else(|| none.to_owned(), |v| format!("{v:.0}"));
     if json_out {
         let report = json!({
             "scenario": "failover",
             "heartbeat_secs": HEARTBEAT.as_secs_f64(),
             "results": results.iter().map(FailoverResult::to_json).collect::<Vec<_>>(),
+            "summary": summary,
         });
         println!("{report}");
     } else {
@@ -378,6 +508,19 @@ pub async fn run(json_out: bool) -> Result<(), CliError> {
                 r.confirmed,
                 r.lost,
                 r.duplicates
+            );
+        }
+        for line in &summary {
+            let ms = |v: &serde_json::Value| v.as_f64().map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+            println!(
+                "{} {}: median resumed {} ms over {} run(s), Kombu {} ms, ratio {}{}",
+                line["fault"].as_str().unwrap_or(""),
+                line["client"].as_str().unwrap_or(""),
+                ms(&line["resumed_median_ms"]),
+                line["runs"],
+                ms(&line["kombu_resumed_median_ms"]),
+                line["ratio_to_kombu"].as_f64().map_or_else(|| "-".to_owned(), |v| format!("{v:.2}")),
+                if line["fault"] == "kill -9" { " (target <= 0.7)" } else { "" },
             );
         }
     }

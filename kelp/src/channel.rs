@@ -18,7 +18,7 @@ use crate::entity::{DeclaredQueue, Exchange, Queue};
 use crate::message::{Acker, DecodeSettings, Message};
 use crate::producer::ProducerBuilder;
 use crate::transport::{
-    AnyChannel, BindArgs, Confirm, ConsumeArgs, DeliverySender, ExchangeDeclare, OutgoingMessage,
+    AnyChannel, AnyTransport, BindArgs, Confirm, ConsumeArgs, DeliverySender, ExchangeDeclare, OutgoingMessage,
     QueueDeclare,
 };
 use crate::{Error, FieldTable, Result, SharedStr};
@@ -69,6 +69,28 @@ pub(crate) struct ChannelCore {
     pub(crate) confirms: SharedConfirms,
 }
 
+/// A broker channel opened ahead on a warm standby for one channel core,
+/// with the QoS and confirm mode the core had then: when the standby takes
+/// over, the core adopts it instead of opening one (two round trips fewer
+/// between noticing a dead broker and publishing again).
+pub(crate) struct PreparedChannel {
+    pub(crate) core: Weak<ChannelCore>,
+    pub(crate) channel: AnyChannel,
+    pub(crate) qos: Option<(u16, bool)>,
+    pub(crate) confirm: bool,
+}
+
+impl PreparedChannel {
+    /// Still usable for its core as the core is now.
+    pub(crate) fn is_current(&self) -> bool {
+        self.channel.is_open() && self.core.upgrade().is_some_and(|c| c.settings() == (self.qos, self.confirm))
+    }
+
+    pub(crate) fn is_for(&self, core: &ChannelCore) -> bool {
+        std::ptr::eq(self.core.as_ptr(), core)
+    }
+}
+
 #[derive(Clone)]
 struct Slot {
     channel: AnyChannel,
@@ -96,14 +118,24 @@ impl ChannelCore {
     /// Open a broker channel for this core on `active`, with its QoS and
     /// confirm mode, and publish again what was never confirmed.
     pub(crate) async fn open_on(&self, active: &Active) -> Result<AnyChannel> {
-        let channel = active.transport.open_channel(self.confirms.clone()).await?;
-        let qos = *lock(&self.qos);
-        if let Some((prefetch, global)) = qos {
-            channel.qos(prefetch, global).await?;
-        }
-        if self.confirm.load(Ordering::Acquire) {
-            channel.confirm_select().await?;
-        }
+        let (qos, confirm) = self.settings();
+        let channel = match active.take_prepared(self, qos, confirm) {
+            // Opened on the warm standby with these settings already.
+            Some(channel) => {
+                channel.adopt();
+                channel
+            }
+            None => {
+                let channel = active.transport.open_channel(self.confirms.clone()).await?;
+                if let Some((prefetch, global)) = qos {
+                    channel.qos(prefetch, global).await?;
+                }
+                if confirm {
+                    channel.confirm_select().await?;
+                }
+                channel
+            }
+        };
         // Whatever still waits for a confirm went out on a channel that is
         // gone: delivery tags restart at 1 on this one.
         // (Opening the channel attached it to `confirms`, which detached
@@ -120,6 +152,36 @@ impl ChannelCore {
             generation: active.generation,
         });
         Ok(channel)
+    }
+
+    /// The QoS and confirm mode every broker channel of this core gets.
+    pub(crate) fn settings(&self) -> (Option<(u16, bool)>, bool) {
+        (*lock(&self.qos), self.confirm.load(Ordering::Acquire))
+    }
+
+    /// Open a broker channel for this core on a warm standby's `transport`,
+    /// with the core's QoS and confirm mode, without taking over its
+    /// confirms (see [`PreparedChannel`]). `None`: the transport has
+    /// nothing to gain from it.
+    pub(crate) async fn prepare_on(self: &Arc<Self>, transport: &AnyTransport) -> Result<Option<PreparedChannel>> {
+        let (qos, confirm) = self.settings();
+        let Some(channel) = transport.prepare_channel(self.confirms.clone()).await? else {
+            return Ok(None);
+        };
+        let configured = async {
+            if let Some((prefetch, global)) = qos {
+                channel.qos(prefetch, global).await?;
+            }
+            if confirm {
+                channel.confirm_select().await?;
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = configured.await {
+            let _ = channel.close().await;
+            return Err(e);
+        }
+        Ok(Some(PreparedChannel { core: Arc::downgrade(self), channel, qos, confirm }))
     }
 
     /// Reopen now if the broker channel belongs to an older connection.
@@ -266,6 +328,7 @@ impl Channel {
     /// ```
     pub async fn qos(&self, prefetch_count: u16, global: bool) -> Result<()> {
         *lock(&self.core.qos) = Some((prefetch_count, global));
+        self.connection.standby_follow();
         self.transport_channel().await?.qos(prefetch_count, global).await
     }
 
@@ -289,6 +352,7 @@ impl Channel {
     pub async fn confirm_select(&self) -> Result<()> {
         let channel = self.transport_channel().await?;
         if !self.core.confirm.swap(true, Ordering::AcqRel) {
+            self.connection.standby_follow();
             channel.confirm_select().await?;
         }
         Ok(())

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use crate::channel::{Channel, ChannelCore, declare_exchange_on, declare_queue_on};
+use crate::channel::{Channel, ChannelCore, PreparedChannel, declare_exchange_on, declare_queue_on};
 use crate::recovery::{ConsumerRecord, Topology, next_epoch};
 use crate::retry::RetryPolicy;
 use crate::transport::confirm::{self, SharedConfirms};
@@ -17,7 +17,7 @@ use crate::entity::{Entity, Queue};
 use crate::event::{Event, Events};
 use crate::failover::FailoverStrategy;
 use crate::producer::ProducerBuilder;
-use crate::transport::{AnyTransport, Capabilities, ConnectOptions};
+use crate::transport::{AnyChannel, AnyTransport, Capabilities, ConnectOptions};
 use crate::{BrokerUrl, Error, FieldTable, Result, Value};
 
 /// Kombu's default connect timeout.
@@ -406,6 +406,8 @@ struct Standby {
     /// The topology version (see `Shared::topology_version`) it holds in
     /// full, `u64::MAX` before the first complete declaration.
     declared_version: Arc<AtomicU64>,
+    /// A channel per channel core, opened ahead.
+    prepared: Arc<Mutex<Vec<PreparedChannel>>>,
 }
 
 pub(crate) struct Active {
@@ -416,6 +418,20 @@ pub(crate) struct Active {
     pub(crate) generation: u64,
     pub(crate) events: Events,
     pub(crate) broker: String,
+    /// Channels the warm standby opened ahead, until their cores adopt them.
+    prepared: Mutex<Vec<PreparedChannel>>,
+}
+
+impl Active {
+    /// The channel prepared for `core`, if it has the core's settings.
+    pub(crate) fn take_prepared(&self, core: &ChannelCore, qos: Option<(u16, bool)>, confirm: bool) -> Option<AnyChannel> {
+        let mut prepared = lock(&self.prepared);
+        let index = prepared.iter().position(|p| p.is_for(core))?;
+        if prepared[index].qos != qos || prepared[index].confirm != confirm || !prepared[index].channel.is_open() {
+            return None; // closed with the other leftovers after the restore
+        }
+        Some(prepared.swap_remove(index).channel)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -967,15 +983,24 @@ impl Connection {
     pub(crate) fn record(&self, f: impl FnOnce(&mut Topology)) {
         f(&mut lock(&self.shared.topology));
         self.shared.topology_version.fetch_add(1, Ordering::AcqRel);
+        self.standby_follow();
+    }
+
+    /// The warm standby (if any) catches up with the recorded topology and
+    /// the channels' settings.
+    pub(crate) fn standby_follow(&self) {
         if self.shared.standby_enabled {
             self.shared.standby_wake.notify_one();
         }
     }
 
     pub(crate) fn register_core(&self, core: &Arc<ChannelCore>) {
-        let mut cores = lock(&self.shared.cores);
-        cores.retain(|c| c.strong_count() > 0);
-        cores.push(Arc::downgrade(core));
+        {
+            let mut cores = lock(&self.shared.cores);
+            cores.retain(|c| c.strong_count() > 0);
+            cores.push(Arc::downgrade(core));
+        }
+        self.standby_follow();
     }
 
     pub(crate) fn register_consumer(&self, record: &Arc<ConsumerRecord>) {
@@ -1130,6 +1155,10 @@ impl Connection {
             self.declare_topology(&active.transport, false).await;
         }
         self.reopen_and_reconsume(active).await;
+        let leftovers = std::mem::take(&mut *lock(&active.prepared));
+        for prepared in leftovers {
+            let _ = prepared.channel.close().await;
+        }
     }
 
     /// Declare the recorded exchanges, queues and bindings on `transport`.
@@ -1285,7 +1314,8 @@ impl Connection {
         link.last = Some(standby.url_index);
         let topology_declared =
             standby.declared_version.load(Ordering::Acquire) == shared.topology_version.load(Ordering::Acquire);
-        let active = self.new_active(standby.url_index, standby.transport, topology_declared);
+        let prepared = std::mem::take(&mut *lock(&standby.prepared));
+        let active = self.new_active(standby.url_index, standby.transport, topology_declared, prepared);
         tracing::debug!(broker = %active.broker, "the warm standby takes over");
         shared.events.emit(Event::Connected { broker: active.broker.clone() });
         Some(active)
@@ -1293,7 +1323,13 @@ impl Connection {
 
     /// A new broker connection becomes the next generation: channels of
     /// older ones reopen, the "maybe declare" cache starts empty.
-    fn new_active(&self, url_index: usize, transport: Arc<AnyTransport>, topology_declared: bool) -> Active {
+    fn new_active(
+        &self,
+        url_index: usize,
+        transport: Arc<AnyTransport>,
+        topology_declared: bool,
+        prepared: Vec<PreparedChannel>,
+    ) -> Active {
         let shared = &self.shared;
         lock(&shared.declared).clear();
         let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -1304,6 +1340,7 @@ impl Connection {
             generation,
             events: shared.events.clone(),
             broker: shared.urls[url_index].to_string(),
+            prepared: Mutex::new(prepared),
         }
     }
 
@@ -1353,6 +1390,8 @@ impl Connection {
             if conn.declare_topology(&transport, true).await {
                 declared_version.store(version, Ordering::Release);
             }
+            let prepared: Arc<Mutex<Vec<PreparedChannel>>> = Arc::default();
+            conn.prepare_channels(&transport, &prepared, &events_gate).await;
             if conn.generation() != generation || conn.shared.closed_by_app.load(Ordering::Acquire) {
                 let _ = transport.close().await;
                 return;
@@ -1363,6 +1402,7 @@ impl Connection {
                 transport: transport.clone(),
                 events_gate: events_gate.clone(),
                 declared_version: declared_version.clone(),
+                prepared: prepared.clone(),
             });
             if let Some(previous) = previous {
                 let _ = previous.transport.close().await;
@@ -1385,11 +1425,58 @@ impl Connection {
                 };
                 let conn = Connection { shared };
                 let version = conn.shared.topology_version.load(Ordering::Acquire);
-                if conn.declare_topology(&transport, true).await {
+                if declared_version.load(Ordering::Acquire) != version && conn.declare_topology(&transport, true).await {
                     declared_version.store(version, Ordering::Release);
                 }
+                conn.prepare_channels(&transport, &prepared, &events_gate).await;
             }
         });
+    }
+
+    /// Keep one channel per live channel core open ahead on the standby
+    /// `transport`, with the core's current QoS and confirm mode.
+    async fn prepare_channels(&self, transport: &AnyTransport, prepared: &Mutex<Vec<PreparedChannel>>, taken_over: &AtomicBool) {
+        let stale: Vec<PreparedChannel> = {
+            let mut list = lock(prepared);
+            let (keep, stale) = std::mem::take(&mut *list).into_iter().partition(PreparedChannel::is_current);
+            *list = keep;
+            stale
+        };
+        for p in stale {
+            let _ = p.channel.close().await;
+        }
+        let cores: Vec<Arc<ChannelCore>> = lock(&self.shared.cores).iter().filter_map(Weak::upgrade).collect();
+        for core in cores {
+            if lock(prepared).iter().any(|p| p.is_for(&core)) {
+                continue;
+            }
+            match core.prepare_on(transport).await {
+                // Once the standby took over, what it holds was handed on:
+                // a channel opened meanwhile would be nobody's.
+                Ok(Some(p)) => {
+                    // Under the lock `take_standby` takes the list with,
+                    // after it raised the flag.
+                    let orphan = {
+                        let mut list = lock(prepared);
+                        if taken_over.load(Ordering::Acquire) {
+                            Some(p)
+                        } else {
+                            list.push(p);
+                            None
+                        }
+                    };
+                    if let Some(p) = orphan {
+                        let _ = p.channel.close().await;
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "no channel prepared on the warm standby");
+                    return;
+                }
+            }
+        }
     }
 
     /// Try every broker once, in the strategy's order.
@@ -1409,7 +1496,7 @@ impl Connection {
             let error = match attempt.await {
                 Ok(Ok(transport)) => {
                     tracing::debug!(broker = %url, "connected");
-                    return Ok(self.new_active(index, Arc::new(transport), false));
+                    return Ok(self.new_active(index, Arc::new(transport), false, Vec::new()));
                 }
                 Ok(Err(e)) => e,
                 Err(_) => Error::timeout(format!(

@@ -531,3 +531,59 @@ async fn a_warm_standby_follows_the_topology_and_takes_over() {
     assert!(lost.is_empty(), "confirmed but lost: {lost:?}");
     assert_eq!(drain_ids(&b.url(), &late).await, vec!["late".to_owned()]);
 }
+
+/// `confirm prefetch_count` of every channel on `node`, one line each.
+async fn channels_on(node: &RabbitNode) -> Vec<String> {
+    let out = node
+        .rabbitmqctl_async(&["list_channels", "--no-table-headers", "-q", "confirm", "prefetch_count"])
+        .await
+        .unwrap();
+    let mut lines: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_standby_holds_the_channels_ready_and_the_failover_adopts_them() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (a, b) = two_nodes().await;
+    let conn = prefer_first(&a, &b).warm_standby(true).build().unwrap();
+    let queue = Queue::new("ready");
+    queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    // Each on a channel of its own.
+    let producer = conn.channel().await.unwrap().producer().routing_key("ready").build().await.unwrap();
+    let mut consumer = conn.channel().await.unwrap().consumer([queue.clone()]).prefetch_count(7).build().await.unwrap();
+    producer.publish("before").message_id("before").send().await.unwrap();
+    let first = consumer.next_timeout(PATIENCE).await.unwrap().expect("a delivery");
+    first.ack().await.unwrap();
+    // On b, before any fault: the default channel, the producer's (confirm
+    // mode) and the consumer's (prefetch 7), opened ahead.
+    let expected = vec!["false 0".to_owned(), "false 7".to_owned(), "true 0".to_owned()];
+    let (b_ref, expected_ref) = (&b, &expected);
+    kelp_test_support::wait_for_async(|| async move { channels_on(b_ref).await == *expected_ref }, PATIENCE)
+        .await
+        .unwrap_or_else(|_| panic!("channels on b: {:?}, expected {expected:?}", channels_text(&b)));
+    let prepared = channels_on(&b).await;
+    a.kill();
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let id = format!("after-{i}");
+        producer.publish(&i).message_id(id.clone()).send().await.unwrap();
+        sent.push(id);
+    }
+    let mut received = Vec::new();
+    while received.len() < sent.len() {
+        let m = consumer.next_timeout(PATIENCE).await.unwrap().expect("a delivery after the failover");
+        received.push(m.properties().message_id.as_deref().unwrap_or("").to_owned());
+        m.ack().await.unwrap();
+    }
+    assert_eq!(received, sent);
+    assert_eq!(conn.current_url().port(), Some(b.addr().port()));
+    // The failover opened no channel: it adopted the prepared ones.
+    assert_eq!(channels_on(&b).await, prepared);
+}
+
+/// What `channels_on` reads, for a failure message.
+fn channels_text(node: &RabbitNode) -> String {
+    node.rabbitmqctl(&["list_channels", "--no-table-headers", "-q", "confirm", "prefetch_count"]).unwrap_or_default()
+}

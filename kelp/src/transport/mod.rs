@@ -309,6 +309,16 @@ impl AnyTransport {
         }
     }
 
+    /// A channel opened ahead of need (on a warm standby): it takes over
+    /// `confirms` only when [`AnyChannel::adopt`]ed. `None` where opening a
+    /// channel costs no round trip (memory, Redis): nothing to gain.
+    pub(crate) async fn prepare_channel(&self, confirms: confirm::SharedConfirms) -> Result<Option<AnyChannel>> {
+        match self {
+            AnyTransport::Amqp(t) => Ok(Some(AnyChannel::Amqp(t.open(confirms, false).await?))),
+            AnyTransport::Memory(_) | AnyTransport::Redis(_) => Ok(None),
+        }
+    }
+
     /// Resolves when the connection is lost or closed.
     pub(crate) fn closed(&self) -> Pin<Box<dyn Future<Output = Error> + Send + 'static>> {
         match self {
@@ -346,6 +356,13 @@ impl AnyTransport {
 impl AnyChannel {
     pub(crate) fn is_open(&self) -> bool {
         dispatch!(self, c => c.is_open())
+    }
+    /// Take over the confirms of a channel made by
+    /// [`AnyTransport::prepare_channel`].
+    pub(crate) fn adopt(&self) {
+        if let AnyChannel::Amqp(c) = self {
+            c.adopt();
+        }
     }
     pub(crate) async fn close(&self) -> Result<()> {
         dispatch!(self, c => c.close().await)

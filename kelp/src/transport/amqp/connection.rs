@@ -302,11 +302,17 @@ pub(crate) struct ChannelShared {
 }
 
 impl ChannelShared {
-    /// A new channel takes over `confirms`: what the previous channel left
-    /// unconfirmed waits to be published again on this one.
-    pub(crate) fn new(id: u16, conn: Arc<Conn>, confirms: SharedConfirms) -> ChannelShared {
+    /// A new channel; with `take_over`, it takes over `confirms` at once:
+    /// what the previous channel left unconfirmed waits to be published
+    /// again on this one. Without, it does so when [`adopt`]ed (a channel
+    /// prepared on a warm standby).
+    ///
+    /// [`adopt`]: ChannelShared::adopt
+    pub(crate) fn new(id: u16, conn: Arc<Conn>, confirms: SharedConfirms, take_over: bool) -> ChannelShared {
         let owner = confirm::next_owner();
-        confirm::lock(&confirms).attach(owner);
+        if take_over {
+            confirm::lock(&confirms).attach(owner);
+        }
         ChannelShared {
             owner,
             id,
@@ -321,6 +327,11 @@ impl ChannelShared {
 
     pub(crate) fn is_open(&self) -> bool {
         self.open.load(Ordering::Acquire) && self.conn.is_open()
+    }
+
+    /// Take over `confirms` now (see [`new`](ChannelShared::new)).
+    pub(crate) fn adopt(&self) {
+        confirm::lock(&self.confirms).attach(self.owner);
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {

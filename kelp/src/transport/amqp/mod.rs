@@ -126,18 +126,7 @@ impl Transport for AmqpTransport {
     }
 
     async fn open_channel(&self, confirms: confirm::SharedConfirms) -> Result<AmqpChannel> {
-        let id = self.conn.allocate_channel()?;
-        let shared = Arc::new(ChannelShared::new(id, self.conn.clone(), confirms));
-        self.conn.command(ReaderCmd::Register(shared.clone()))?;
-        let reply = shared
-            .call(AMQPClass::Channel(methods::channel::AMQPMethod::Open(methods::channel::Open {})))
-            .await?;
-        match reply {
-            Reply::Method(AMQPClass::Channel(methods::channel::AMQPMethod::OpenOk(_))) => {
-                Ok(AmqpChannel { shared })
-            }
-            other => Err(unexpected_reply("channel.open-ok", &other)),
-        }
+        self.open(confirms, true).await
     }
 
     fn is_open(&self) -> bool {
@@ -184,6 +173,32 @@ impl AmqpChannel {
 
 /// The methods of one class, for brevity below.
 use methods::{basic, confirm as confirm_class, exchange, queue};
+
+impl AmqpTransport {
+    /// Open a channel; with `take_over`, it takes over `confirms` at once,
+    /// otherwise when [`AmqpChannel::adopt`]ed.
+    pub(crate) async fn open(&self, confirms: confirm::SharedConfirms, take_over: bool) -> Result<AmqpChannel> {
+        let id = self.conn.allocate_channel()?;
+        let shared = Arc::new(ChannelShared::new(id, self.conn.clone(), confirms, take_over));
+        self.conn.command(ReaderCmd::Register(shared.clone()))?;
+        let reply = shared
+            .call(AMQPClass::Channel(methods::channel::AMQPMethod::Open(methods::channel::Open {})))
+            .await?;
+        match reply {
+            Reply::Method(AMQPClass::Channel(methods::channel::AMQPMethod::OpenOk(_))) => {
+                Ok(AmqpChannel { shared })
+            }
+            other => Err(unexpected_reply("channel.open-ok", &other)),
+        }
+    }
+}
+
+impl AmqpChannel {
+    /// Take over the confirms given at open (a channel prepared ahead).
+    pub(crate) fn adopt(&self) {
+        self.shared.adopt();
+    }
+}
 
 impl TransportChannel for AmqpChannel {
     fn is_open(&self) -> bool {

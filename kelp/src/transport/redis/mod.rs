@@ -1207,7 +1207,7 @@ impl ChannelInner {
 
     /// Pop up to `max` messages from `keys` (recording them as unacked when
     /// `record`): key, payload, Kombu tag.
-    async fn pop(&self, keys: &[String], max: usize, record: bool, acks: &[String]) -> Result<Vec<(String, Bytes, String)>> {
+    async fn pop(&self, keys: &[String], max: usize, record: bool, acks: &[String]) -> Result<Fetched> {
         let shared = &self.shared;
         let mut invocation = scripts::FETCH.prepare_invoke();
         invocation.key(shared.keys.unacked()).key(shared.keys.unacked_index());
@@ -1265,7 +1265,7 @@ impl ChannelInner {
 
     /// Hand fetched messages to the consumers of their queues (round robin
     /// among a queue's consumers); one whose consumer went away goes back.
-    async fn dispatch(&self, fetched: Vec<(String, Bytes, String)>) {
+    async fn dispatch(&self, fetched: Fetched) {
         let mut orphans = Vec::new();
         {
             let mut state = lock(&self.state);
@@ -1348,6 +1348,9 @@ impl ChannelInner {
     }
 }
 
+/// Popped messages: bucket key, payload, Kombu delivery tag.
+type Fetched = Vec<(String, Bytes, String)>;
+
 /// One step of the fetch loop (see [`ChannelInner::plan`]).
 struct FetchPlan {
     keys: Vec<String>,
@@ -1362,7 +1365,7 @@ struct FetchPlan {
 async fn fetch_loop(channel: Weak<ChannelInner>) {
     let mut waiter: Option<MultiplexedConnection> = None;
     // A pop made while the previous batch was handed out, with its plan.
-    let mut ahead: Option<(FetchPlan, Result<Vec<(String, Bytes, String)>>)> = None;
+    let mut ahead: Option<(FetchPlan, Result<Fetched>)> = None;
     loop {
         let Some(inner) = channel.upgrade() else { return };
         if inner.check_open().is_err() {
