@@ -1152,7 +1152,12 @@ impl Connection {
     /// operations wait until it is done.
     async fn restore(&self, active: &Arc<Active>) {
         if !active.topology_declared {
-            self.declare_topology(&active.transport, false).await;
+            // The channels open while the topology is declared: nothing is
+            // published on them before it is there, but opening them need
+            // not wait for it.
+            let (_, prepared) =
+                tokio::join!(self.declare_topology(&active.transport, false), self.prepare_missing(active));
+            lock(&active.prepared).extend(prepared);
         }
         self.reopen_and_reconsume(active).await;
         let leftovers = std::mem::take(&mut *lock(&active.prepared));
@@ -1241,7 +1246,10 @@ impl Connection {
             });
         }
         if let Some(channel) = channel {
-            let _ = channel.close().await;
+            // Its close-ok need not hold up what follows.
+            tokio::spawn(async move {
+                let _ = channel.close().await;
+            });
         }
         complete
     }
@@ -1431,6 +1439,25 @@ impl Connection {
                 conn.prepare_channels(&transport, &prepared, &events_gate).await;
             }
         });
+    }
+
+    /// Open a channel (not yet adopted) for every live channel core that
+    /// has none prepared on `active`.
+    async fn prepare_missing(&self, active: &Active) -> Vec<PreparedChannel> {
+        let cores: Vec<Arc<ChannelCore>> = lock(&self.shared.cores).iter().filter_map(Weak::upgrade).collect();
+        let mut prepared = Vec::new();
+        for core in cores {
+            if lock(&active.prepared).iter().any(|p| p.is_for(&core)) {
+                continue;
+            }
+            match core.prepare_on(&active.transport).await {
+                Ok(Some(p)) => prepared.push(p),
+                // Nothing to gain on this transport, or the connection is
+                // failing: the cores open their channels themselves.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        prepared
     }
 
     /// Keep one channel per live channel core open ahead on the standby
