@@ -46,6 +46,17 @@ fn prefer_first(a: &RabbitNode, b: &RabbitNode) -> kelp::ConnectionBuilder {
     Connection::builder(format!("{};{}", a.url(), b.url())).failover_strategy(kelp::FailoverStrategy::PriorityOrder)
 }
 
+/// Publish `count` messages with ids `<prefix>-<i>`, each confirmed; the ids.
+async fn publish_numbered(producer: &kelp::Producer, prefix: &str, count: u32) -> Vec<String> {
+    let mut sent = Vec::new();
+    for i in 0..count {
+        let id = format!("{prefix}-{i}");
+        producer.publish(&i).message_id(id.clone()).send().await.unwrap();
+        sent.push(id);
+    }
+    sent
+}
+
 /// Every message id in `queue` on the broker at `url`, drained with acks.
 async fn drain_ids(url: &str, queue: &Queue) -> Vec<String> {
     let conn = Connection::builder(url).automatic_recovery(false).build().unwrap();
@@ -403,19 +414,13 @@ async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
     let queue = Queue::new("inflight");
     queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
     // 20 publishers share one channel: up to 20 unconfirmed at any time.
-    const PER_TASK: usize = 150;
+    const PER_TASK: u32 = 150;
     let mut tasks = Vec::new();
     for t in 0..20 {
         let conn = conn.clone();
         tasks.push(tokio::spawn(async move {
             let producer = conn.producer().routing_key("inflight").build().await.unwrap();
-            let mut ids = Vec::new();
-            for i in 0..PER_TASK {
-                let id = format!("t{t}-{i}");
-                producer.publish(&i).message_id(id.clone()).send().await.unwrap();
-                ids.push(id);
-            }
-            ids
+            publish_numbered(&producer, &format!("t{t}"), PER_TASK).await
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -459,12 +464,7 @@ async fn publishing_waits_for_the_topology_to_be_declared_again() {
     let b_port = format!(":{}/", b.addr().port());
     wait_event(&mut events, |e| matches!(e, Event::Connected { broker } if broker.contains(&b_port))).await;
     let producer = conn.producer().routing_key("late").build().await.unwrap();
-    let mut sent = Vec::new();
-    for i in 0..50 {
-        let id = format!("late-{i}");
-        producer.publish(&i).message_id(id.clone()).send().await.unwrap();
-        sent.push(id);
-    }
+    let sent = publish_numbered(&producer, "late", 50).await;
     let found = drain_ids(&b.url(), &queue).await;
     let lost: Vec<&String> = sent.iter().filter(|id| !found.contains(id)).collect();
     assert!(lost.is_empty(), "{} of {} confirmed messages lost: {lost:?}", lost.len(), sent.len());
@@ -507,12 +507,7 @@ async fn a_warm_standby_follows_the_topology_and_takes_over() {
     let late = Queue::new("warm-late");
     late.declare(&conn.default_channel().await.unwrap()).await.unwrap();
     a.kill();
-    let mut sent = Vec::new();
-    for i in 0..20 {
-        let id = format!("after-{i}");
-        producer.publish(&i).message_id(id.clone()).send().await.unwrap();
-        sent.push(id);
-    }
+    let sent = publish_numbered(&producer, "after", 20).await;
     assert_eq!(conn.current_url().port(), Some(b.addr().port()));
     // The standby's own connect was silent: connected to a, then to b.
     let mut connected = Vec::new();
@@ -565,12 +560,7 @@ async fn a_warm_standby_holds_the_channels_ready_and_the_failover_adopts_them() 
         .unwrap_or_else(|_| panic!("channels on b: {:?}, expected {expected:?}", channels_text(&b)));
     let prepared = channels_on(&b).await;
     a.kill();
-    let mut sent = Vec::new();
-    for i in 0..20 {
-        let id = format!("after-{i}");
-        producer.publish(&i).message_id(id.clone()).send().await.unwrap();
-        sent.push(id);
-    }
+    let sent = publish_numbered(&producer, "after", 20).await;
     let mut received = Vec::new();
     while received.len() < sent.len() {
         let m = consumer.next_timeout(PATIENCE).await.unwrap().expect("a delivery after the failover");
