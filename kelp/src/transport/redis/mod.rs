@@ -1309,10 +1309,7 @@ impl ChannelInner {
     /// What the fetcher should do next: the keys in Kombu's order, how
     /// many to pop (0: only write the pending acks), whether to record them
     /// as unacked, and the acks to write. `None`: nothing until woken.
-    /// `in_hand` messages are fetched but not yet handed out (they count
-    /// against the prefetch); with `ahead`, only a plan that pops is made
-    /// (the acks stay pending otherwise).
-    fn plan(&self, in_hand: usize, ahead: bool) -> Option<FetchPlan> {
+    fn plan(&self) -> Option<FetchPlan> {
         let mut state = lock(&self.state);
         let mut queues: Vec<&str> = Vec::new();
         for c in &state.consumers {
@@ -1329,12 +1326,12 @@ impl ChannelInner {
             // Refill in batches: waiting for room for several messages
             // costs one script call per batch instead of one per ack.
             let prefetch = state.prefetch as usize;
-            let held = state.unacked.len() + in_hand;
+            let held = state.unacked.len();
             let room = prefetch.saturating_sub(held);
             let threshold = (prefetch / 2).clamp(1, FETCH_BATCH);
             if room >= threshold || held == 0 { room.min(FETCH_BATCH) } else { 0 }
         };
-        if max == 0 && (ahead || state.pending_acks.is_empty()) {
+        if max == 0 && state.pending_acks.is_empty() {
             return None;
         }
         // Rotate so a busy queue does not starve the others (Kombu's fair cycle).
@@ -1364,50 +1361,21 @@ struct FetchPlan {
 /// a list onto itself) or until the polling interval passes.
 async fn fetch_loop(channel: Weak<ChannelInner>) {
     let mut waiter: Option<MultiplexedConnection> = None;
-    // A pop made while the previous batch was handed out, with its plan.
-    let mut ahead: Option<(FetchPlan, Result<Fetched>)> = None;
     loop {
         let Some(inner) = channel.upgrade() else { return };
         if inner.check_open().is_err() {
             return;
         }
-        let (plan, popped) = match ahead.take() {
-            Some((plan, popped)) => (plan, Some(popped)),
-            None => match inner.plan(0, false) {
-                Some(plan) => (plan, None),
-                None => {
-                    let wake = inner.wake.clone();
-                    drop(inner);
-                    wake.notified().await;
-                    continue;
-                }
-            },
+        let Some(FetchPlan { keys, max: room, record, acks }) = inner.plan() else {
+            let wake = inner.wake.clone();
+            drop(inner);
+            wake.notified().await;
+            continue;
         };
-        let FetchPlan { keys, max: room, record, acks } = plan;
         if room == 0 || inner.shared.options.reliable_fetch || !record {
-            let popped = match popped {
-                Some(popped) => popped,
-                None => inner.pop(&keys, room, record, &acks).await,
-            };
-            match popped {
+            match inner.pop(&keys, room, record, &acks).await {
                 Ok(fetched) if !fetched.is_empty() => {
-                    // Pop the next batch while this one is handed out: Redis
-                    // works on it while the client decodes, instead of each
-                    // waiting for the other.
-                    match inner.plan(fetched.len(), true) {
-                        Some(next) if inner.shared.options.reliable_fetch || !next.record => {
-                            let (_, popped) = tokio::join!(
-                                inner.dispatch(fetched),
-                                inner.pop(&next.keys, next.max, next.record, &next.acks)
-                            );
-                            ahead = Some((next, popped));
-                        }
-                        Some(next) => {
-                            lock(&inner.state).pending_acks.splice(0..0, next.acks);
-                            inner.dispatch(fetched).await;
-                        }
-                        None => inner.dispatch(fetched).await,
-                    }
+                    inner.dispatch(fetched).await;
                     continue;
                 }
                 // Only acks were written: look again at what to do.
