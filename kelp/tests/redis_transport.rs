@@ -417,3 +417,41 @@ async fn the_unacked_record_takes_the_properties_not_look_alike_headers() {
     eventually("the ack removes it", || raw(&["HGET", "unacked", &tag]) == RespValue::Bulk(None)).await;
     queue.delete(&channel, false, false).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_consumer_mid_fetch_puts_everything_back_at_once() {
+    // A channel closed while its fetch script is on its way: the messages
+    // that script records as unacked must go back to the queue now, not
+    // after the visibility timeout (an hour by default).
+    let prefix = format!("{}:", unique("mid"));
+    let conn = connect(&url(), Some(&prefix)).await;
+    let name = unique("mid-q");
+    let queue = Queue::new(name.clone()).durable(false);
+    queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    let producer = conn.producer().routing_key(name.as_str()).build().await.unwrap();
+    const N: usize = 300;
+    for i in 0..N {
+        producer.publish(&i).send().await.unwrap();
+    }
+    let key = format!("{prefix}{name}");
+    let unacked = format!("{prefix}unacked");
+    let mut left = N;
+    for round in 0..20 {
+        let channel = conn.channel().await.unwrap();
+        let mut consumer = channel.consumer([queue.clone()]).prefetch_count(4).build().await.unwrap();
+        // Acks make room, and room makes the channel fetch again: after a
+        // few, a fetch is on its way most of the time.
+        for _ in 0..(3 + round % 5) {
+            let m = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a delivery").unwrap().unwrap();
+            m.ack().await.unwrap();
+            left -= 1;
+        }
+        channel.close().await.unwrap();
+        drop(consumer);
+        eventually(&format!("round {round}: all {left} messages back in the queue, none recorded"), || {
+            text(&raw(&["LLEN", &key])) == left.to_string() && text(&raw(&["HLEN", &unacked])) == "0"
+        })
+        .await;
+    }
+    queue.delete(&conn.default_channel().await.unwrap(), false, false).await.unwrap();
+}

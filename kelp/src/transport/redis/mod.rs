@@ -824,7 +824,6 @@ impl Transport for RedisTransport {
             closed_with: Mutex::new(None),
             state: Mutex::new(ChannelState::default()),
             wake: Arc::new(Notify::new()),
-            tasks: Mutex::new(Vec::new()),
         });
         let mut channels = lock(&self.shared.channels);
         channels.retain(|c| c.strong_count() > 0);
@@ -978,7 +977,6 @@ struct ChannelInner {
     state: Mutex<ChannelState>,
     /// Consumers changed, or acks made room under the prefetch limit.
     wake: Arc<Notify>,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -1036,12 +1034,12 @@ impl ChannelInner {
         Err(Error::channel_closed(code, text))
     }
 
-    /// Stop the channel's tasks and tell its consumers (with `reason`).
+    /// Stop the channel and tell its consumers (with `reason`).
     fn stop(&self, reason: Option<CancelReason>) -> Vec<Unacked> {
         self.open.store(false, Ordering::Release);
-        for task in lock(&self.tasks).drain(..) {
-            task.abort();
-        }
+        // The fetch loop is not aborted: a pop it has in flight records its
+        // messages in Redis, and only the loop can put them back (its
+        // dispatch finds no consumer); it ends at its next check.
         let mut state = lock(&self.state);
         let consumers = std::mem::take(&mut state.consumers);
         state.fetching = false;
@@ -1522,8 +1520,7 @@ impl RedisChannel {
         let mut state = lock(&self.inner.state);
         if !state.fetching {
             state.fetching = true;
-            let task = tokio::spawn(fetch_loop(Arc::downgrade(&self.inner)));
-            lock(&self.inner.tasks).push(task);
+            tokio::spawn(fetch_loop(Arc::downgrade(&self.inner)));
         }
         drop(state);
         self.inner.wake.notify_one();
