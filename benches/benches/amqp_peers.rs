@@ -121,30 +121,9 @@ fn run() -> Result<ExitCode, String> {
                     if failed[index] {
                         continue;
                     }
-                    eprintln!(
-                        "amqp_peers: {} {workload} {size} B (run {round}/{repeat}) ...",
-                        contender.name
-                    );
-                    match (contender.run)(workload, &params) {
-                        Ok(mut row) => {
-                            row.name = contender.name.clone();
-                            eprintln!(
-                                "amqp_peers:   {:.0} msg/s, {} CPU µs/msg",
-                                row.rate(),
-                                row.cpu_us_per_message().map_or("n/a".to_owned(), |c| format!("{c:.1}"))
-                            );
-                            runs[index].push(row);
-                        }
-                        Err(error) => {
-                            eprintln!("amqp_peers: {} {workload} {size} B FAILED: {error}", contender.name);
-                            section.notes.push(format!(
-                                "{} FAILED: {}",
-                                contender.name,
-                                error.lines().next().unwrap_or("")
-                            ));
-                            failures.push((format!("{}/{workload}/{size}", contender.name), error));
-                            failed[index] = true;
-                        }
+                    match contender.run_once("amqp_peers", workload, &params, (round, repeat), &mut section, &mut failures) {
+                        Some(row) => runs[index].push(row),
+                        None => failed[index] = true,
                     }
                     std::thread::sleep(pause);
                 }

@@ -156,6 +156,41 @@ pub struct Contender {
     pub note: fn(Workload) -> Option<&'static str>,
 }
 
+impl Contender {
+    /// One run of one workload, announced and reported on stderr under
+    /// `bench` (`run` is `(round, of)`). A failure is noted under `section`
+    /// and added to `failures`; then `None`.
+    pub fn run_once(
+        &self,
+        bench: &str,
+        workload: Workload,
+        params: &Params,
+        run: (u32, u32),
+        section: &mut report::Section,
+        failures: &mut Vec<(String, String)>,
+    ) -> Option<BenchResult> {
+        let size = params.size;
+        eprintln!("{bench}: {} {workload} {size} B (run {}/{}) ...", self.name, run.0, run.1);
+        match (self.run)(workload, params) {
+            Ok(mut row) => {
+                row.name = self.name.clone();
+                eprintln!(
+                    "{bench}:   {:.0} msg/s, {} CPU µs/msg",
+                    row.rate(),
+                    row.cpu_us_per_message().map_or("n/a".to_owned(), |c| format!("{c:.1}"))
+                );
+                Some(row)
+            }
+            Err(error) => {
+                eprintln!("{bench}: {} {workload} {size} B FAILED: {error}", self.name);
+                section.notes.push(format!("{} FAILED: {}", self.name, error.lines().next().unwrap_or("")));
+                failures.push((format!("{}/{workload}/{size}", self.name), error));
+                None
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Contender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Contender")
