@@ -69,6 +69,17 @@ pub(crate) struct ChannelCore {
     pub(crate) confirms: SharedConfirms,
 }
 
+/// Give a freshly opened broker channel its core's QoS and confirm mode.
+async fn configure(channel: &AnyChannel, qos: Option<(u16, bool)>, confirm: bool) -> Result<()> {
+    if let Some((prefetch, global)) = qos {
+        channel.qos(prefetch, global).await?;
+    }
+    if confirm {
+        channel.confirm_select().await?;
+    }
+    Ok(())
+}
+
 /// A broker channel opened ahead on a warm standby for one channel core,
 /// with the QoS and confirm mode the core had then: when the standby takes
 /// over, the core adopts it instead of opening one (two round trips fewer
@@ -127,12 +138,7 @@ impl ChannelCore {
             }
             None => {
                 let channel = active.transport.open_channel(self.confirms.clone()).await?;
-                if let Some((prefetch, global)) = qos {
-                    channel.qos(prefetch, global).await?;
-                }
-                if confirm {
-                    channel.confirm_select().await?;
-                }
+                configure(&channel, qos, confirm).await?;
                 channel
             }
         };
@@ -168,16 +174,7 @@ impl ChannelCore {
         let Some(channel) = transport.prepare_channel(self.confirms.clone()).await? else {
             return Ok(None);
         };
-        let configured = async {
-            if let Some((prefetch, global)) = qos {
-                channel.qos(prefetch, global).await?;
-            }
-            if confirm {
-                channel.confirm_select().await?;
-            }
-            Ok::<(), Error>(())
-        };
-        if let Err(e) = configured.await {
+        if let Err(e) = configure(&channel, qos, confirm).await {
             let _ = channel.close().await;
             return Err(e);
         }

@@ -1155,8 +1155,10 @@ impl Connection {
             // The channels open while the topology is declared: nothing is
             // published on them before it is there, but opening them need
             // not wait for it.
-            let (_, prepared) =
-                tokio::join!(self.declare_topology(&active.transport, false), self.prepare_missing(active));
+            let (_, prepared) = tokio::join!(
+                self.declare_topology(&active.transport, false),
+                self.prepare_missing(&active.transport, &active.prepared)
+            );
             lock(&active.prepared).extend(prepared);
         }
         self.reopen_and_reconsume(active).await;
@@ -1441,20 +1443,24 @@ impl Connection {
         });
     }
 
-    /// Open a channel (not yet adopted) for every live channel core that
-    /// has none prepared on `active`.
-    async fn prepare_missing(&self, active: &Active) -> Vec<PreparedChannel> {
+    /// Open a channel (not yet adopted) on `transport` for every live
+    /// channel core that has none in `have`.
+    async fn prepare_missing(&self, transport: &AnyTransport, have: &Mutex<Vec<PreparedChannel>>) -> Vec<PreparedChannel> {
         let cores: Vec<Arc<ChannelCore>> = lock(&self.shared.cores).iter().filter_map(Weak::upgrade).collect();
         let mut prepared = Vec::new();
         for core in cores {
-            if lock(&active.prepared).iter().any(|p| p.is_for(&core)) {
+            if lock(have).iter().any(|p| p.is_for(&core)) {
                 continue;
             }
-            match core.prepare_on(&active.transport).await {
+            match core.prepare_on(transport).await {
                 Ok(Some(p)) => prepared.push(p),
                 // Nothing to gain on this transport, or the connection is
                 // failing: the cores open their channels themselves.
-                Ok(None) | Err(_) => break,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "a channel could not be opened ahead");
+                    break;
+                }
             }
         }
         prepared
@@ -1472,37 +1478,21 @@ impl Connection {
         for p in stale {
             let _ = p.channel.close().await;
         }
-        let cores: Vec<Arc<ChannelCore>> = lock(&self.shared.cores).iter().filter_map(Weak::upgrade).collect();
-        for core in cores {
-            if lock(prepared).iter().any(|p| p.is_for(&core)) {
-                continue;
+        let fresh = self.prepare_missing(transport, prepared).await;
+        // Under the lock `take_standby` takes the list with, after it raised
+        // the flag: once the standby took over, what it holds was handed on,
+        // and a channel opened meanwhile would be nobody's.
+        let orphans = {
+            let mut list = lock(prepared);
+            if taken_over.load(Ordering::Acquire) {
+                fresh
+            } else {
+                list.extend(fresh);
+                Vec::new()
             }
-            match core.prepare_on(transport).await {
-                // Once the standby took over, what it holds was handed on:
-                // a channel opened meanwhile would be nobody's.
-                Ok(Some(p)) => {
-                    // Under the lock `take_standby` takes the list with,
-                    // after it raised the flag.
-                    let orphan = {
-                        let mut list = lock(prepared);
-                        if taken_over.load(Ordering::Acquire) {
-                            Some(p)
-                        } else {
-                            list.push(p);
-                            None
-                        }
-                    };
-                    if let Some(p) = orphan {
-                        let _ = p.channel.close().await;
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::debug!(error = %e, "no channel prepared on the warm standby");
-                    return;
-                }
-            }
+        };
+        for p in orphans {
+            let _ = p.channel.close().await;
         }
     }
 
