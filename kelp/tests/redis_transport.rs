@@ -455,3 +455,93 @@ async fn closing_a_consumer_mid_fetch_puts_everything_back_at_once() {
     }
     queue.delete(&conn.default_channel().await.unwrap(), false, false).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_consumers_processing_list_is_given_back_and_a_live_ones_is_not() {
+    // A kelp consumer moves messages into a processing list of its own
+    // (LMOVE) before recording them as unacked. Two consumers caught in
+    // that window, as Redis would hold them: one whose liveness key is gone
+    // (killed), one whose key is still there (alive, about to record).
+    let prefix = format!("{}:", unique("sweep"));
+    let conn = Connection::builder(url())
+        .transport_option("global_keyprefix", prefix.as_str())
+        .transport_option("unacked_restore_interval", 0.1)
+        .build()
+        .unwrap();
+    conn.connect().await.unwrap();
+    let channel = conn.default_channel().await.unwrap();
+    let name = unique("sweep-q");
+    let queue = Queue::new(name.clone()).durable(false);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(name.as_str()).build().await.unwrap();
+    for i in 0..3 {
+        producer.publish(&format!("m{i}")).send().await.unwrap();
+    }
+    let source = format!("{prefix}{name}");
+    let registry = format!("{prefix}_kelp.processing");
+    let dead_list = format!("{registry}{SEP}dead-owner.7{SEP}{source}");
+    let live_list = format!("{registry}{SEP}live-owner.7{SEP}{source}");
+    let live_key = format!("{prefix}_kelp.alive{SEP}live-owner");
+    raw(&["HSET", &registry, &dead_list, &format!("dead-owner{SEP}{source}")]);
+    raw(&["HSET", &registry, &live_list, &format!("live-owner{SEP}{source}")]);
+    raw(&["SET", &live_key, "1", "PX", "60000"]);
+    for list in [&dead_list, &dead_list, &live_list] {
+        raw(&["LMOVE", &source, list, "RIGHT", "LEFT"]);
+    }
+    assert_eq!(text(&raw(&["LLEN", &source])), "0");
+
+    let mut consumer = channel.consumer([queue.clone()]).build().await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("given back").unwrap().unwrap();
+        // Never handed to an application before: not a redelivery.
+        assert!(!m.redelivered(), "a message given back from a processing list is not redelivered");
+        got.push(m.decode::<String>().unwrap());
+        m.ack().await.unwrap();
+    }
+    assert_eq!(got, ["m0", "m1"], "given back at the front of the line, oldest first");
+    assert_eq!(text(&raw(&["EXISTS", &dead_list])), "0");
+    assert_eq!(raw(&["HGET", &registry, &dead_list]), RespValue::Bulk(None), "the dead list is forgotten");
+
+    // The live consumer's message stays where it is through many sweeps.
+    let early = consumer.next_timeout(Duration::from_millis(700)).await.unwrap();
+    assert!(early.is_none(), "a live consumer's processing list was given back");
+    assert_eq!(text(&raw(&["LLEN", &live_list])), "1");
+
+    // Once its liveness key goes, it is given back too.
+    raw(&["DEL", &live_key]);
+    let m = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("given back once dead").unwrap().unwrap();
+    assert_eq!(m.decode::<String>().unwrap(), "m2");
+    m.ack().await.unwrap();
+    assert_eq!(raw(&["HGET", &registry, &live_list]), RespValue::Bulk(None));
+    queue.delete(&channel, false, false).await.unwrap();
+}
+
+#[tokio::test]
+async fn consuming_leaves_no_processing_list_behind() {
+    // Every fetch records what it took and empties its processing lists in
+    // one transaction: after a run, nothing is left but the queue.
+    let prefix = format!("{}:", unique("proc"));
+    let conn = connect(&url(), Some(&prefix)).await;
+    let channel = conn.default_channel().await.unwrap();
+    let name = unique("proc-q");
+    let queue = Queue::new(name.clone()).durable(false);
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(name.as_str()).build().await.unwrap();
+    const N: usize = 500;
+    for i in 0..N {
+        producer.publish(&i).send().await.unwrap();
+    }
+    let mut consumer = channel.consumer([queue.clone()]).prefetch_count(64).build().await.unwrap();
+    for i in 0..N {
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a delivery").unwrap().unwrap();
+        assert_eq!(m.decode::<usize>().unwrap(), i, "in order");
+        m.ack().await.unwrap();
+    }
+    let registry = format!("{prefix}_kelp.processing");
+    eventually("the registry empties", || text(&raw(&["HLEN", &registry])) == "0").await;
+    let lists = list(raw(&["KEYS", &format!("{prefix}_kelp.processing?*")]));
+    assert!(lists.is_empty(), "processing lists left: {lists:?}");
+    eventually("every record acked", || text(&raw(&["HLEN", &format!("{prefix}unacked")])) == "0").await;
+    queue.delete(&channel, false, false).await.unwrap();
+}

@@ -25,8 +25,9 @@ pub(crate) struct RedisOptions {
     /// `polling_interval`: how long a consumer blocks before looking at
     /// every queue and priority bucket again.
     pub(crate) polling_interval: Duration,
-    /// `reliable_fetch` (kelp): pop and record as unacked in one atomic
-    /// script, so a consumer killed at any instant loses nothing.
+    /// `reliable_fetch` (kelp): move messages atomically into a processing
+    /// list of the consumer's own before recording them as unacked, so a
+    /// consumer killed at any instant loses nothing.
     pub(crate) reliable_fetch: bool,
     /// `unacked_restore_interval`: how often a consumer sweeps for
     /// messages whose visibility timeout passed.
@@ -196,6 +197,29 @@ impl Keys {
 
     pub(crate) fn unacked_mutex(&self) -> String {
         format!("{}unacked_mutex", self.prefix)
+    }
+
+    /// kelp's registry of consumers' processing lists (a hash: processing
+    /// list → `owner SEP source list`), so any live consumer can give back
+    /// the messages of one that died between taking and recording them.
+    pub(crate) fn processing_registry(&self) -> String {
+        format!("{}_kelp.processing", self.prefix)
+    }
+
+    /// The processing list of fetch loop `fetcher` for messages taken from
+    /// the list `source`.
+    pub(crate) fn processing(&self, fetcher: &str, source: &str) -> String {
+        format!("{}_kelp.processing{SEP}{fetcher}{SEP}{source}", self.prefix)
+    }
+
+    /// The key whose presence says connection `owner` is alive (it expires
+    /// when the owner stops refreshing it).
+    pub(crate) fn alive(&self, owner: &str) -> String {
+        format!("{}{}", self.alive_prefix(), owner)
+    }
+
+    pub(crate) fn alive_prefix(&self) -> String {
+        format!("{}_kelp.alive{SEP}", self.prefix)
     }
 
     /// kelp's own record of declared queues and their properties (Kombu

@@ -8,9 +8,13 @@
 //! that is not connected misses the message). Acks are emulated with
 //! Kombu's `unacked` hash and `unacked_index` sorted set; a message not
 //! acked within the visibility timeout is put back by any live consumer.
-//! Unlike Kombu, a consumer pops and records a message in one atomic
-//! script (`reliable_fetch`, on by default), so a consumer killed at any
-//! instant loses nothing.
+//! Unlike Kombu, a consumer moves a message atomically (LMOVE) into a
+//! processing list of its own before recording it as unacked
+//! (`reliable_fetch`, on by default), so a consumer killed at any instant
+//! loses nothing: any live kelp consumer gives back a dead one's
+//! processing lists. No script touches the messages: Redis's Lua hashes
+//! every byte of every string it handles, which made a scripted fetch cost
+//! several times a plain pop.
 
 mod envelope;
 #[doc(hidden)] pub mod fuzzing;
@@ -43,10 +47,16 @@ use crate::message::{Content, DeliveryInfo, ReturnedMessage};
 use crate::url::{BrokerUrl, TransportKind};
 use crate::{Error, ErrorKind, Result, SharedStr};
 
-/// At most this many messages are popped by one fetch script call.
+/// At most this many messages are taken by one fetch.
 const FETCH_BATCH: usize = 100;
 /// Kombu's `health_check_interval`: the longest kelp goes without PINGing.
 const HEALTH_CHECK: Duration = Duration::from_secs(25);
+/// How long a connection's liveness key outlives its last refresh (done
+/// five times as often): the time a killed consumer's taken but unrecorded
+/// messages wait before a live one gives them back. A process that blocks
+/// its runtime for longer is taken for dead, and its messages may come
+/// twice (never zero times).
+const ALIVE_TTL: Duration = Duration::from_secs(15);
 /// The local tag of a fanout delivery (never stored in Redis).
 const FANOUT_TAG: &str = "kelp-fanout-";
 /// How long a command may wait for its reply before the connection is
@@ -94,6 +104,13 @@ struct Shared {
     channels: Mutex<Vec<Weak<ChannelInner>>>,
     /// Publishes on their way to Redis, in order (see [`publish_writer`]).
     writer: tokio::sync::mpsc::UnboundedSender<PublishJob>,
+    /// This connection's id in the names of its processing lists and its
+    /// liveness key.
+    owner: String,
+    /// How long the liveness key outlives its last refresh.
+    alive_ttl: Duration,
+    /// Numbers this connection's fetches (each takes into lists of its own).
+    fetches: std::sync::atomic::AtomicU64,
 }
 
 /// A publish for the writer: its commands and where its answer goes.
@@ -260,6 +277,24 @@ impl Shared {
     async fn script<T: redis::FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>, doing: &str) -> Result<T> {
         let mut conn = self.conn()?;
         invocation.invoke_async(&mut conn).await.map_err(|e| self.error(e, doing))
+    }
+
+    /// Keep this connection's liveness key (see [`Keys::alive`]).
+    fn refresh_alive(&self, pipe: &mut redis::Pipeline) {
+        let ttl = u64::try_from(self.alive_ttl.as_millis()).unwrap_or(u64::MAX);
+        pipe.cmd("SET").arg(self.keys.alive(&self.owner)).arg(1).arg("PX").arg(ttl).ignore();
+    }
+
+    /// Give back the processing lists of consumers that died between
+    /// taking messages and recording them.
+    async fn sweep_processing(&self) -> Result<i64> {
+        let mut sweep = scripts::SWEEP.prepare_invoke();
+        sweep.key(self.keys.processing_registry()).arg(self.keys.alive_prefix()).arg(keys::SEP);
+        let moved: i64 = self.script(&sweep, "giving back dead consumers' messages").await?;
+        if moved > 0 {
+            tracing::info!(broker = %self.broker, moved, "gave back messages a dead consumer had taken but not recorded");
+        }
+        Ok(moved)
     }
 
     /// A connection of its own, with no reply timeout, for blocking commands.
@@ -787,6 +822,8 @@ impl Transport for RedisTransport {
         if let Err(e) = redis::cmd("SCRIPT").arg("LOAD").arg(scripts::PUBLISH_SOURCE).query_async::<String>(&mut cmd).await {
             return Err(Error::connection(format!("cannot load kelp's publish script into {url}")).with_source(e));
         }
+        // PING at the heartbeat interval, at most Kombu's 25 s health check.
+        let ping_every = options.heartbeat.unwrap_or(HEALTH_CHECK).min(HEALTH_CHECK);
         let (down, _) = watch::channel(false);
         let (writer, jobs) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -807,11 +844,15 @@ impl Transport for RedisTransport {
             failure: Mutex::new(None),
             channels: Mutex::new(Vec::new()),
             writer,
+            owner: crate::util::uuid4(),
+            alive_ttl: ALIVE_TTL,
+            fetches: std::sync::atomic::AtomicU64::new(0),
         });
+        let mut alive = redis::pipe();
+        shared.refresh_alive(&mut alive);
+        shared.pipe::<()>(&alive, "announcing the connection").await?;
         tokio::spawn(publish_writer(Arc::downgrade(&shared), jobs));
         tracing::debug!(broker = %shared.broker, "connected to Redis");
-        // PING at the heartbeat interval, at most Kombu's 25 s health check.
-        let ping_every = options.heartbeat.unwrap_or(HEALTH_CHECK).min(HEALTH_CHECK);
         tokio::spawn(health_check(Arc::downgrade(&shared), ping_every));
         Ok(RedisTransport { shared })
     }
@@ -853,6 +894,10 @@ impl Transport for RedisTransport {
         for queue in exclusive {
             let _ = self.shared.delete_queue(&queue).await;
         }
+        // Anything a fetch still had on its way is given back by the next
+        // sweep of any consumer, not an hour later.
+        let alive = self.shared.keys.alive(&self.shared.owner);
+        let _: Result<i64> = self.shared.query(redis::cmd("DEL").arg(alive), "closing").await;
         self.shared.fail(Error::closed(format!("the connection to {} was closed", self.shared.broker)));
         Ok(())
     }
@@ -888,9 +933,10 @@ async fn health_check(shared: Weak<Shared>, interval: Duration) {
         Some(s) => (s.options.unacked_restore_interval, (s.options.visibility_timeout / 3).max(Duration::from_millis(50))),
         None => return,
     };
-    let tick = interval.min(sweep_every).min(keepalive_every);
+    let alive_every = ALIVE_TTL / 5;
+    let tick = interval.min(sweep_every).min(keepalive_every).min(alive_every);
     let start = tokio::time::Instant::now();
-    let (mut last_ping, mut last_sweep, mut last_keepalive) = (start, start, start);
+    let (mut last_ping, mut last_sweep, mut last_keepalive, mut last_alive) = (start, start, start, start);
     loop {
         let mut down = match shared.upgrade() {
             Some(s) => s.down.subscribe(),
@@ -926,6 +972,13 @@ async fn health_check(shared: Weak<Shared>, interval: Duration) {
                 }
             }
         }
+        if last_alive.elapsed() >= alive_every {
+            last_alive = tokio::time::Instant::now();
+            let mut alive = redis::pipe();
+            shared.refresh_alive(&mut alive);
+            // A failure here is the PING's to notice.
+            let _: Result<()> = shared.pipe(&alive, "saying this connection is alive").await;
+        }
         let channels: Vec<Arc<ChannelInner>> = lock(&shared.channels).iter().filter_map(Weak::upgrade).collect();
         if last_keepalive.elapsed() >= keepalive_every {
             last_keepalive = tokio::time::Instant::now();
@@ -955,6 +1008,9 @@ async fn health_check(shared: Weak<Shared>, interval: Duration) {
             last_sweep = tokio::time::Instant::now();
             let sweeping = shared.clone();
             tokio::spawn(async move {
+                if let Err(e) = sweeping.sweep_processing().await {
+                    tracing::warn!(error = %e, "the sweep of dead consumers' processing lists failed");
+                }
                 if let Err(e) = sweeping.restore_visible().await {
                     tracing::warn!(error = %e, "the unacked sweep failed");
                 }
@@ -988,6 +1044,8 @@ struct ChannelState {
     /// Round-robin position among consumers of one queue.
     turn: usize,
     fetching: bool,
+    /// Messages taken by the fetch loop and not handed out yet.
+    taken: usize,
     /// Kombu tags acked here whose records are not yet removed from Redis:
     /// the fetch loop's next script call removes them (one round trip
     /// settles a batch), or `flush_acks` when no fetch loop runs.
@@ -1165,18 +1223,20 @@ impl ChannelInner {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for chunk in tags.chunks(1000) {
-            pipe.cmd("HDEL").arg(self.shared.keys.unacked()).arg(chunk).ignore();
-            pipe.cmd("ZREM").arg(self.shared.keys.unacked_index()).arg(chunk).ignore();
-        }
+        ack_commands(&mut pipe, &self.shared.keys, tags);
         self.shared.pipe::<()>(&pipe, "acknowledging").await
     }
 
     /// Turn a fetched payload into a delivery for `consumer_tag`.
-    fn delivery(&self, state: &mut ChannelState, source: &str, raw: Bytes, tag: String, consumer: Option<(&SharedStr, bool, u64)>) -> Delivery {
+    fn delivery(&self, state: &mut ChannelState, popped: Popped, consumer: Option<(&SharedStr, bool, u64)>) -> Delivery {
+        let Popped { source, raw, tag, decoded } = popped;
         state.next_tag += 1;
         let delivery_tag = state.next_tag;
-        let (content, exchange, routing_key, redelivered) = match envelope::decode(&raw) {
+        let decoded = match decoded {
+            Some(envelope) => Ok(envelope),
+            None => envelope::decode(&raw),
+        };
+        let (content, exchange, routing_key, redelivered) = match decoded {
             Ok(e) => (e.content, e.exchange, e.routing_key, e.redelivered),
             Err(error) => {
                 // Not an envelope: hand over the bytes as they are, so the
@@ -1188,7 +1248,7 @@ impl ChannelInner {
         };
         let no_ack = consumer.is_some_and(|(_, no_ack, _)| no_ack);
         if !no_ack && !tag.is_empty() {
-            state.unacked.insert(delivery_tag, Unacked { tag, source: source.to_owned(), raw });
+            state.unacked.insert(delivery_tag, Unacked { tag, source, raw });
         }
         Delivery {
             info: DeliveryInfo {
@@ -1203,37 +1263,147 @@ impl ChannelInner {
         }
     }
 
-    /// Pop up to `max` messages from `keys` (recording them as unacked when
-    /// `record`): key, payload, Kombu tag.
-    async fn pop(&self, keys: &[String], max: usize, record: bool, acks: &[String]) -> Result<Fetched> {
+    /// Take up to `max` messages from `keys` (in that order of preference),
+    /// after writing the acks that waited. With `record`, each is moved
+    /// atomically into a processing list of this fetch's own (LMOVE), to
+    /// be recorded by [`ChannelInner::finish`] before it is handed out;
+    /// without, it is popped.
+    async fn take(&self, keys: &[String], max: usize, record: bool, acks: &[String]) -> Result<Taken> {
         let shared = &self.shared;
-        let mut invocation = scripts::FETCH.prepare_invoke();
-        invocation.key(shared.keys.unacked()).key(shared.keys.unacked_index());
-        for key in keys {
-            invocation.key(key);
+        let fetch = format!("{}.{}", shared.owner, shared.fetches.fetch_add(1, Ordering::Relaxed));
+        let registry = shared.keys.processing_registry();
+        let mut fetched: Fetched = Vec::new();
+        let mut lists: Vec<String> = Vec::new();
+        // Round one takes from the first list and asks the lengths of the
+        // others; round two, only when the first ran short, takes from
+        // those by their lengths. Usually one round trip.
+        let mut plan: Vec<(usize, usize)> = if max > 0 && !keys.is_empty() { vec![(0, max)] } else { Vec::new() };
+        let mut first_round = true;
+        loop {
+            let mut pipe = redis::pipe();
+            if first_round {
+                ack_commands(&mut pipe, &shared.keys, acks);
+            }
+            if record && !plan.is_empty() {
+                shared.refresh_alive(&mut pipe);
+            }
+            for &(i, count) in &plan {
+                let source = &keys[i];
+                if record {
+                    // Registered before anything is moved into it, so a
+                    // sweeper always knows where it came from.
+                    let list = shared.keys.processing(&fetch, source);
+                    pipe.cmd("HSET").arg(&registry).arg(&list).arg(format!("{}{}{source}", shared.owner, keys::SEP)).ignore();
+                    for _ in 0..count {
+                        pipe.cmd("LMOVE").arg(source).arg(&list).arg("RIGHT").arg("LEFT");
+                    }
+                    lists.push(list);
+                } else {
+                    pipe.cmd("RPOP").arg(source).arg(count);
+                }
+            }
+            let ask_lengths = first_round && !plan.is_empty() && keys.len() > 1;
+            if ask_lengths {
+                for key in &keys[1..] {
+                    pipe.cmd("LLEN").arg(key);
+                }
+            }
+            if pipe.is_empty() {
+                break;
+            }
+            let replies: Vec<redis::Value> = shared.pipe(&pipe, "fetching messages").await?;
+            let mut replies = replies.into_iter();
+            for &(i, count) in &plan {
+                let mut take = |value: redis::Value| {
+                    if let redis::Value::BulkString(raw) = value {
+                        fetched.push(Popped { source: keys[i].clone(), raw: Bytes::from(raw), tag: String::new(), decoded: None });
+                    }
+                };
+                if record {
+                    replies.by_ref().take(count).for_each(&mut take);
+                } else if let Some(redis::Value::Array(values)) = replies.next() {
+                    values.into_iter().for_each(&mut take);
+                }
+            }
+            let remaining = max.saturating_sub(fetched.len());
+            plan = Vec::new();
+            if ask_lengths && remaining > 0 {
+                let mut left = remaining;
+                for (offset, length) in replies.enumerate() {
+                    let length = match length {
+                        redis::Value::Int(n) => usize::try_from(n).unwrap_or(0),
+                        _ => 0,
+                    };
+                    let count = length.min(left);
+                    if count > 0 {
+                        plan.push((offset + 1, count));
+                        left -= count;
+                    }
+                }
+            }
+            first_round = false;
+            if plan.is_empty() {
+                break;
+            }
         }
-        invocation.arg(max).arg(format!("{:.6}", now_secs())).arg(if record { "1" } else { "0" });
-        for tag in acks {
-            invocation.arg(tag);
+        Ok(Taken { fetched, lists })
+    }
+
+    /// Make taken messages ready to hand out: record them (when taken into
+    /// processing lists) and refresh their queues' expiry.
+    async fn finish(&self, taken: Taken) -> Result<Fetched> {
+        let Taken { mut fetched, lists } = taken;
+        if !lists.is_empty() {
+            self.record_taken(&mut fetched, &lists).await?;
         }
-        let flat: Vec<redis::Value> = shared.script(&invocation, "fetching messages").await?;
-        let mut out = Vec::with_capacity(flat.len() / 3);
-        let mut items = flat.into_iter();
-        while let (Some(key), Some(raw), Some(tag)) = (items.next(), items.next(), items.next()) {
-            let text = |v: redis::Value| match v {
-                redis::Value::BulkString(b) => String::from_utf8(b).unwrap_or_default(),
-                _ => String::new(),
+        if !fetched.is_empty() {
+            self.refresh_expiry(fetched.iter().map(|p| self.shared.keys.queue_of(&p.source))).await;
+        }
+        Ok(fetched)
+    }
+
+    /// Record taken messages in Kombu's unacked hash (`tag -> [payload,
+    /// exchange, routing_key]`) and index, and empty the processing lists
+    /// they were taken into, in one transaction: each message is always in
+    /// exactly one of its list, a processing list, or the unacked hash.
+    async fn record_taken(&self, fetched: &mut Fetched, lists: &[String]) -> Result<()> {
+        let shared = &self.shared;
+        let now = format!("{:.6}", now_secs());
+        let mut index = redis::cmd("ZADD");
+        index.arg(shared.keys.unacked_index());
+        let mut records = redis::cmd("HSET");
+        records.arg(shared.keys.unacked());
+        for popped in fetched.iter_mut() {
+            let (tag, record) = match envelope::decode(&popped.raw) {
+                Ok(decoded) => {
+                    let tag = if decoded.tag.is_empty() { format!("kelp-{}", crate::util::uuid4()) } else { decoded.tag.clone() };
+                    // The payload parsed as JSON: it goes into the record as is.
+                    let mut record = Vec::with_capacity(popped.raw.len() + decoded.exchange.len() + decoded.routing_key.len() + 16);
+                    record.push(b'[');
+                    record.extend_from_slice(&popped.raw);
+                    record.push(b',');
+                    let _ = serde_json::to_writer(&mut record, decoded.exchange.as_str());
+                    record.push(b',');
+                    let _ = serde_json::to_writer(&mut record, decoded.routing_key.as_str());
+                    record.push(b']');
+                    popped.decoded = Some(decoded);
+                    (tag, record)
+                }
+                Err(_) => (format!("kelp-{}", crate::util::uuid4()), kombu_unacked_record(&popped.raw)),
             };
-            let raw = match raw {
-                redis::Value::BulkString(b) => Bytes::from(b),
-                _ => Bytes::new(),
-            };
-            out.push((text(key), raw, text(tag)));
+            index.arg(&now).arg(&tag);
+            records.arg(&tag).arg(record);
+            popped.tag = tag;
         }
-        if !out.is_empty() {
-            self.refresh_expiry(out.iter().map(|(k, _, _)| shared.keys.queue_of(k))).await;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if !fetched.is_empty() {
+            pipe.add_command(index).ignore();
+            pipe.add_command(records).ignore();
         }
-        Ok(out)
+        pipe.cmd("DEL").arg(lists).ignore();
+        pipe.cmd("HDEL").arg(shared.keys.processing_registry()).arg(lists).ignore();
+        shared.pipe::<()>(&pipe, "recording deliveries").await
     }
 
     async fn refresh_expiry<'a>(&self, queues: impl Iterator<Item = &'a str>) {
@@ -1267,23 +1437,24 @@ impl ChannelInner {
         let mut orphans = Vec::new();
         {
             let mut state = lock(&self.state);
-            for (key, raw, tag) in fetched {
+            for popped in fetched {
                 // Round robin without collecting the queue's consumers (this
                 // runs per message).
-                let queue = self.shared.keys.queue_of(&key);
+                let queue = self.shared.keys.queue_of(&popped.source);
                 let count = state.consumers.iter().filter(|c| c.queue == queue).count();
                 if count == 0 {
-                    orphans.push(Unacked { tag, source: key, raw });
+                    orphans.push(Unacked { tag: popped.tag, source: popped.source, raw: popped.raw });
                     continue;
                 }
                 state.turn = state.turn.wrapping_add(1);
                 let nth = state.turn % count;
                 let Some(c) = state.consumers.iter().filter(|c| c.queue == queue).nth(nth) else {
-                    orphans.push(Unacked { tag, source: key, raw });
+                    orphans.push(Unacked { tag: popped.tag, source: popped.source, raw: popped.raw });
                     continue;
                 };
                 let (ctag, no_ack, epoch, sink) = (c.tag.clone(), c.no_ack, c.epoch, c.sink.clone());
-                let delivery = self.delivery(&mut state, &key, raw, tag.clone(), Some((&ctag, no_ack, epoch)));
+                let tag = popped.tag.clone();
+                let delivery = self.delivery(&mut state, popped, Some((&ctag, no_ack, epoch)));
                 if no_ack && !tag.is_empty() {
                     // Recorded by a fetch shared with acking consumers.
                     orphans.push(Unacked { tag, source: String::new(), raw: Bytes::new() });
@@ -1324,7 +1495,7 @@ impl ChannelInner {
             // Refill in batches: waiting for room for several messages
             // costs one script call per batch instead of one per ack.
             let prefetch = state.prefetch as usize;
-            let held = state.unacked.len();
+            let held = state.unacked.len() + state.taken;
             let room = prefetch.saturating_sub(held);
             let threshold = (prefetch / 2).clamp(1, FETCH_BATCH);
             if room >= threshold || held == 0 { room.min(FETCH_BATCH) } else { 0 }
@@ -1343,8 +1514,33 @@ impl ChannelInner {
     }
 }
 
-/// Popped messages: bucket key, payload, Kombu delivery tag.
-type Fetched = Vec<(String, Bytes, String)>;
+/// A message taken from a list.
+struct Popped {
+    /// The list (queue bucket) it came from.
+    source: String,
+    raw: Bytes,
+    /// Kombu's delivery tag; empty when not recorded.
+    tag: String,
+    /// The envelope, when recording it already decoded it.
+    decoded: Option<envelope::Envelope>,
+}
+
+type Fetched = Vec<Popped>;
+
+/// What one fetch took: the messages and the processing lists they wait in
+/// until recorded (none when popped without recording).
+struct Taken {
+    fetched: Fetched,
+    lists: Vec<String>,
+}
+
+/// Remove the unacked records of acked deliveries.
+fn ack_commands(pipe: &mut redis::Pipeline, keys: &Keys, tags: &[String]) {
+    for chunk in tags.chunks(1000) {
+        pipe.cmd("HDEL").arg(keys.unacked()).arg(chunk).ignore();
+        pipe.cmd("ZREM").arg(keys.unacked_index()).arg(chunk).ignore();
+    }
+}
 
 /// One step of the fetch loop (see [`ChannelInner::plan`]).
 struct FetchPlan {
@@ -1359,6 +1555,10 @@ struct FetchPlan {
 /// a list onto itself) or until the polling interval passes.
 async fn fetch_loop(channel: Weak<ChannelInner>) {
     let mut waiter: Option<MultiplexedConnection> = None;
+    // Recording and handing out one batch overlaps with taking the next:
+    // Redis moves messages while this process decodes the previous ones.
+    let (batches, to_hand_out) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(hand_out(to_hand_out));
     loop {
         let Some(inner) = channel.upgrade() else { return };
         if inner.check_open().is_err() {
@@ -1371,9 +1571,14 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
             continue;
         };
         if room == 0 || inner.shared.options.reliable_fetch || !record {
-            match inner.pop(&keys, room, record, &acks).await {
-                Ok(fetched) if !fetched.is_empty() => {
-                    inner.dispatch(fetched).await;
+            match inner.take(&keys, room, record, &acks).await {
+                Ok(taken) if !taken.fetched.is_empty() => {
+                    lock(&inner.state).taken += taken.fetched.len();
+                    // Holding the channel: what was taken is handed out (or
+                    // given back) even if the application lets go of it.
+                    if batches.send((inner, taken)).await.is_err() {
+                        return;
+                    }
                     continue;
                 }
                 // Only acks were written: look again at what to do.
@@ -1437,8 +1642,29 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
             if shared.pipe::<()>(&pipe, "recording a delivery").await.is_err() {
                 return;
             }
-            inner.dispatch(vec![(key, Bytes::from(raw), tag)]).await;
+            inner.dispatch(vec![Popped { source: key, raw: Bytes::from(raw), tag, decoded: None }]).await;
         }
+    }
+}
+
+/// The fetch loop's second half: record each taken batch and hand it out
+/// (or give it back when its consumers went away).
+async fn hand_out(mut batches: tokio::sync::mpsc::Receiver<(Arc<ChannelInner>, Taken)>) {
+    while let Some((inner, taken)) = batches.recv().await {
+        let count = taken.fetched.len();
+        let finished = inner.finish(taken).await;
+        {
+            let mut state = lock(&inner.state);
+            state.taken = state.taken.saturating_sub(count);
+        }
+        match finished {
+            Ok(fetched) => inner.dispatch(fetched).await,
+            // Lost with the connection: the messages wait in processing
+            // lists that a live consumer gives back once this connection's
+            // liveness key expires.
+            Err(e) => tracing::warn!(error = %e, count, "taken messages not recorded; they go back when this connection is seen dead"),
+        }
+        inner.wake.notify_one();
     }
 }
 
@@ -1480,10 +1706,10 @@ async fn subscribe_loop(channel: Weak<ChannelInner>, consumer_tag: SharedStr, mu
             return;
         };
         let raw = Bytes::copy_from_slice(message.get_payload_bytes());
-        if envelope::decode(&raw).is_err() {
+        let Ok(decoded) = envelope::decode(&raw) else {
             tracing::warn!(channel = message.get_channel_name(), "a fanout message is not a Kombu envelope; skipped");
             continue;
-        }
+        };
         let mut state = lock(&inner.state);
         let Some(consumer) = state.consumers.iter().find(|c| c.tag == consumer_tag) else { return };
         let (no_ack, epoch, sink) = (consumer.no_ack, consumer.epoch, consumer.sink.clone());
@@ -1491,7 +1717,8 @@ async fn subscribe_loop(channel: Weak<ChannelInner>, consumer_tag: SharedStr, mu
         // Not recorded in Redis (Kombu's fanout is not either): an ack
         // settles it here, a requeue puts it in the queue's list.
         let source = inner.shared.keys.bucket(&queue, 0);
-        let delivery = inner.delivery(&mut state, &source, raw.clone(), String::new(), Some((&consumer_tag, no_ack, epoch)));
+        let popped = Popped { source: source.clone(), raw: raw.clone(), tag: String::new(), decoded: Some(decoded) };
+        let delivery = inner.delivery(&mut state, popped, Some((&consumer_tag, no_ack, epoch)));
         if !no_ack {
             let local = format!("{FANOUT_TAG}{}", crate::util::uuid4());
             state.unacked.insert(delivery.info.delivery_tag, Unacked { tag: local, source, raw });
@@ -1829,10 +2056,11 @@ impl TransportChannel for RedisChannel {
     async fn get(&self, queue: &str, no_ack: bool) -> Result<Option<Delivery>> {
         self.inner.check_open()?;
         let keys = self.shared().keys.fetch_order(&[queue]);
-        let mut fetched = self.inner.pop(&keys, 1, !no_ack, &[]).await?;
-        let Some((key, raw, tag)) = fetched.pop() else { return Ok(None) };
+        let taken = self.inner.take(&keys, 1, !no_ack, &[]).await?;
+        let mut fetched = self.inner.finish(taken).await?;
+        let Some(popped) = fetched.pop() else { return Ok(None) };
         let mut state = lock(&self.inner.state);
-        let mut delivery = self.inner.delivery(&mut state, &key, raw, tag, None);
+        let mut delivery = self.inner.delivery(&mut state, popped, None);
         delivery.info.consumer_tag = None;
         Ok(Some(delivery))
     }

@@ -2,117 +2,33 @@
 
 use std::sync::LazyLock;
 
-/// Pop up to ARGV[1] messages from the bucket keys (KEYS[3..], in fetch
-/// order) and, when ARGV[3] is `1`, record each in Kombu's unacked hash
-/// (KEYS[1], `tag -> [payload, exchange, routing_key]`) and index (KEYS[2],
-/// scored with the time ARGV[2]) in the same step. Kombu's BRPOP removes a
-/// message before recording it, so a consumer killed in between loses it;
-/// here the message is always either in its queue or in the unacked hash.
-/// First, the acks that waited for this call: ARGV[4..] are tags whose
-/// records go (one round trip settles a batch and fetches the next).
-/// Returns a flat list: key, payload, tag, key, payload, tag...
-pub(crate) static FETCH: LazyLock<redis::Script> = LazyLock::new(|| {
+/// Give back what dead consumers took but never recorded: for every
+/// processing list in the registry KEYS[1] (`list -> owner SEP source`,
+/// ARGV[2] the separator) whose owner's liveness key (ARGV[1] .. owner) is
+/// gone, move its messages back onto the consuming end of their source list,
+/// oldest consumed first again, and forget the list. Such a message never
+/// reached an application (a consumer hands messages out only after
+/// recording them), so it is not marked redelivered. Returns how many came
+/// back.
+pub(crate) static SWEEP: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
-if #ARGV > 3 then
-  local acked = {}
-  for i = 4, #ARGV do acked[#acked + 1] = ARGV[i] end
-  for i = 1, #acked, 1000 do
-    local last = math.min(i + 999, #acked)
-    redis.call('HDEL', KEYS[1], unpack(acked, i, last))
-    redis.call('ZREM', KEYS[2], unpack(acked, i, last))
-  end
-end
-local max = tonumber(ARGV[1])
-local record = ARGV[3] == '1'
-local out = {}
-local n = 0
--- The records are written with one ZADD and one HSET for the whole batch:
--- a call from Lua costs more than the element it adds.
-local scores, records = {}, {}
-local function write_records()
-  if #scores > 0 then
-    redis.call('ZADD', KEYS[2], unpack(scores))
-    redis.call('HSET', KEYS[1], unpack(records))
-    scores, records = {}, {}
-  end
-end
--- A string field's last value in the document, when it holds no escape
--- (in Kombu's and kelp's envelopes properties come after headers, so the
--- last one is the property). Much cheaper than decoding a large envelope.
-local function field(raw, name, from)
-  local key = '"' .. name .. '"'
-  local at, value = from, nil
-  while true do
-    local s, e = string.find(raw, key, at, true)
-    if not s then break end
-    local v = string.match(raw, '^%s*:%s*"([^"]*)"', e + 1)
-    if v then value = v end
-    at = e + 1
-  end
-  if value and not string.find(value, '\\', 1, true) then return value end
-  return nil
-end
-for i = 3, #KEYS do
-  while n < max do
-    local raw = redis.call('RPOP', KEYS[i])
-    if not raw then break end
-    local tag = ''
-    if record then
-      local ex, rk = '', ''
-      local entry
-      local quick_tag, quick_ex, quick_rk
-      if string.sub(raw, 1, 1) == '{' and string.sub(raw, -1) == '}' then
-        -- The properties close the envelope: look at its end only (a large
-        -- body would otherwise be scanned three times). No substring: a
-        -- copy of a large string costs more here than the search.
-        local from = math.max(1, #raw - 2048)
-        quick_tag = field(raw, 'delivery_tag', from)
-        quick_ex = field(raw, 'exchange', from)
-        quick_rk = field(raw, 'routing_key', from)
-      end
-      local ok, doc = false, nil
-      if quick_tag and quick_ex and quick_rk then
-        tag, ex, rk = quick_tag, quick_ex, quick_rk
-        -- Taken from a JSON string without escapes: already valid JSON text.
-        entry = '[' .. raw .. ',"' .. ex .. '","' .. rk .. '"]'
-      else
-        ok, doc = pcall(cjson.decode, raw)
-      end
-      if entry then
-        -- found by pattern
-      elseif ok and type(doc) == 'table' and type(doc.properties) == 'table' then
-        local p = doc.properties
-        if type(p.delivery_tag) == 'string' or type(p.delivery_tag) == 'number' then
-          tag = tostring(p.delivery_tag)
-        end
-        if type(p.delivery_info) == 'table' then
-          if type(p.delivery_info.exchange) == 'string' then ex = p.delivery_info.exchange end
-          if type(p.delivery_info.routing_key) == 'string' then rk = p.delivery_info.routing_key end
-        end
-        entry = '[' .. raw .. ',' .. cjson.encode(ex) .. ',' .. cjson.encode(rk) .. ']'
-      else
-        entry = cjson.encode({raw, ex, rk})
-      end
-      if tag == '' then
-        tag = 'kelp-' .. redis.sha1hex(raw) .. '-' .. ARGV[2] .. '-' .. n
-      end
-      scores[#scores + 1] = ARGV[2]
-      scores[#scores + 1] = tag
-      records[#records + 1] = tag
-      records[#records + 1] = entry
-      -- unpack() is bounded by Lua's stack
-      if #scores >= 1000 then write_records() end
+local entries = redis.call('HGETALL', KEYS[1])
+local moved = 0
+for i = 1, #entries, 2 do
+  local list, value = entries[i], entries[i + 1]
+  local at = string.find(value, ARGV[2], 1, true)
+  if not at then
+    redis.call('HDEL', KEYS[1], list)
+  else
+    local owner, source = string.sub(value, 1, at - 1), string.sub(value, at + #ARGV[2])
+    if redis.call('EXISTS', ARGV[1] .. owner) == 0 then
+      while redis.call('LMOVE', list, source, 'LEFT', 'RIGHT') do moved = moved + 1 end
+      redis.call('HDEL', KEYS[1], list)
     end
-    out[#out + 1] = KEYS[i]
-    out[#out + 1] = raw
-    out[#out + 1] = tag
-    n = n + 1
   end
-  if n >= max then break end
 end
-write_records()
-return out
+return moved
 "#,
     )
 });
