@@ -80,7 +80,7 @@ struct DeliveryInfoWire<'a> {
 #[derive(Deserialize)]
 struct InEnvelope<'a> {
     #[serde(default, borrow)]
-    body: Option<std::borrow::Cow<'a, str>>,
+    body: Option<RawText<'a>>,
     #[serde(rename = "content-encoding", default)]
     content_encoding: Option<String>,
     #[serde(rename = "content-type", default)]
@@ -99,8 +99,8 @@ struct InProperties<'a> {
     delivery_info: Option<DeliveryInfoWire<'a>>,
     #[serde(default)]
     priority: Option<Number>,
-    #[serde(default)]
-    body_encoding: Option<String>,
+    #[serde(default, borrow)]
+    body_encoding: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     delivery_tag: Option<TagWire>,
     #[serde(default)]
@@ -121,6 +121,42 @@ struct InProperties<'a> {
     app_id: Option<TextWire>,
     #[serde(default)]
     cluster_id: Option<TextWire>,
+}
+
+/// A JSON string taken as bytes, borrowed when it holds no escape: the
+/// body is base64 (or text handed over as bytes), so checking it is UTF-8
+/// would be wasted work on the largest field.
+struct RawText<'a>(std::borrow::Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = RawText<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> std::result::Result<Self::Value, E> {
+                Ok(RawText(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<Self::Value, E> {
+                Ok(RawText(std::borrow::Cow::Owned(v.to_vec())))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> std::result::Result<Self::Value, E> {
+                Ok(RawText(std::borrow::Cow::Owned(v)))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+                Ok(RawText(std::borrow::Cow::Borrowed(v.as_bytes())))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(RawText(std::borrow::Cow::Owned(v.as_bytes().to_vec())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+                Ok(RawText(std::borrow::Cow::Owned(v.into_bytes())))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// A JSON number Python may have written as int or float.
@@ -229,12 +265,8 @@ pub(crate) fn decode(raw: &[u8]) -> Result<Envelope> {
     let p = wire.properties;
     let body = match (wire.body, p.body_encoding.as_deref()) {
         (None, _) => Bytes::new(),
-        (Some(text), Some("base64")) => Bytes::from(
-            LENIENT_B64
-                .decode(text.as_bytes())
-                .map_err(|e| Error::decode(format!("envelope body is not base64: {e}")))?,
-        ),
-        (Some(text), None | Some("")) => Bytes::from(text.into_owned().into_bytes()),
+        (Some(text), Some("base64")) => Bytes::from(decode_base64(&text.0)?),
+        (Some(text), None | Some("")) => Bytes::from(text.0.into_owned()),
         (Some(_), Some(other)) => {
             return Err(Error::decode(format!("unknown envelope body_encoding '{other}'")));
         }
@@ -273,6 +305,16 @@ pub(crate) fn decode(raw: &[u8]) -> Result<Envelope> {
             None => String::new(),
         },
     })
+}
+
+/// A base64 body: canonical (what Kombu and kelp write) with SIMD, several
+/// times faster than the scalar decoder on large bodies; anything else
+/// (missing padding, stray trailing bits) the lenient way.
+fn decode_base64(text: &[u8]) -> Result<Vec<u8>> {
+    match base64_simd::STANDARD.decode_to_vec(text) {
+        Ok(body) => Ok(body),
+        Err(_) => LENIENT_B64.decode(text).map_err(|e| Error::decode(format!("envelope body is not base64: {e}"))),
+    }
 }
 
 /// The message priority Kombu files an envelope under (0..=9, default 0).

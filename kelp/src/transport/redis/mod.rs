@@ -1374,25 +1374,20 @@ impl ChannelInner {
         let mut records = redis::cmd("HSET");
         records.arg(shared.keys.unacked());
         for popped in fetched.iter_mut() {
-            let (tag, record) = match envelope::decode(&popped.raw) {
+            let tag = match envelope::decode(&popped.raw) {
                 Ok(decoded) => {
                     let tag = if decoded.tag.is_empty() { format!("kelp-{}", crate::util::uuid4()) } else { decoded.tag.clone() };
-                    // The payload parsed as JSON: it goes into the record as is.
-                    let mut record = Vec::with_capacity(popped.raw.len() + decoded.exchange.len() + decoded.routing_key.len() + 16);
-                    record.push(b'[');
-                    record.extend_from_slice(&popped.raw);
-                    record.push(b',');
-                    let _ = serde_json::to_writer(&mut record, decoded.exchange.as_str());
-                    record.push(b',');
-                    let _ = serde_json::to_writer(&mut record, decoded.routing_key.as_str());
-                    record.push(b']');
+                    records.arg(&tag).arg(KombuRecord { payload: &popped.raw, exchange: &decoded.exchange, routing_key: &decoded.routing_key });
                     popped.decoded = Some(decoded);
-                    (tag, record)
+                    tag
                 }
-                Err(_) => (format!("kelp-{}", crate::util::uuid4()), kombu_unacked_record(&popped.raw)),
+                Err(_) => {
+                    let tag = format!("kelp-{}", crate::util::uuid4());
+                    records.arg(&tag).arg(kombu_unacked_record(&popped.raw));
+                    tag
+                }
             };
             index.arg(&now).arg(&tag);
-            records.arg(&tag).arg(record);
             popped.tag = tag;
         }
         let mut pipe = redis::pipe();
@@ -1674,6 +1669,30 @@ async fn waiter_connection(waiter: &mut Option<MultiplexedConnection>, shared: &
         *waiter = shared.blocking_connection().await.ok();
     }
     waiter.clone()
+}
+
+/// Kombu's unacked record `[payload, exchange, routing_key]` of a payload
+/// that decoded as an envelope (so is JSON as it stands), written straight
+/// into the command: no copy of a large payload on the way.
+struct KombuRecord<'a> {
+    payload: &'a [u8],
+    exchange: &'a str,
+    routing_key: &'a str,
+}
+
+impl redis::ToRedisArgs for KombuRecord<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the command's buffer cannot fail.
+        let _ = arg.write_all(b"[");
+        let _ = arg.write_all(self.payload);
+        let _ = arg.write_all(b",");
+        let _ = serde_json::to_writer(&mut arg, self.exchange);
+        let _ = arg.write_all(b",");
+        let _ = serde_json::to_writer(&mut arg, self.routing_key);
+        let _ = arg.write_all(b"]");
+    }
 }
 
 /// Kombu's unacked record for `raw`: `[payload, exchange, routing_key]`.
