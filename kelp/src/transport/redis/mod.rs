@@ -47,8 +47,12 @@ use crate::message::{Content, DeliveryInfo, ReturnedMessage};
 use crate::url::{BrokerUrl, TransportKind};
 use crate::{Error, ErrorKind, Result, SharedStr};
 
-/// At most this many messages are taken by one fetch.
-const FETCH_BATCH: usize = 100;
+/// At most this many messages are taken by one fetch (measured with a
+/// prefetch of 1,000: 250 consumed 4 KiB messages ~10% faster than 100,
+/// which made more round trips; 500 was slower, a refill waiting for half
+/// the prefetch to be acked). A batch of 4 KiB messages is ~1.4 MB in one
+/// transaction.
+const FETCH_BATCH: usize = 250;
 /// Kombu's `health_check_interval`: the longest kelp goes without PINGing.
 const HEALTH_CHECK: Duration = Duration::from_secs(25);
 /// How long a connection's liveness key outlives its last refresh (done
@@ -1488,11 +1492,13 @@ impl ChannelInner {
             FETCH_BATCH
         } else {
             // Refill in batches: waiting for room for several messages
-            // costs one script call per batch instead of one per ack.
+            // costs one fetch per batch instead of one per ack.
             let prefetch = state.prefetch as usize;
             let held = state.unacked.len() + state.taken;
             let room = prefetch.saturating_sub(held);
-            let threshold = (prefetch / 2).clamp(1, FETCH_BATCH);
+            // A quarter of the prefetch: room for a batch being taken, one
+            // being recorded and handed out, and the ones being worked on.
+            let threshold = (prefetch / 4).clamp(1, FETCH_BATCH);
             if room >= threshold || held == 0 { room.min(FETCH_BATCH) } else { 0 }
         };
         if max == 0 && state.pending_acks.is_empty() {
