@@ -5,6 +5,7 @@
 //! reaches every priority bucket, and `global_keyprefix` prefixes every key.
 //! Against the real Redis on 127.0.0.1:6379; fails loudly when it is down.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -543,5 +544,86 @@ async fn consuming_leaves_no_processing_list_behind() {
     let lists = list(raw(&["KEYS", &format!("{prefix}_kelp.processing?*")]));
     assert!(lists.is_empty(), "processing lists left: {lists:?}");
     eventually("every record acked", || text(&raw(&["HLEN", &format!("{prefix}unacked")])) == "0").await;
+    queue.delete(&channel, false, false).await.unwrap();
+}
+
+/// Publish `n` numbered messages to a fresh queue under a fresh prefix.
+async fn numbered_queue(conn: &Connection, prefix: &str, what: &str, n: usize) -> (Queue, String) {
+    let name = unique(what);
+    let queue = Queue::new(name.clone()).durable(false);
+    queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    let producer = conn.producer().routing_key(name.as_str()).build().await.unwrap();
+    for i in 0..n {
+        producer.publish(&i).send().await.unwrap();
+    }
+    (queue, format!("{prefix}{name}"))
+}
+
+/// Receive until `n` distinct numbers were seen, acking each; fails on a
+/// duplicate.
+async fn receive_each_once(consumer: &mut kelp::Consumer, n: usize, seen: &mut HashSet<usize>) {
+    while seen.len() < n {
+        let m = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("consuming resumes").unwrap().unwrap();
+        let i = m.decode::<usize>().unwrap();
+        assert!(seen.insert(i), "message {i} came twice");
+        m.ack().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_redis_refuses_gives_back_what_it_took_and_consuming_resumes() {
+    // A priority bucket that is not a list makes Redis refuse the fetch
+    // (WRONGTYPE on its LLEN) after the same pipeline moved messages out of
+    // the queue: they must go back at once (the connection is alive, so no
+    // sweep would), and the consumer must keep trying, not stop.
+    let prefix = format!("{}:", unique("refused"));
+    let conn = connect(&url(), Some(&prefix)).await;
+    const N: usize = 10;
+    let (queue, key) = numbered_queue(&conn, &prefix, "refused-q", N).await;
+    let channel = conn.channel().await.unwrap();
+    let mut consumer = channel.consumer([queue.clone()]).prefetch_count(2).build().await.unwrap();
+    // Two held: the queue is busy, so the next fetch takes before it looks.
+    let held = [consumer.next().await.unwrap().unwrap(), consumer.next().await.unwrap().unwrap()];
+    let mut seen: HashSet<usize> = held.iter().map(|m| m.decode::<usize>().unwrap()).collect();
+    let bad_bucket = format!("{key}{SEP}3");
+    raw(&["SET", &bad_bucket, "not a list"]);
+    for m in held {
+        m.ack().await.unwrap();
+    }
+    let early = consumer.next_timeout(Duration::from_millis(1500)).await.unwrap();
+    assert!(early.is_none(), "a fetch Redis refused handed out a message");
+    let registry = format!("{prefix}_kelp.processing");
+    eventually("every message back in the queue between attempts", || {
+        text(&raw(&["LLEN", &key])) == (N - 2).to_string() && text(&raw(&["HLEN", &registry])) == "0"
+    })
+    .await;
+    raw(&["DEL", &bad_bucket]);
+    receive_each_once(&mut consumer, N, &mut seen).await;
+    assert!(consumer.next_timeout(Duration::from_millis(300)).await.unwrap().is_none(), "a message came twice");
+    queue.delete(&channel, false, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_redis_refuses_put_the_messages_back_and_consuming_resumes() {
+    // An `unacked` key that is not a hash: the transaction that records a
+    // batch fails on its HSET, but Redis runs the rest of it (no rollback)
+    // and empties the processing lists; kelp, which still holds the
+    // messages, must put them back itself.
+    let prefix = format!("{}:", unique("unrecorded"));
+    let conn = connect(&url(), Some(&prefix)).await;
+    const N: usize = 6;
+    let (queue, key) = numbered_queue(&conn, &prefix, "unrecorded-q", N).await;
+    let unacked = format!("{prefix}unacked");
+    raw(&["SET", &unacked, "not a hash"]);
+    let channel = conn.channel().await.unwrap();
+    let mut consumer = channel.consumer([queue.clone()]).auto_declare(false).build().await.unwrap();
+    let early = consumer.next_timeout(Duration::from_millis(1500)).await.unwrap();
+    assert!(early.is_none(), "a message was handed out without its record");
+    eventually("every message back in the queue between attempts", || text(&raw(&["LLEN", &key])) == N.to_string()).await;
+    raw(&["DEL", &unacked]);
+    let mut seen = HashSet::new();
+    receive_each_once(&mut consumer, N, &mut seen).await;
+    assert!(consumer.next_timeout(Duration::from_millis(300)).await.unwrap().is_none(), "a message came twice");
+    eventually("no stray index entry", || text(&raw(&["ZCARD", &format!("{prefix}unacked_index")])) == "0").await;
     queue.delete(&channel, false, false).await.unwrap();
 }

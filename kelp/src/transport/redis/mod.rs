@@ -53,6 +53,9 @@ use crate::{Error, ErrorKind, Result, SharedStr};
 /// the prefetch to be acked). A batch of 4 KiB messages is ~1.4 MB in one
 /// transaction.
 const FETCH_BATCH: usize = 250;
+/// How long a consumer waits before fetching again after Redis refused a
+/// fetch on a live connection.
+const FETCH_RETRY: Duration = Duration::from_secs(1);
 /// Kombu's `health_check_interval`: the longest kelp goes without PINGing.
 const HEALTH_CHECK: Duration = Duration::from_secs(25);
 /// How long a connection's liveness key outlives its last refresh (done
@@ -292,13 +295,23 @@ impl Shared {
     /// Give back the processing lists of consumers that died between
     /// taking messages and recording them.
     async fn sweep_processing(&self) -> Result<i64> {
-        let mut sweep = scripts::SWEEP.prepare_invoke();
-        sweep.key(self.keys.processing_registry()).arg(self.keys.alive_prefix()).arg(keys::SEP);
-        let moved: i64 = self.script(&sweep, "giving back dead consumers' messages").await?;
+        let moved = self.give_back(&[]).await?;
         if moved > 0 {
             tracing::info!(broker = %self.broker, moved, "gave back messages a dead consumer had taken but not recorded");
         }
         Ok(moved)
+    }
+
+    /// Give back the messages waiting in `lists` (this connection's, after
+    /// a failed fetch), or with no lists, those of dead consumers.
+    async fn give_back(&self, lists: &[String]) -> Result<i64> {
+        let mut invocation = scripts::GIVE_BACK.prepare_invoke();
+        invocation.key(self.keys.processing_registry());
+        for list in lists {
+            invocation.key(list);
+        }
+        invocation.arg(self.keys.alive_prefix()).arg(keys::SEP);
+        self.script(&invocation, "giving back taken messages").await
     }
 
     /// A connection of its own, with no reply timeout, for blocking commands.
@@ -1050,6 +1063,8 @@ struct ChannelState {
     fetching: bool,
     /// Messages taken by the fetch loop and not handed out yet.
     taken: usize,
+    /// Recording a batch failed: the fetch loop waits until then.
+    retry_at: Option<tokio::time::Instant>,
     /// Kombu tags acked here whose records are not yet removed from Redis:
     /// the fetch loop's next script call removes them (one round trip
     /// settles a batch), or `flush_acks` when no fetch loop runs.
@@ -1271,8 +1286,10 @@ impl ChannelInner {
     /// after writing the acks that waited. With `record`, each is moved
     /// atomically into a processing list of this fetch's own (LMOVE), to
     /// be recorded by [`ChannelInner::finish`] before it is handed out;
-    /// without, it is popped.
-    async fn take(&self, keys: &[String], max: usize, record: bool, acks: &[String]) -> Result<Taken> {
+    /// without, it is popped. With `probe`, the lists' lengths are asked
+    /// first (the last fetch found them drained: taking blindly would send
+    /// `max` commands to come back empty).
+    async fn take(&self, keys: &[String], max: usize, record: bool, acks: &[String], probe: bool) -> Result<Taken> {
         let shared = &self.shared;
         let fetch = format!("{}.{}", shared.owner, shared.fetches.fetch_add(1, Ordering::Relaxed));
         let registry = shared.keys.processing_registry();
@@ -1280,8 +1297,11 @@ impl ChannelInner {
         let mut lists: Vec<String> = Vec::new();
         // Round one takes from the first list and asks the lengths of the
         // others; round two, only when the first ran short, takes from
-        // those by their lengths. Usually one round trip.
-        let mut plan: Vec<(usize, usize)> = if max > 0 && !keys.is_empty() { vec![(0, max)] } else { Vec::new() };
+        // those by their lengths. Usually one round trip. A probe asks
+        // every length in round one and takes nothing.
+        let mut plan: Vec<(usize, usize)> =
+            if max > 0 && !keys.is_empty() && !probe { vec![(0, max)] } else { Vec::new() };
+        let lengths_from = if probe { 0 } else { 1 };
         let mut first_round = true;
         loop {
             let mut pipe = redis::pipe();
@@ -1306,16 +1326,22 @@ impl ChannelInner {
                     pipe.cmd("RPOP").arg(source).arg(count);
                 }
             }
-            let ask_lengths = first_round && !plan.is_empty() && keys.len() > 1;
+            let ask_lengths = first_round && max > 0 && keys.len() > lengths_from;
             if ask_lengths {
-                for key in &keys[1..] {
+                for key in &keys[lengths_from..] {
                     pipe.cmd("LLEN").arg(key);
                 }
             }
             if pipe.is_empty() {
                 break;
             }
-            let replies: Vec<redis::Value> = shared.pipe(&pipe, "fetching messages").await?;
+            let replies: Vec<redis::Value> = match shared.pipe(&pipe, "fetching messages").await {
+                Ok(replies) => replies,
+                Err(e) => {
+                    self.give_back_after_failure(&lists).await;
+                    return Err(e);
+                }
+            };
             let mut replies = replies.into_iter();
             for &(i, count) in &plan {
                 let mut take = |value: redis::Value| {
@@ -1340,7 +1366,7 @@ impl ChannelInner {
                     };
                     let count = length.min(left);
                     if count > 0 {
-                        plan.push((offset + 1, count));
+                        plan.push((offset + lengths_from, count));
                         left -= count;
                     }
                 }
@@ -1350,7 +1376,27 @@ impl ChannelInner {
                 break;
             }
         }
+        if fetched.is_empty() && !lists.is_empty() {
+            // Another consumer was quicker: nothing to record, the lists
+            // are empty, only their registry entries go.
+            let mut forget = redis::pipe();
+            forget.cmd("HDEL").arg(&registry).arg(&lists).ignore();
+            shared.pipe::<()>(&forget, "forgetting empty processing lists").await?;
+            lists.clear();
+        }
         Ok(Taken { fetched, lists })
+    }
+
+    /// After a fetch failed on a live connection (Redis refused a command,
+    /// out of memory say), put back what it had taken into its processing
+    /// lists. On a lost connection the sweep of a live consumer does.
+    async fn give_back_after_failure(&self, lists: &[String]) {
+        if lists.is_empty() || !self.shared.is_open() {
+            return;
+        }
+        if let Err(e) = self.shared.give_back(lists).await {
+            tracing::error!(error = %e, "taken messages could not be given back; they go back once this connection is seen dead");
+        }
     }
 
     /// Make taken messages ready to hand out: record them (when taken into
@@ -1395,14 +1441,30 @@ impl ChannelInner {
             popped.tag = tag;
         }
         let mut pipe = redis::pipe();
-        pipe.atomic();
+        // Each command's own answer: a transaction is not rolled back, so
+        // when a record fails (a key of the wrong type), the lists are
+        // emptied all the same.
+        pipe.atomic().ignore_errors();
         if !fetched.is_empty() {
-            pipe.add_command(index).ignore();
-            pipe.add_command(records).ignore();
+            pipe.add_command(index);
+            pipe.add_command(records);
         }
         pipe.cmd("DEL").arg(lists).ignore();
         pipe.cmd("HDEL").arg(shared.keys.processing_registry()).arg(lists).ignore();
-        shared.pipe::<()>(&pipe, "recording deliveries").await
+        let answers: Vec<redis::RedisResult<redis::Value>> = shared.pipe(&pipe, "recording deliveries").await?;
+        let Some(refused) = answers.into_iter().find_map(|a| a.err()) else { return Ok(()) };
+        // The messages are only here now: back to the front of their
+        // lists, oldest consumed first, and no half-written record left.
+        let mut put_back = redis::pipe();
+        put_back.ignore_errors();
+        for popped in fetched.iter().rev() {
+            put_back.cmd("RPUSH").arg(&popped.source).arg(&popped.raw[..]).ignore();
+        }
+        let tags: Vec<&str> = fetched.iter().map(|p| p.tag.as_str()).collect();
+        put_back.cmd("ZREM").arg(shared.keys.unacked_index()).arg(&tags).ignore();
+        put_back.cmd("HDEL").arg(shared.keys.unacked()).arg(&tags).ignore();
+        shared.pipe::<()>(&put_back, "putting back messages Redis would not record").await?;
+        Err(Error::new(ErrorKind::Protocol, format!("Redis at {} refused to record deliveries: {refused}", shared.broker)))
     }
 
     async fn refresh_expiry<'a>(&self, queues: impl Iterator<Item = &'a str>) {
@@ -1560,10 +1622,18 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
     // Redis moves messages while this process decodes the previous ones.
     let (batches, to_hand_out) = tokio::sync::mpsc::channel(1);
     tokio::spawn(hand_out(to_hand_out));
+    // Look before taking while the queues seem drained.
+    let mut probe = true;
     loop {
         let Some(inner) = channel.upgrade() else { return };
         if inner.check_open().is_err() {
             return;
+        }
+        let retry_at = lock(&inner.state).retry_at.take();
+        if let Some(at) = retry_at {
+            drop(inner);
+            tokio::time::sleep_until(at).await;
+            continue;
         }
         let Some(FetchPlan { keys, max: room, record, acks }) = inner.plan() else {
             let wake = inner.wake.clone();
@@ -1572,7 +1642,11 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
             continue;
         };
         if room == 0 || inner.shared.options.reliable_fetch || !record {
-            match inner.take(&keys, room, record, &acks).await {
+            let taking = inner.take(&keys, room, record, &acks, probe).await;
+            if let Ok(taken) = &taking {
+                probe = taken.fetched.len() < room;
+            }
+            match taking {
                 Ok(taken) if !taken.fetched.is_empty() => {
                     lock(&inner.state).taken += taken.fetched.len();
                     // Holding the channel: what was taken is handed out (or
@@ -1586,8 +1660,17 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
                 Ok(_) if room == 0 => continue,
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::debug!(error = %e, "fetch failed");
-                    return;
+                    if !inner.shared.is_open() {
+                        return;
+                    }
+                    // Redis refused a command (out of memory, a key of the
+                    // wrong type): keep consuming once it may have passed.
+                    tracing::warn!(error = %e, "fetching failed; trying again in a second");
+                    // The acks that rode with it are written with the next.
+                    lock(&inner.state).pending_acks.extend(acks);
+                    drop(inner);
+                    tokio::time::sleep(FETCH_RETRY).await;
+                    continue;
                 }
             }
             let Some(conn) = waiter_connection(&mut waiter, &inner.shared).await else { return };
@@ -1653,6 +1736,7 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
 async fn hand_out(mut batches: tokio::sync::mpsc::Receiver<(Arc<ChannelInner>, Taken)>) {
     while let Some((inner, taken)) = batches.recv().await {
         let count = taken.fetched.len();
+        let lists = taken.lists.clone();
         let finished = inner.finish(taken).await;
         {
             let mut state = lock(&inner.state);
@@ -1660,10 +1744,11 @@ async fn hand_out(mut batches: tokio::sync::mpsc::Receiver<(Arc<ChannelInner>, T
         }
         match finished {
             Ok(fetched) => inner.dispatch(fetched).await,
-            // Lost with the connection: the messages wait in processing
-            // lists that a live consumer gives back once this connection's
-            // liveness key expires.
-            Err(e) => tracing::warn!(error = %e, count, "taken messages not recorded; they go back when this connection is seen dead"),
+            Err(e) => {
+                tracing::warn!(error = %e, count, "taken messages could not be recorded; given back, fetching again in a second");
+                inner.give_back_after_failure(&lists).await;
+                lock(&inner.state).retry_at = Some(tokio::time::Instant::now() + FETCH_RETRY);
+            }
         }
         inner.wake.notify_one();
     }
@@ -2081,7 +2166,7 @@ impl TransportChannel for RedisChannel {
     async fn get(&self, queue: &str, no_ack: bool) -> Result<Option<Delivery>> {
         self.inner.check_open()?;
         let keys = self.shared().keys.fetch_order(&[queue]);
-        let taken = self.inner.take(&keys, 1, !no_ack, &[]).await?;
+        let taken = self.inner.take(&keys, 1, !no_ack, &[], false).await?;
         let mut fetched = self.inner.finish(taken).await?;
         let Some(popped) = fetched.pop() else { return Ok(None) };
         let mut state = lock(&self.inner.state);

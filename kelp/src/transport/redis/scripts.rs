@@ -2,30 +2,43 @@
 
 use std::sync::LazyLock;
 
-/// Give back what dead consumers took but never recorded: for every
-/// processing list in the registry KEYS[1] (`list -> owner SEP source`,
-/// ARGV[2] the separator) whose owner's liveness key (ARGV[1] .. owner) is
-/// gone, move its messages back onto the consuming end of their source list,
-/// oldest consumed first again, and forget the list. Such a message never
-/// reached an application (a consumer hands messages out only after
-/// recording them), so it is not marked redelivered. Returns how many came
-/// back.
-pub(crate) static SWEEP: LazyLock<redis::Script> = LazyLock::new(|| {
+/// Give back what consumers took but never recorded. The registry KEYS[1]
+/// maps each processing list to `owner SEP source list` (ARGV[2] the
+/// separator). With lists KEYS[2..], those are given back (a fetch that
+/// failed before recording); without, every list whose owner's liveness key
+/// (ARGV[1] .. owner) is gone (a consumer that died). Messages go back onto
+/// the consuming end of their source list, oldest consumed first again, and
+/// the lists are forgotten. Such a message never reached an application (a
+/// consumer hands messages out only after recording them), so it is not
+/// marked redelivered. Returns how many came back.
+pub(crate) static GIVE_BACK: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
-local entries = redis.call('HGETALL', KEYS[1])
-local moved = 0
-for i = 1, #entries, 2 do
-  local list, value = entries[i], entries[i + 1]
+local function give_back(list, value)
+  local moved = 0
   local at = string.find(value, ARGV[2], 1, true)
-  if not at then
-    redis.call('HDEL', KEYS[1], list)
-  else
-    local owner, source = string.sub(value, 1, at - 1), string.sub(value, at + #ARGV[2])
-    if redis.call('EXISTS', ARGV[1] .. owner) == 0 then
-      while redis.call('LMOVE', list, source, 'LEFT', 'RIGHT') do moved = moved + 1 end
-      redis.call('HDEL', KEYS[1], list)
-    end
+  if at then
+    local source = string.sub(value, at + #ARGV[2])
+    while redis.call('LMOVE', list, source, 'LEFT', 'RIGHT') do moved = moved + 1 end
+  end
+  redis.call('HDEL', KEYS[1], list)
+  return moved
+end
+local moved = 0
+if #KEYS > 1 then
+  for i = 2, #KEYS do
+    local value = redis.call('HGET', KEYS[1], KEYS[i])
+    if value then moved = moved + give_back(KEYS[i], value) end
+  end
+  return moved
+end
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local value = entries[i + 1]
+  local at = string.find(value, ARGV[2], 1, true)
+  local owner = at and string.sub(value, 1, at - 1) or ''
+  if redis.call('EXISTS', ARGV[1] .. owner) == 0 then
+    moved = moved + give_back(entries[i], value)
   end
 end
 return moved
