@@ -1076,7 +1076,7 @@ struct Unacked {
     /// Kombu's delivery tag, the key of the unacked hash.
     tag: String,
     /// The list it was popped from; empty for a fanout delivery.
-    source: String,
+    source: Arc<str>,
     raw: Bytes,
 }
 
@@ -1157,7 +1157,7 @@ impl ChannelInner {
     async fn requeue(&self, unacked: Vec<Unacked>, back: bool) {
         for u in unacked {
             let marked = envelope::mark_redelivered(&u.raw).unwrap_or_else(|_| u.raw.to_vec());
-            let targets: Vec<String> = if u.source.is_empty() { Vec::new() } else { vec![u.source] };
+            let targets: Vec<String> = if u.source.is_empty() { Vec::new() } else { vec![u.source.to_string()] };
             if let Err(e) = self.shared.restore_record(&u.tag, &marked, &targets, back).await {
                 tracing::warn!(error = %e, tag = u.tag, "could not put a message back; the visibility timeout will");
             }
@@ -1261,7 +1261,7 @@ impl ChannelInner {
                 // Not an envelope: hand over the bytes as they are, so the
                 // application sees them (and can reject them) instead of
                 // losing them.
-                tracing::warn!(%error, source, "a message in Redis is not a Kombu envelope; delivered as raw bytes");
+                tracing::warn!(%error, source = &*source, "a message in Redis is not a Kombu envelope; delivered as raw bytes");
                 (Content { properties: Default::default(), body: raw.clone() }, SharedStr::default(), SharedStr::default(), false)
             }
         };
@@ -1344,9 +1344,11 @@ impl ChannelInner {
             };
             let mut replies = replies.into_iter();
             for &(i, count) in &plan {
+                // One name shared by the batch, not one copy per message.
+                let source: Arc<str> = Arc::from(keys[i].as_str());
                 let mut take = |value: redis::Value| {
                     if let redis::Value::BulkString(raw) = value {
-                        fetched.push(Popped { source: keys[i].clone(), raw: Bytes::from(raw), tag: String::new(), decoded: None });
+                        fetched.push(Popped { source: source.clone(), raw: Bytes::from(raw), tag: String::new(), decoded: None });
                     }
                 };
                 if record {
@@ -1419,26 +1421,30 @@ impl ChannelInner {
     async fn record_taken(&self, fetched: &mut Fetched, lists: &[String]) -> Result<()> {
         let shared = &self.shared;
         let now = format!("{:.6}", now_secs());
-        let mut index = redis::cmd("ZADD");
-        index.arg(shared.keys.unacked_index());
-        let mut records = redis::cmd("HSET");
-        records.arg(shared.keys.unacked());
+        // Decode first, to size the commands: growing a megabyte-long
+        // HSET by doubling copied it over and over.
+        let mut record_bytes = 0;
         for popped in fetched.iter_mut() {
-            let tag = match envelope::decode(&popped.raw) {
-                Ok(decoded) => {
-                    let tag = if decoded.tag.is_empty() { format!("kelp-{}", crate::util::uuid4()) } else { decoded.tag.clone() };
-                    records.arg(&tag).arg(KombuRecord { payload: &popped.raw, exchange: &decoded.exchange, routing_key: &decoded.routing_key });
-                    popped.decoded = Some(decoded);
-                    tag
-                }
-                Err(_) => {
-                    let tag = format!("kelp-{}", crate::util::uuid4());
-                    records.arg(&tag).arg(kombu_unacked_record(&popped.raw));
-                    tag
-                }
+            let decoded = envelope::decode(&popped.raw).ok();
+            popped.tag = match &decoded {
+                Some(d) if !d.tag.is_empty() => d.tag.clone(),
+                _ => format!("kelp-{}", crate::util::uuid4()),
             };
-            index.arg(&now).arg(&tag);
-            popped.tag = tag;
+            let names = decoded.as_ref().map_or(0, |d| d.exchange.len() + d.routing_key.len());
+            record_bytes += popped.raw.len() + popped.tag.len() + names + 16;
+            popped.decoded = decoded;
+        }
+        let args = 2 + 2 * fetched.len();
+        let mut index = redis::Cmd::with_capacity(args, fetched.len() * 64);
+        index.arg("ZADD").arg(shared.keys.unacked_index());
+        let mut records = redis::Cmd::with_capacity(args, record_bytes + 32);
+        records.arg("HSET").arg(shared.keys.unacked());
+        for popped in fetched.iter() {
+            match &popped.decoded {
+                Some(d) => records.arg(&popped.tag).arg(KombuRecord { payload: &popped.raw, exchange: &d.exchange, routing_key: &d.routing_key }),
+                None => records.arg(&popped.tag).arg(kombu_unacked_record(&popped.raw)),
+            };
+            index.arg(&now).arg(&popped.tag);
         }
         let mut pipe = redis::pipe();
         // Each command's own answer: a transaction is not rolled back, so
@@ -1458,7 +1464,7 @@ impl ChannelInner {
         let mut put_back = redis::pipe();
         put_back.ignore_errors();
         for popped in fetched.iter().rev() {
-            put_back.cmd("RPUSH").arg(&popped.source).arg(&popped.raw[..]).ignore();
+            put_back.cmd("RPUSH").arg(&*popped.source).arg(&popped.raw[..]).ignore();
         }
         let tags: Vec<&str> = fetched.iter().map(|p| p.tag.as_str()).collect();
         put_back.cmd("ZREM").arg(shared.keys.unacked_index()).arg(&tags).ignore();
@@ -1514,12 +1520,11 @@ impl ChannelInner {
                     continue;
                 };
                 let (ctag, no_ack, epoch, sink) = (c.tag.clone(), c.no_ack, c.epoch, c.sink.clone());
-                let tag = popped.tag.clone();
-                let delivery = self.delivery(&mut state, popped, Some((&ctag, no_ack, epoch)));
-                if no_ack && !tag.is_empty() {
+                if no_ack && !popped.tag.is_empty() {
                     // Recorded by a fetch shared with acking consumers.
-                    orphans.push(Unacked { tag, source: String::new(), raw: Bytes::new() });
+                    orphans.push(Unacked { tag: popped.tag.clone(), source: Arc::from(""), raw: Bytes::new() });
                 }
+                let delivery = self.delivery(&mut state, popped, Some((&ctag, no_ack, epoch)));
                 // A consumer dropped meanwhile: the message goes back.
                 if let Err(returned) = sink.send(ConsumerEvent::Delivery(delivery))
                     && let ConsumerEvent::Delivery(d) = returned.0
@@ -1580,7 +1585,7 @@ impl ChannelInner {
 /// A message taken from a list.
 struct Popped {
     /// The list (queue bucket) it came from.
-    source: String,
+    source: Arc<str>,
     raw: Bytes,
     /// Kombu's delivery tag; empty when not recorded.
     tag: String,
@@ -1726,7 +1731,7 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
             if shared.pipe::<()>(&pipe, "recording a delivery").await.is_err() {
                 return;
             }
-            inner.dispatch(vec![Popped { source: key, raw: Bytes::from(raw), tag, decoded: None }]).await;
+            inner.dispatch(vec![Popped { source: Arc::from(key), raw: Bytes::from(raw), tag, decoded: None }]).await;
         }
     }
 }
@@ -1826,7 +1831,7 @@ async fn subscribe_loop(channel: Weak<ChannelInner>, consumer_tag: SharedStr, mu
         let queue = consumer.queue.clone();
         // Not recorded in Redis (Kombu's fanout is not either): an ack
         // settles it here, a requeue puts it in the queue's list.
-        let source = inner.shared.keys.bucket(&queue, 0);
+        let source: Arc<str> = Arc::from(inner.shared.keys.bucket(&queue, 0));
         let popped = Popped { source: source.clone(), raw: raw.clone(), tag: String::new(), decoded: Some(decoded) };
         let delivery = inner.delivery(&mut state, popped, Some((&consumer_tag, no_ack, epoch)));
         if !no_ack {
