@@ -153,6 +153,9 @@ async fn kill_9_while_publishing_loses_no_confirmed_message() {
     let mut events = conn.events();
     let queue = Queue::new("orders");
     queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    // The queue must outlive the kill on a itself (the broker's metadata
+    // log is not synced at once); what is tested is kelp's confirms.
+    a.sync_metadata_async().await.unwrap();
     assert_eq!(conn.current_url().port(), Some(a.amqp_port()));
 
     const N: usize = 3_000;
@@ -413,6 +416,7 @@ async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
         .unwrap();
     let queue = Queue::new("inflight");
     queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    a.sync_metadata_async().await.unwrap();
     // 20 publishers share one channel: up to 20 unconfirmed at any time.
     const PER_TASK: u32 = 150;
     let mut tasks = Vec::new();

@@ -324,6 +324,26 @@ fn decode_base64(text: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
+/// Whether `raw`, which decoded as an envelope, can go into Kombu's unacked
+/// record as it stands (see [`write_unacked_record`]): JSON text must be
+/// UTF-8, and [`decode`] does not check the body's text or fields it skips.
+pub(crate) fn is_json_text(raw: &[u8]) -> bool {
+    raw.is_ascii() || std::str::from_utf8(raw).is_ok()
+}
+
+/// Kombu's unacked record `[payload, exchange, routing_key]` for a payload
+/// that decoded as an envelope and [`is_json_text`]: the payload goes in as
+/// it stands, no re-encoding (and no copy of a large one on the way).
+pub(crate) fn write_unacked_record(out: &mut impl std::io::Write, payload: &[u8], exchange: &str, routing_key: &str) -> std::io::Result<()> {
+    out.write_all(b"[")?;
+    out.write_all(payload)?;
+    out.write_all(b",")?;
+    serde_json::to_writer(&mut *out, exchange)?;
+    out.write_all(b",")?;
+    serde_json::to_writer(&mut *out, routing_key)?;
+    out.write_all(b"]")
+}
+
 /// The message priority Kombu files an envelope under (0..=9, default 0).
 pub(crate) fn priority_of(content: &Content) -> u8 {
     content.properties.priority.unwrap_or(0).min(9)
@@ -452,6 +472,23 @@ mod tests {
     fn a_body_without_padding_still_decodes() {
         let raw = br#"{"body": "eHk", "properties": {"body_encoding": "base64", "delivery_tag": "t"}}"#;
         assert_eq!(&decode(raw).expect("lenient").content.body[..], b"xy");
+    }
+
+    #[test]
+    fn a_record_holds_the_payload_as_it_stands_only_when_it_is_json_text() {
+        let raw = encode(&content(), "x", "k", "t");
+        assert!(is_json_text(&raw));
+        let mut record = Vec::new();
+        write_unacked_record(&mut record, &raw, "x\"y", "k").expect("written");
+        let (payload, exchange, routing_key): (serde_json::Value, String, String) =
+            serde_json::from_slice(&record).expect("[payload, exchange, routing_key]");
+        assert_eq!(payload, serde_json::from_slice::<serde_json::Value>(&raw).unwrap());
+        assert_eq!((exchange.as_str(), routing_key.as_str()), ("x\"y", "k"));
+        // A text body that is not UTF-8 decodes (the application gets the
+        // bytes) but cannot go into a record as it stands.
+        let odd = b"{\"body\": \"\xff\", \"properties\": {\"delivery_tag\": \"t\"}}";
+        assert_eq!(&decode(odd).expect("decodes").content.body[..], b"\xff");
+        assert!(!is_json_text(odd));
     }
 
     #[test]

@@ -14,6 +14,15 @@ use crate::Result;
 /// it). Returns the body's length.
 pub fn redis_envelope(data: &[u8]) -> Result<usize> {
     let first = envelope::decode(data)?;
+    // What a consumer records in Kombu's unacked hash must be JSON text
+    // Kombu (and kelp's restore) can read back.
+    if envelope::is_json_text(data) {
+        let mut record = Vec::new();
+        envelope::write_unacked_record(&mut record, data, &first.exchange, &first.routing_key).unwrap_or_else(|e| panic!("writing a record: {e}"));
+        assert!(std::str::from_utf8(&record).is_ok(), "an unacked record is not UTF-8");
+        serde_json::from_slice::<(serde::de::IgnoredAny, String, String)>(&record)
+            .unwrap_or_else(|e| panic!("an unacked record is not [payload, exchange, routing_key]: {e}\n{}", String::from_utf8_lossy(&record)));
+    }
     let encoded = envelope::encode(&first.content, &first.exchange, &first.routing_key, &first.tag);
     let again = envelope::decode(&encoded)
         .unwrap_or_else(|e| panic!("an envelope kelp encoded does not decode: {e}\n{}", String::from_utf8_lossy(&encoded)));

@@ -1441,8 +1441,11 @@ impl ChannelInner {
         records.arg("HSET").arg(shared.keys.unacked());
         for popped in fetched.iter() {
             match &popped.decoded {
-                Some(d) => records.arg(&popped.tag).arg(KombuRecord { payload: &popped.raw, exchange: &d.exchange, routing_key: &d.routing_key }),
-                None => records.arg(&popped.tag).arg(kombu_unacked_record(&popped.raw)),
+                Some(d) if envelope::is_json_text(&popped.raw) => {
+                    records.arg(&popped.tag).arg(KombuRecord { payload: &popped.raw, exchange: &d.exchange, routing_key: &d.routing_key })
+                }
+                // Not JSON as it stands: Kombu could not read the record back.
+                _ => records.arg(&popped.tag).arg(kombu_unacked_record(&popped.raw)),
             };
             index.arg(&now).arg(&popped.tag);
         }
@@ -1778,16 +1781,9 @@ struct KombuRecord<'a> {
 
 impl redis::ToRedisArgs for KombuRecord<'_> {
     fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
-        use std::io::Write as _;
         let mut arg = out.writer_for_next_arg();
         // Writing into the command's buffer cannot fail.
-        let _ = arg.write_all(b"[");
-        let _ = arg.write_all(self.payload);
-        let _ = arg.write_all(b",");
-        let _ = serde_json::to_writer(&mut arg, self.exchange);
-        let _ = arg.write_all(b",");
-        let _ = serde_json::to_writer(&mut arg, self.routing_key);
-        let _ = arg.write_all(b"]");
+        let _ = envelope::write_unacked_record(&mut arg, self.payload, self.exchange, self.routing_key);
     }
 }
 
