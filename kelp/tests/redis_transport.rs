@@ -391,8 +391,8 @@ async fn unix_socket_and_custom_priority_steps() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The fetch script reads the delivery tag, exchange and routing key of
-/// the envelope's properties, not of headers that happen to share their
+/// A fetch reads the delivery tag, exchange and routing key of the
+/// envelope's properties, not of headers that happen to share their
 /// names, and records them as Kombu would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unacked_record_takes_the_properties_not_look_alike_headers() {
@@ -421,9 +421,9 @@ async fn the_unacked_record_takes_the_properties_not_look_alike_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_a_consumer_mid_fetch_puts_everything_back_at_once() {
-    // A channel closed while its fetch script is on its way: the messages
-    // that script records as unacked must go back to the queue now, not
-    // after the visibility timeout (an hour by default).
+    // A channel closed while a fetch is on its way: the messages that fetch
+    // records as unacked must go back to the queue now, not after the
+    // visibility timeout (an hour by default).
     let prefix = format!("{}:", unique("mid"));
     let conn = connect(&url(), Some(&prefix)).await;
     let name = unique("mid-q");
