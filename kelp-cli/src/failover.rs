@@ -112,12 +112,7 @@ async fn start_nodes() -> Result<(RabbitNode, RabbitNode), CliError> {
 /// measures clients. The other node is left alone: declaring there is part
 /// of each client's failover.
 async fn prepare_queue(node: &RabbitNode) -> Result<(), CliError> {
-    let conn = Connection::builder(node.url().as_str())
-        .automatic_recovery(false)
-        .build()
-        .map_err(|e| fail("URL", e))?;
-    let channel = conn.default_channel().await.map_err(|e| fail("preparing the queue", e))?;
-    Queue::new(QUEUE).declare(&channel).await.map_err(|e| fail("preparing the queue", e))?;
+    let (conn, _) = open_bench_queue(&node.url(), "preparing the queue").await?;
     let _ = conn.close().await;
     node.sync_metadata_async().await.map_err(|e| fail("syncing the node's metadata", format!("{e:?}")))
 }
@@ -149,16 +144,20 @@ async fn heal(node: &RabbitNode, fault: Fault) -> Result<(), CliError> {
     }
 }
 
+/// A connection to the node at `url` (no recovery) and a channel on which
+/// the bench queue is declared.
+async fn open_bench_queue(url: &str, doing: &str) -> Result<(Connection, kelp::Channel), CliError> {
+    let conn = Connection::builder(url).automatic_recovery(false).build().map_err(|e| fail("URL", e))?;
+    let channel = conn.default_channel().await.map_err(|e| fail(doing, e))?;
+    Queue::new(QUEUE).declare(&channel).await.map_err(|e| fail(doing, e))?;
+    Ok((conn, channel))
+}
+
 /// Every message id in the bench queue of the node at `url`, with counts.
 async fn count_ids(urls: &[String], seen: &mut HashMap<String, usize>) -> Result<(), CliError> {
     for url in urls {
-        let conn = Connection::builder(url.as_str())
-            .automatic_recovery(false)
-            .build()
-            .map_err(|e| fail("URL", e))?;
-        let channel = conn.default_channel().await.map_err(|e| fail("counting", e))?;
+        let (conn, channel) = open_bench_queue(url, "counting").await?;
         let queue = Queue::new(QUEUE);
-        queue.declare(&channel).await.map_err(|e| fail("counting", e))?;
         while let Some(m) = queue.get(&channel, true).await.map_err(|e| fail("counting", e))? {
             if let Some(id) = m.properties().message_id.as_deref() {
                 *seen.entry(id.to_owned()).or_default() += 1;

@@ -1063,7 +1063,8 @@ struct ChannelState {
     fetching: bool,
     /// Messages taken by the fetch loop and not handed out yet.
     taken: usize,
-    /// Recording a batch failed: the fetch loop waits until then.
+    /// A fetch or the recording of a batch failed: the fetch loop waits
+    /// until then.
     retry_at: Option<tokio::time::Instant>,
     /// Kombu tags acked here whose records are not yet removed from Redis:
     /// the fetch loop's next script call removes them (one round trip
@@ -1425,9 +1426,10 @@ impl ChannelInner {
         // HSET by doubling copied it over and over.
         let mut record_bytes = 0;
         for popped in fetched.iter_mut() {
-            let decoded = envelope::decode(&popped.raw).ok();
-            popped.tag = match &decoded {
-                Some(d) if !d.tag.is_empty() => d.tag.clone(),
+            let mut decoded = envelope::decode(&popped.raw).ok();
+            // The delivery reads everything else of the envelope, not its tag.
+            popped.tag = match decoded.as_mut().map(|d| std::mem::take(&mut d.tag)) {
+                Some(tag) if !tag.is_empty() => tag,
                 _ => format!("kelp-{}", crate::util::uuid4()),
             };
             let names = decoded.as_ref().map_or(0, |d| d.exchange.len() + d.routing_key.len());
@@ -1674,10 +1676,10 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
                     // Redis refused a command (out of memory, a key of the
                     // wrong type): keep consuming once it may have passed.
                     tracing::warn!(error = %e, "fetching failed; trying again in a second");
+                    let mut state = lock(&inner.state);
                     // The acks that rode with it are written with the next.
-                    lock(&inner.state).pending_acks.extend(acks);
-                    drop(inner);
-                    tokio::time::sleep(FETCH_RETRY).await;
+                    state.pending_acks.extend(acks);
+                    state.retry_at = Some(tokio::time::Instant::now() + FETCH_RETRY);
                     continue;
                 }
             }
