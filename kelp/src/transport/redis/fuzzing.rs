@@ -13,10 +13,25 @@ use crate::Result;
 /// does (every field kept, the flag set where the envelope has a place for
 /// it). Returns the body's length.
 pub fn redis_envelope(data: &[u8]) -> Result<usize> {
-    let first = envelope::decode(data)?;
+    // The body shortcut reads exactly what the full parse reads.
+    let full = envelope::decode_in_full(data);
+    let first = match envelope::decode(data) {
+        Ok(first) => {
+            let full = full.unwrap_or_else(|e| panic!("decoded with the body shortcut only: {e}"));
+            assert_same(&first, &full, "decoded in full");
+            assert_eq!(first.json_text, full.json_text, "json_text differs between the two decodes");
+            assert_eq!((first.redelivered, &first.tag), (full.redelivered, &full.tag), "the two decodes differ");
+            first
+        }
+        Err(e) => {
+            assert!(full.is_err(), "decoded in full only: {e}");
+            return Err(e);
+        }
+    };
+    assert_eq!(first.json_text, envelope::is_json_text(data), "json_text is not is_json_text");
     // What a consumer records in Kombu's unacked hash must be JSON text
     // Kombu (and kelp's restore) can read back.
-    if envelope::is_json_text(data) {
+    if first.json_text {
         let mut record = Vec::new();
         envelope::write_unacked_record(&mut record, data, &first.exchange, &first.routing_key).unwrap_or_else(|e| panic!("writing a record: {e}"));
         assert!(std::str::from_utf8(&record).is_ok(), "an unacked record is not UTF-8");

@@ -1443,7 +1443,7 @@ impl ChannelInner {
         records.arg("HSET").arg(shared.keys.unacked());
         for popped in fetched.iter() {
             match &popped.decoded {
-                Some(d) if envelope::is_json_text(&popped.raw) => {
+                Some(d) if d.json_text => {
                     records.arg(&popped.tag).arg(KombuRecord { payload: &popped.raw, exchange: &d.exchange, routing_key: &d.routing_key })
                 }
                 // Not JSON as it stands: Kombu could not read the record back.
