@@ -322,6 +322,50 @@ async fn topic_routing_in_the_publish_script_is_amqp_exact() {
     }
 }
 
+/// Redis forgot the publish script (SCRIPT FLUSH, a restart without
+/// persistence): the publishes that used it are sent again after loading
+/// it, each exactly once, and the ones in the same pipeline that did not
+/// need it are not sent twice.
+#[tokio::test]
+async fn publishes_survive_redis_forgetting_the_publish_script() {
+    let conn = connect(&url(), None).await;
+    let channel = conn.default_channel().await.unwrap();
+    let exchange = Exchange::topic(unique("noscript-topic")).durable(false);
+    let routed = Queue::new(unique("noscript-routed")).exchange(exchange.clone()).routing_key("a.#").durable(false);
+    let direct_name = unique("noscript-direct");
+    let direct = Queue::new(direct_name.clone()).durable(false);
+    routed.declare(&channel).await.unwrap();
+    direct.declare(&channel).await.unwrap();
+    let topic = conn.producer().exchange(exchange.clone()).build().await.unwrap();
+    let plain = conn.producer().routing_key(direct_name.as_str()).build().await.unwrap();
+    // One round of both before the flush: the script is known to work.
+    topic.publish("before").routing_key("a.b").send().await.unwrap();
+    assert_eq!(text(&raw(&["SCRIPT", "FLUSH"])), "OK");
+    let (t1, d1, t2, d2) = tokio::join!(
+        topic.publish("t1").routing_key("a.b").send(),
+        plain.publish("d1").send(),
+        topic.publish("t2").routing_key("a.c").send(),
+        plain.publish("d2").send(),
+    );
+    for sent in [t1, d1, t2, d2] {
+        sent.expect("published despite NOSCRIPT");
+    }
+    let mut got = Vec::new();
+    while let Some(m) = routed.get(&channel, true).await.unwrap() {
+        got.push(m.decode::<String>().unwrap());
+    }
+    got.sort();
+    assert_eq!(got, ["before", "t1", "t2"], "the routed queue");
+    let mut got = Vec::new();
+    while let Some(m) = direct.get(&channel, true).await.unwrap() {
+        got.push(m.decode::<String>().unwrap());
+    }
+    got.sort();
+    assert_eq!(got, ["d1", "d2"], "the direct queue");
+    routed.delete(&channel, false, false).await.unwrap();
+    direct.delete(&channel, false, false).await.unwrap();
+}
+
 /// `reliable_fetch=false` is Kombu's own way (BRPOP, then record): it
 /// still delivers every message once and records it as unacked until the ack.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,14 +141,16 @@ async fn publish_writer(shared: Weak<Shared>, mut jobs: tokio::sync::mpsc::Unbou
             }
         }
         let Some(shared) = shared.upgrade() else { return };
+        // The commands move into the pipeline (a publish's payload is not
+        // copied); a retry takes them from there.
         let mut pipe = redis::pipe();
         let mut firsts = Vec::with_capacity(batch.len());
         let mut at = 0;
-        for job in &batch {
+        for job in &mut batch {
             firsts.push(at);
             at += job.cmds.len();
-            for cmd in &job.cmds {
-                pipe.add_command(cmd.clone());
+            for cmd in job.cmds.drain(..) {
+                pipe.add_command(cmd);
             }
         }
         let mut conn = match shared.conn() {
@@ -167,7 +169,7 @@ async fn publish_writer(shared: Weak<Shared>, mut jobs: tokio::sync::mpsc::Unbou
                     let _ = job.reply.send(Ok(routed));
                 }
             }
-            Err(e) => answer_failed_batch(&shared, batch, &firsts, e).await,
+            Err(e) => answer_failed_batch(&shared, batch, &pipe, &firsts, e).await,
         }
     }
 }
@@ -175,7 +177,7 @@ async fn publish_writer(shared: Weak<Shared>, mut jobs: tokio::sync::mpsc::Unbou
 /// Some commands of a publish pipeline failed: those publishes get the
 /// error (after loading the publish script and trying again, when Redis
 /// had lost it), the others succeeded.
-async fn answer_failed_batch(shared: &Arc<Shared>, batch: Vec<PublishJob>, firsts: &[usize], e: redis::RedisError) {
+async fn answer_failed_batch(shared: &Arc<Shared>, batch: Vec<PublishJob>, sent: &redis::Pipeline, firsts: &[usize], e: redis::RedisError) {
     let Some(failures) = e.clone().into_server_errors() else {
         let error = shared.error(e, "publishing");
         for job in batch {
@@ -195,8 +197,8 @@ async fn answer_failed_batch(shared: &Arc<Shared>, batch: Vec<PublishJob>, first
             None => Ok(true),
             Some((_, f)) if f.code() == "NOSCRIPT" => {
                 let mut pipe = redis::pipe();
-                for cmd in job.cmds {
-                    pipe.add_command(cmd);
+                for cmd in sent.cmd_iter().take(end.min(sent.len())).skip(start) {
+                    pipe.add_command(cmd.clone());
                 }
                 shared
                     .pipe::<Vec<redis::Value>>(&pipe, "publishing")
