@@ -84,10 +84,10 @@ struct DeliveryInfoWire<'a> {
 struct InEnvelope<'a> {
     #[serde(default, borrow)]
     body: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "content-encoding", default)]
-    content_encoding: Option<String>,
-    #[serde(rename = "content-type", default)]
-    content_type: Option<String>,
+    #[serde(rename = "content-encoding", default, borrow)]
+    content_encoding: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "content-type", default, borrow)]
+    content_type: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     headers: Option<FieldTable>,
     #[serde(borrow)]
@@ -235,16 +235,28 @@ fn encode_marked(content: &Content, exchange: &str, routing_key: &str, tag: &str
 pub(crate) fn decode(raw: &[u8]) -> Result<Envelope> {
     if let Some((body, rest)) = split_leading_body(raw) {
         // The rest of the envelope as an object of its own: `{` + what
-        // follows the body's comma (a few hundred bytes, copied).
-        let mut object = Vec::with_capacity(rest.len() + 1);
-        object.push(b'{');
-        object.extend_from_slice(rest);
-        let wire: InEnvelope<'_> = serde_json::from_slice(&object).map_err(not_an_envelope)?;
-        if wire.body.is_some() {
-            return Err(Error::decode("not a Kombu Redis envelope: duplicate field `body`"));
+        // follows the body's comma (a few hundred bytes, copied into a
+        // buffer each thread keeps).
+        thread_local! {
+            static OBJECT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        // The prefix is ASCII and the body is checked as it is decoded.
-        return build(Some(BodyText::Unchecked(body)), wire, is_json_text(rest));
+        return OBJECT.with(|object| {
+            let mut object = object.borrow_mut();
+            object.clear();
+            object.push(b'{');
+            object.extend_from_slice(rest);
+            let decoded = match serde_json::from_slice::<InEnvelope<'_>>(&object) {
+                Err(e) => Err(not_an_envelope(e)),
+                Ok(wire) if wire.body.is_some() => Err(Error::decode("not a Kombu Redis envelope: duplicate field `body`")),
+                // The prefix is ASCII and the body is checked as it is decoded.
+                Ok(wire) => build(Some(BodyText::Unchecked(body)), wire, is_json_text(rest)),
+            };
+            // Not kept: the rest of one odd envelope with huge headers.
+            if object.capacity() > 64 * 1024 {
+                *object = Vec::new();
+            }
+            decoded
+        });
     }
     decode_in_full(raw)
 }
@@ -317,8 +329,9 @@ fn build(body: Option<BodyText<'_>>, wire: InEnvelope<'_>, json_text: bool) -> R
         n.and_then(Number::as_i64).and_then(|v| u8::try_from(v.clamp(0, 255)).ok())
     };
     let properties = Properties {
-        content_type: wire.content_type.map(SharedStr::from),
-        content_encoding: wire.content_encoding.map(SharedStr::from),
+        // Short texts live inline in a SharedStr: no allocation.
+        content_type: wire.content_type.as_deref().map(SharedStr::from),
+        content_encoding: wire.content_encoding.as_deref().map(SharedStr::from),
         headers,
         delivery_mode: small(p.delivery_mode),
         priority: small(p.priority),
