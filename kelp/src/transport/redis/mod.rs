@@ -1321,8 +1321,12 @@ impl ChannelInner {
                     // sweeper always knows where it came from.
                     let list = shared.keys.processing(&fetch, source);
                     pipe.cmd("HSET").arg(&registry).arg(&list).arg(format!("{}{}{source}", shared.owner, keys::SEP)).ignore();
+                    // Built once and cloned: a clone is two exact-size
+                    // allocations, building grows its buffers several times.
+                    let mut lmove = redis::Cmd::with_capacity(5, source.len() + list.len() + 19);
+                    lmove.arg("LMOVE").arg(source).arg(&list).arg("RIGHT").arg("LEFT");
                     for _ in 0..count {
-                        pipe.cmd("LMOVE").arg(source).arg(&list).arg("RIGHT").arg("LEFT");
+                        pipe.add_command(lmove.clone());
                     }
                     lists.push(list);
                 } else {
