@@ -350,18 +350,16 @@ async fn publishes_survive_redis_forgetting_the_publish_script() {
     for sent in [t1, d1, t2, d2] {
         sent.expect("published despite NOSCRIPT");
     }
-    let mut got = Vec::new();
-    while let Some(m) = routed.get(&channel, true).await.unwrap() {
-        got.push(m.decode::<String>().unwrap());
+    async fn drained(queue: &Queue, channel: &kelp::Channel) -> Vec<String> {
+        let mut got = Vec::new();
+        while let Some(m) = queue.get(channel, true).await.unwrap() {
+            got.push(m.decode::<String>().unwrap());
+        }
+        got.sort();
+        got
     }
-    got.sort();
-    assert_eq!(got, ["before", "t1", "t2"], "the routed queue");
-    let mut got = Vec::new();
-    while let Some(m) = direct.get(&channel, true).await.unwrap() {
-        got.push(m.decode::<String>().unwrap());
-    }
-    got.sort();
-    assert_eq!(got, ["d1", "d2"], "the direct queue");
+    assert_eq!(drained(&routed, &channel).await, ["before", "t1", "t2"], "the routed queue");
+    assert_eq!(drained(&direct, &channel).await, ["d1", "d2"], "the direct queue");
     routed.delete(&channel, false, false).await.unwrap();
     direct.delete(&channel, false, false).await.unwrap();
 }

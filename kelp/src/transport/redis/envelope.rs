@@ -280,6 +280,15 @@ enum BodyText<'a> {
     Unchecked(&'a [u8]),
 }
 
+impl BodyText<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            BodyText::Checked(text) => text.as_bytes(),
+            BodyText::Unchecked(text) => text,
+        }
+    }
+}
+
 /// `{"body": "<text>", <rest>` (Kombu's and kelp's order, with or without
 /// the space): the body text, found with one SIMD search instead of
 /// serde_json's byte-by-byte string scan (the largest single cost of
@@ -313,8 +322,7 @@ fn build(body: Option<BodyText<'_>>, wire: InEnvelope<'_>, json_text: bool) -> R
         (None, _) => Bytes::new(),
         // The base64 decoder refuses every byte outside its alphabet, so an
         // unchecked body is checked by decoding it.
-        (Some(BodyText::Checked(text)), Some("base64")) => Bytes::from(decode_base64(text.as_bytes())?),
-        (Some(BodyText::Unchecked(text)), Some("base64")) => Bytes::from(decode_base64(text)?),
+        (Some(text), Some("base64")) => Bytes::from(decode_base64(text.as_bytes())?),
         (Some(BodyText::Checked(text)), None | Some("")) => Bytes::from(text.into_owned().into_bytes()),
         (Some(BodyText::Unchecked(text)), None | Some("")) => Bytes::copy_from_slice(checked_text(text)?.as_bytes()),
         (Some(_), Some(other)) => {

@@ -197,7 +197,7 @@ async fn answer_failed_batch(shared: &Arc<Shared>, batch: Vec<PublishJob>, sent:
             None => Ok(true),
             Some((_, f)) if f.code() == "NOSCRIPT" => {
                 let mut pipe = redis::pipe();
-                for cmd in sent.cmd_iter().take(end.min(sent.len())).skip(start) {
+                for cmd in sent.cmd_iter().take(end).skip(start) {
                     pipe.add_command(cmd.clone());
                 }
                 shared
