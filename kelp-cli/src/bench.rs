@@ -363,10 +363,10 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     let url = args.url.url.clone();
     let memory = kelp::BrokerUrl::parse_list(&url)?
         .first()
-        .is_some_and(|u| u.transport() == kelp::url::TransportKind::Memory);
+        .is_some_and(|u| u.transport() == kelp::TransportKind::Memory);
     let redis = kelp::BrokerUrl::parse_list(&url)?
         .first()
-        .is_some_and(|u| u.transport() == kelp::url::TransportKind::Redis);
+        .is_some_and(|u| u.transport() == kelp::TransportKind::Redis);
     let messages = args.messages.unwrap_or(if memory { 1_000_000 } else { 100_000 });
     if messages == 0 {
         return Err(CliError::usage("--messages must be at least 1"));

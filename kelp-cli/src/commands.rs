@@ -178,7 +178,7 @@ pub async fn consume_to(args: ConsumeArgs, out: &mut (dyn Write + Send)) -> Resu
     let channel = conn.default_channel().await?;
     let queue = Queue::new(args.queue.clone());
     // Use the queue as it exists; declare it (durable, as publish does) only if missing.
-    if let Err(e) = queue.queue_declare(&channel, true).await {
+    if let Err(e) = queue.inspect(&channel).await {
         if !e.is_not_found() {
             return Err(e.into());
         }

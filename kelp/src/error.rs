@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::message::ReturnedMessage;
+use crate::content::message::ReturnedMessage;
 
 /// A `Result` whose error is [`kelp::Error`](Error).
 ///

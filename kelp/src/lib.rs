@@ -26,52 +26,59 @@
 //! ```
 #![warn(missing_docs)]
 
-mod channel;
-mod connection;
-mod consumer;
-mod dedup;
-mod entity;
+mod codec;
+mod content;
 mod error;
 mod event;
-mod failover;
-mod message;
+mod model;
 mod patterns;
-mod producer;
 mod recovery;
-mod retry;
-mod shared_str;
-mod simple;
 mod transport;
-mod util;
-mod value;
-mod worker;
+
+mod url;
 
 pub mod blocking;
-pub mod compression;
-pub mod serialization;
-pub mod url;
-pub mod pools;
 
-pub use channel::Channel;
-pub use compression::Compression;
-pub use connection::{Connection, ConnectionBuilder};
-pub use consumer::{Consumer, ConsumerBuilder, DecodeErrorHandler};
-pub use dedup::Deduplicator;
-pub use entity::{Binding, DeclaredQueue, DeliveryMode, Entity, Exchange, ExchangeKind, Queue};
-pub use error::{reply_code, Error, ErrorKind, Recovery, Result};
+pub use codec::compression::Compression;
+pub use codec::serialization::{Accept, Serializer};
+pub use content::exchange::ExchangeKind;
+pub use content::message::{DeliveryInfo, Properties, ReturnedMessage};
+pub use content::text::SharedStr;
+pub use content::value::{FieldTable, Value};
+pub use error::{Error, ErrorKind, Recovery, Result, reply_code};
 pub use event::Event;
-pub use failover::{CustomFailover, FailoverStrategy};
-pub use message::{DeliveryInfo, Message, MessageState, Properties, ReturnedMessage};
-pub use patterns::{Broadcast, DIRECT_REPLY_TO, RpcClient, collect_replies, send_reply};
-pub use pools::{ConnectionPool, PooledConnection, PooledProducer, ProducerPool};
-pub use producer::{Confirmation, Producer, ProducerBuilder, Publish, ReturnCallback};
-pub use retry::{ErrorCallback, RetryPolicy};
-pub use serialization::{Accept, Serializer};
-pub use shared_str::SharedStr;
-pub use simple::{SimpleBuffer, SimpleBuilder, SimpleQueue};
-pub use url::BrokerUrl;
-pub use value::{FieldTable, Value};
-pub use worker::{StopHandle, Worker, WorkerBuilder};
+pub use model::channel::Channel;
+pub use model::connection::{Connection, ConnectionBuilder};
+pub use model::consumer::{Consumer, ConsumerBuilder, DecodeErrorHandler};
+pub use model::entity::{Binding, DeclaredQueue, DeliveryMode, Entity, Exchange, Queue};
+pub use model::message::{Message, MessageState};
+pub use model::producer::{Confirmation, Producer, ProducerBuilder, Publish, ReturnCallback};
+pub use patterns::dedup::Deduplicator;
+pub use patterns::pools::{ConnectionPool, PooledConnection, PooledProducer, ProducerPool};
+pub use patterns::rpc::{Broadcast, DIRECT_REPLY_TO, RpcClient, collect_replies, send_reply};
+pub use patterns::simple::{SimpleBuffer, SimpleBuilder, SimpleQueue};
+pub use patterns::worker::{StopHandle, Worker, WorkerBuilder};
+pub use recovery::failover::{CustomFailover, FailoverStrategy};
+pub use recovery::retry::{ErrorCallback, RetryPolicy};
+pub use transport::api::Capabilities;
+pub use url::{BrokerUrl, TransportKind};
+
+/// Serializers beyond the built-in ones: register a codec under a name and
+/// content type, and decode bodies by content type without a consumer.
+pub mod serialization {
+    pub use crate::codec::serialization::{Codec, decode, decode_value, register, unregister};
+}
+
+/// Kombu's compression methods and the bound on decompressed size.
+pub mod compression {
+    pub use crate::codec::compression::DEFAULT_DECOMPRESSION_LIMIT;
+}
+
+/// Kombu's global pools: one connection pool and one producer pool per
+/// URL, shared by the whole process.
+pub mod pools {
+    pub use crate::patterns::pools::{DEFAULT_LIMIT, connections, limit, producers, reset, set_limit};
+}
 
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]
@@ -83,15 +90,15 @@ pub mod __fuzz {
     /// holds. Every accessor must work on what parses, and the unmasked
     /// printed form, options included, must parse back to an equal URL.
     pub fn url(text: &str) -> crate::Result<usize> {
-        if let Ok(url) = crate::BrokerUrl::parse(text) {
+        if let Ok(url) = crate::url::BrokerUrl::parse(text) {
             let _ = (url.heartbeat(), url.connect_timeout(), url.query_bool("ssl"));
             let _ = (url.ssl_options(), url.redis_db(), url.to_string(), format!("{url:?}"));
             let printed = url.as_uri_with_query(true);
-            match crate::BrokerUrl::parse(&printed) {
+            match crate::url::BrokerUrl::parse(&printed) {
                 Ok(again) => assert!(again == url, "{url:?} printed as {printed:?} parses as {again:?}"),
                 Err(e) => panic!("a URL kelp printed does not parse: {url:?} as {printed:?}: {e}"),
             }
         }
-        crate::BrokerUrl::parse_list(text).map(|urls| urls.len())
+        crate::url::BrokerUrl::parse_list(text).map(|urls| urls.len())
     }
 }

@@ -75,7 +75,7 @@ async fn hundreds_of_channels_share_one_connection() {
         let producer = channel.producer().routing_key(queue.name.clone()).build().await.unwrap();
         producer.publish(&i).send().await.unwrap();
     }
-    let declared = queue.queue_declare(&setup, true).await.unwrap();
+    let declared = queue.inspect(&setup).await.unwrap();
     assert_eq!(declared.message_count, 300);
     let mut seen: Vec<usize> = Vec::new();
     for channel in &channels {
@@ -105,7 +105,7 @@ async fn thousands_of_confirms_in_flight_all_resolve() {
     for confirmation in pending {
         tokio::time::timeout(PATIENCE, confirmation).await.unwrap().unwrap();
     }
-    assert_eq!(queue.queue_declare(&channel, true).await.unwrap().message_count, 5_000);
+    assert_eq!(queue.inspect(&channel).await.unwrap().message_count, 5_000);
     queue.delete(&channel, false, false).await.unwrap();
 }
 
@@ -263,7 +263,7 @@ async fn missed_heartbeats_through_a_black_hole_close_the_connection() {
     let stuck = tokio::spawn({
         let channel = channel.clone();
         let queue = queue.clone();
-        async move { queue.queue_declare(&channel, true).await }
+        async move { queue.inspect(&channel).await }
     });
     let lost = wait_event(&mut events, |e| matches!(e, Event::ConnectionLost { .. })).await;
     assert!(lost.to_string().contains("missed heartbeats"), "{lost}");
@@ -319,7 +319,7 @@ async fn publishing_waits_while_the_broker_blocks_it() {
     wait_event(&mut events, |e| *e == Event::Unblocked).await;
     tokio::time::timeout(PATIENCE, first).await.unwrap().unwrap().unwrap();
     tokio::time::timeout(PATIENCE, second).await.unwrap().unwrap().unwrap();
-    assert_eq!(queue.queue_declare(&channel, true).await.unwrap().message_count, 3);
+    assert_eq!(queue.inspect(&channel).await.unwrap().message_count, 3);
 }
 
 /// A node with a TLS listener trusting the test CA and EXTERNAL login by
@@ -385,7 +385,7 @@ async fn tls_verifies_the_broker_and_logs_in_with_a_client_certificate() {
     );
     let conn = Connection::new(&external).unwrap();
     let channel = conn.default_channel().await.unwrap();
-    queue.queue_declare(&channel, true).await.unwrap();
+    queue.inspect(&channel).await.unwrap();
     conn.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

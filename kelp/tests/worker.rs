@@ -57,6 +57,6 @@ async fn the_worker_settles_what_handlers_leave_and_stops_gracefully() {
     stop.stop();
     tokio::time::timeout(PATIENCE, running).await.unwrap().unwrap().unwrap();
     // Everything was acked: the queue is empty.
-    let declared = Queue::new("work").queue_declare(&channel, true).await.unwrap();
+    let declared = Queue::new("work").inspect(&channel).await.unwrap();
     assert_eq!(declared.message_count, 0);
 }

@@ -7,9 +7,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Connection, Message, Producer, ProducerBuilder, run};
-use crate::{Accept, Compression, Queue, Result, Serializer};
+use crate::codec::compression::Compression;
+use crate::codec::serialization::{Accept, Serializer};
+use crate::error::Result;
+use crate::model::entity::Queue;
 
-pub use crate::Broadcast;
+pub use crate::patterns::rpc::Broadcast;
 
 /// A pool of connections; see [`crate::ConnectionPool`].
 ///
@@ -28,7 +31,7 @@ pub use crate::Broadcast;
 /// ```
 #[derive(Clone, Debug)]
 pub struct ConnectionPool {
-    inner: crate::ConnectionPool,
+    inner: crate::patterns::pools::ConnectionPool,
 }
 
 /// A connection taken from a [`ConnectionPool`]; dropping it gives it back.
@@ -36,11 +39,11 @@ pub struct ConnectionPool {
 #[must_use = "dropping it releases it to the pool at once"]
 pub struct PooledConnection {
     connection: Connection,
-    guard: crate::PooledConnection,
+    guard: crate::patterns::pools::PooledConnection,
 }
 
 impl PooledConnection {
-    fn new(guard: crate::PooledConnection) -> PooledConnection {
+    fn new(guard: crate::patterns::pools::PooledConnection) -> PooledConnection {
         PooledConnection { connection: Connection::from_async((*guard).clone()), guard }
     }
 
@@ -71,7 +74,7 @@ impl Deref for PooledConnection {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ProducerPool {
-    inner: crate::ProducerPool,
+    inner: crate::patterns::pools::ProducerPool,
 }
 
 /// A producer taken from a [`ProducerPool`]; dropping it gives it back.
@@ -79,11 +82,11 @@ pub struct ProducerPool {
 #[must_use = "dropping it releases it to the pool at once"]
 pub struct PooledProducer {
     producer: Producer,
-    guard: crate::PooledProducer,
+    guard: crate::patterns::pools::PooledProducer,
 }
 
 impl PooledProducer {
-    fn new(guard: crate::PooledProducer) -> PooledProducer {
+    fn new(guard: crate::patterns::pools::PooledProducer) -> PooledProducer {
         PooledProducer { producer: Producer { inner: (*guard).clone() }, guard }
     }
 
@@ -153,15 +156,15 @@ macro_rules! blocking_pool_api {
 
 impl ConnectionPool {
     /// A pool of at most `limit` connections built by `builder`.
-    pub fn new(builder: crate::ConnectionBuilder, limit: usize) -> ConnectionPool {
-        ConnectionPool { inner: crate::ConnectionPool::new(builder, limit) }
+    pub fn new(builder: crate::model::connection::ConnectionBuilder, limit: usize) -> ConnectionPool {
+        ConnectionPool { inner: crate::patterns::pools::ConnectionPool::new(builder, limit) }
     }
 }
 
 impl ProducerPool {
     /// A pool of at most `limit` producers built by `builder`.
     pub fn new(builder: ProducerBuilder, limit: usize) -> ProducerPool {
-        ProducerPool { inner: crate::ProducerPool::new(builder.inner, limit) }
+        ProducerPool { inner: crate::patterns::pools::ProducerPool::new(builder.inner, limit) }
     }
 }
 
@@ -170,16 +173,16 @@ blocking_pool_api!(ProducerPool, PooledProducer);
 
 /// The process-wide pools; see [`crate::pools`].
 pub mod pools {
-    pub use crate::pools::{DEFAULT_LIMIT, limit, reset, set_limit};
+    pub use crate::patterns::pools::{DEFAULT_LIMIT, limit, reset, set_limit};
 
     /// The process-wide connection pool for `url`.
-    pub fn connections(url: &str) -> crate::Result<super::ConnectionPool> {
-        crate::pools::connections(url).map(|inner| super::ConnectionPool { inner })
+    pub fn connections(url: &str) -> crate::error::Result<super::ConnectionPool> {
+        crate::patterns::pools::connections(url).map(|inner| super::ConnectionPool { inner })
     }
 
     /// The process-wide producer pool for `url`.
-    pub fn producers(url: &str) -> crate::Result<super::ProducerPool> {
-        crate::pools::producers(url).map(|inner| super::ProducerPool { inner })
+    pub fn producers(url: &str) -> crate::error::Result<super::ProducerPool> {
+        crate::patterns::pools::producers(url).map(|inner| super::ProducerPool { inner })
     }
 }
 
@@ -187,7 +190,7 @@ pub mod pools {
 #[derive(Debug)]
 #[must_use = "a builder does nothing until built"]
 pub struct SimpleBuilder {
-    inner: crate::SimpleBuilder,
+    inner: crate::patterns::simple::SimpleBuilder,
 }
 
 impl SimpleBuilder {
@@ -230,7 +233,7 @@ impl SimpleBuilder {
 /// # Ok::<(), kelp::Error>(())
 /// ```
 pub struct SimpleQueue {
-    inner: crate::SimpleQueue,
+    inner: crate::patterns::simple::SimpleQueue,
 }
 
 /// A transient simple queue; see [`crate::SimpleBuffer`].
@@ -245,7 +248,7 @@ impl SimpleBuffer {
 
     /// A buffer named `name`, with options.
     pub fn builder(connection: &Connection, name: &str) -> SimpleBuilder {
-        SimpleBuilder { inner: crate::SimpleBuffer::builder(connection.as_async(), name) }
+        SimpleBuilder { inner: crate::patterns::simple::SimpleBuffer::builder(connection.as_async(), name) }
     }
 }
 
@@ -257,12 +260,12 @@ impl SimpleQueue {
 
     /// The queue `name`, with options.
     pub fn builder(connection: &Connection, name: &str) -> SimpleBuilder {
-        SimpleBuilder { inner: crate::SimpleQueue::builder(connection.as_async(), name) }
+        SimpleBuilder { inner: crate::patterns::simple::SimpleQueue::builder(connection.as_async(), name) }
     }
 
     /// A simple queue over a queue you describe.
     pub fn from_queue(connection: &Connection, queue: Queue) -> SimpleBuilder {
-        SimpleBuilder { inner: crate::SimpleQueue::from_queue(connection.as_async(), queue) }
+        SimpleBuilder { inner: crate::patterns::simple::SimpleQueue::from_queue(connection.as_async(), queue) }
     }
 
     /// The queue.
@@ -332,13 +335,13 @@ impl SimpleQueue {
 /// # Ok::<(), kelp::Error>(())
 /// ```
 pub struct RpcClient {
-    inner: crate::RpcClient,
+    inner: crate::patterns::rpc::RpcClient,
 }
 
 impl RpcClient {
     /// A client on `connection`.
     pub fn new(connection: &Connection) -> Result<RpcClient> {
-        run(crate::RpcClient::new(connection.as_async())).map(|inner| RpcClient { inner })
+        run(crate::patterns::rpc::RpcClient::new(connection.as_async())).map(|inner| RpcClient { inner })
     }
 
     /// Where replies come back.
@@ -360,7 +363,7 @@ impl RpcClient {
 
 /// Answer `request`; see [`crate::send_reply`].
 pub fn send_reply<T: Serialize + ?Sized>(producer: &Producer, request: &Message, body: &T) -> Result<()> {
-    run(crate::send_reply(&producer.inner, &request.inner, body))
+    run(crate::patterns::rpc::send_reply(&producer.inner, &request.inner, body))
 }
 
 /// Collect the replies to `correlation_id`; see [`crate::collect_replies`].
@@ -371,7 +374,7 @@ pub fn collect_replies(
     limit: usize,
     timeout: Duration,
 ) -> Result<Vec<Message>> {
-    let messages = run(crate::collect_replies(connection.as_async(), queue, correlation_id, limit, timeout))?;
+    let messages = run(crate::patterns::rpc::collect_replies(connection.as_async(), queue, correlation_id, limit, timeout))?;
     Ok(messages.into_iter().map(|inner| Message { inner }).collect())
 }
 

@@ -21,9 +21,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use crate::message::ReturnedMessage;
-use crate::transport::OutgoingMessage;
-use crate::{Error, ErrorKind, Result};
+use crate::content::message::ReturnedMessage;
+use crate::transport::types::OutgoingMessage;
+use crate::error::{Error, ErrorKind, Result};
 
 enum State {
     Waiting(Option<Waker>),
@@ -400,8 +400,8 @@ impl Drop for PendingConfirm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Content, Properties};
-    use crate::SharedStr;
+    use crate::content::message::{Content, Properties};
+    use crate::content::text::SharedStr;
     use bytes::Bytes;
 
     fn message(body: &'static [u8], mandatory: bool) -> OutgoingMessage {

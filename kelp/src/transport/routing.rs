@@ -5,7 +5,7 @@
 //! `a.#` does not match `a`), topic matching here is word-exact: `*` is
 //! exactly one word and `#` is zero or more words.
 
-use crate::{FieldTable, Value};
+use crate::content::value::{FieldTable, Value};
 
 /// The words of a topic or routing key. RabbitMQ treats the empty key as
 /// zero words (so `#` matches it and `*` does not).

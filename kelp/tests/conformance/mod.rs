@@ -122,7 +122,7 @@ pub async fn default_channel_connects_lazily(url: &str) {
     let again = conn.default_channel().await.unwrap();
     let q = Queue::new(unique("default")).durable(false).auto_delete(true);
     let declared = q.declare(&channel).await.unwrap();
-    let passive = q.queue_declare(&again, true).await.unwrap();
+    let passive = q.inspect(&again).await.unwrap();
     assert_eq!(declared.name, passive.name);
 }
 
@@ -470,7 +470,7 @@ pub async fn passive_declare_of_missing_queue_is_not_found(url: &str) {
     let conn = connect(url).await;
     let channel = conn.default_channel().await.unwrap();
     let err = Queue::new(unique("nope"))
-        .queue_declare(&channel, true)
+        .inspect(&channel)
         .await
         .expect_err("404");
     assert!(err.is_not_found(), "{err}");
@@ -545,7 +545,7 @@ pub async fn ack_multiple(url: &str) {
     conn.default_channel().await.unwrap().close().await.unwrap();
     // Nothing comes back after the channel closed: all five were acked.
     let channel = conn.channel().await.unwrap();
-    let declared = queue.queue_declare(&channel, true).await.unwrap();
+    let declared = queue.inspect(&channel).await.unwrap();
     assert_eq!(declared.message_count, 0);
 }
 
@@ -803,7 +803,7 @@ pub async fn max_length_drops_head_or_rejects(url: &str) {
     for i in 0..4 {
         producer.publish(&i).routing_key(drop_head.name.clone()).send().await.unwrap();
     }
-    let declared = drop_head.queue_declare(&channel, true).await.unwrap();
+    let declared = drop_head.inspect(&channel).await.unwrap();
     assert_eq!(declared.message_count, 2);
     let m = get_eventually(&channel, &drop_head).await;
     assert_eq!(m.decode::<i32>().unwrap(), 2, "the oldest were dropped");
@@ -837,7 +837,7 @@ pub async fn purge_and_delete(url: &str) {
     }
     // Publishing is confirmed; the broker may still be counting.
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while queue.queue_declare(&channel, true).await.unwrap().message_count < 3 {
+    while queue.inspect(&channel).await.unwrap().message_count < 3 {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -845,7 +845,7 @@ pub async fn purge_and_delete(url: &str) {
     assert!(err.is_precondition_failed(), "{err}");
     assert_eq!(queue.purge(&channel).await.unwrap(), 3);
     assert_eq!(queue.delete(&channel, false, true).await.unwrap(), 0);
-    let err = queue.queue_declare(&channel, true).await.expect_err("deleted");
+    let err = queue.inspect(&channel).await.expect_err("deleted");
     assert!(err.is_not_found());
 
     let busy = Queue::new(unique("busy")).durable(false).argument("x-expires", 60_000u32);
@@ -880,7 +880,7 @@ pub async fn exclusive_queue_is_locked_to_its_connection(url: &str) {
     // Gone with its connection.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        match queue.queue_declare(&other.default_channel().await.unwrap(), true).await {
+        match queue.inspect(&other.default_channel().await.unwrap()).await {
             Err(e) if e.is_not_found() => break,
             _ => {
                 assert!(tokio::time::Instant::now() < deadline, "exclusive queue outlived its connection");
@@ -895,11 +895,11 @@ pub async fn auto_delete_queue_goes_with_its_last_consumer(url: &str) {
     let channel = conn.default_channel().await.unwrap();
     let queue = Queue::new(unique("autodel")).durable(false).auto_delete(true);
     let mut consumer = conn.channel().await.unwrap().consumer([queue.clone()]).build().await.unwrap();
-    queue.queue_declare(&channel, true).await.expect("exists while consumed");
+    queue.inspect(&channel).await.expect("exists while consumed");
     consumer.cancel().await.unwrap();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        match queue.queue_declare(&channel, true).await {
+        match queue.inspect(&channel).await {
             Err(e) if e.is_not_found() => break,
             _ => {
                 assert!(tokio::time::Instant::now() < deadline, "auto-delete queue survived");

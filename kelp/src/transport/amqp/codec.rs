@@ -16,8 +16,10 @@ use amq_protocol::types::FieldTable as AmqpTable;
 
 use super::wire::{self, Reader, put_short_str, put_table};
 use crate::error::reply_code::FRAME_ERROR;
-use crate::message::Properties;
-use crate::{Error, ErrorKind, FieldTable, Result, SharedStr};
+use crate::content::message::Properties;
+use crate::content::text::SharedStr;
+use crate::content::value::FieldTable;
+use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) use amq_protocol::protocol as methods;
 pub(crate) use amq_protocol::types::{LongString, ShortString};
@@ -557,7 +559,7 @@ pub(crate) fn short(s: &str) -> Result<ShortString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Value;
+    use crate::content::value::Value;
 
     fn read_all(mut bytes: BytesMut) -> Vec<Frame> {
         let mut frames = Vec::new();

@@ -33,11 +33,13 @@ use super::tls;
 use super::wire;
 use crate::error::reply_code;
 use crate::event::{Event, Events};
-use crate::message::{Content, DeliveryInfo, ReturnedMessage};
-use crate::transport::{CancelReason, ConnectOptions, ConsumerEvent, Delivery, DeliverySender};
+use crate::content::message::{Content, DeliveryInfo, ReturnedMessage};
+use crate::transport::types::{CancelReason, ConnectOptions, ConsumerEvent, Delivery, DeliverySender};
 use crate::url::BrokerUrl;
-use crate::util::FastHash;
-use crate::{Error, ErrorKind, FieldTable, Result, SharedStr, Value};
+use rustc_hash::FxBuildHasher as FastHash;
+use crate::content::text::SharedStr;
+use crate::content::value::{FieldTable, Value};
+use crate::error::{Error, ErrorKind, Result};
 
 use amq_protocol::protocol::AMQPClass;
 

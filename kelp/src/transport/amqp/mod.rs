@@ -20,12 +20,11 @@ use connection::{ChannelShared, Conn, ReaderCmd, Reply};
 
 
 use super::confirm::{self, PendingConfirm};
-use super::{
-    BindArgs, Capabilities, Confirm, ConnectOptions, ConsumeArgs, Delivery, DeliverySender,
-    ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk, Transport, TransportChannel,
-};
+use crate::transport::api::{Capabilities, Confirm, Transport, TransportChannel};
+use crate::transport::types::{BindArgs, ConnectOptions, ConsumeArgs, Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk};
 use crate::url::BrokerUrl;
-use crate::{Error, ErrorKind, Result, SharedStr};
+use crate::content::text::SharedStr;
+use crate::error::{Error, ErrorKind, Result};
 
 /// Fuzzing entry points (see `fuzz/`): they decode untrusted bytes with the
 /// connection reader's own functions. Each returns what it decoded, so that
@@ -37,7 +36,7 @@ pub mod fuzzing {
 
     use super::codec::{self, Frame, Method, methods};
     use super::wire;
-    use crate::Result;
+    use crate::error::Result;
     use amq_protocol::protocol::AMQPClass;
 
     /// Read every frame out of `data` as the connection reader does after
@@ -225,17 +224,17 @@ impl TransportChannel for AmqpChannel {
         }
     }
 
-    async fn exchange_declare(&self, args: ExchangeDeclare<'_>) -> Result<()> {
+    async fn exchange_declare(&self, args: &ExchangeDeclare) -> Result<()> {
         let reply = self
             .call(AMQPClass::Exchange(exchange::AMQPMethod::Declare(exchange::Declare {
-                exchange: short(args.name)?,
+                exchange: short(&args.name)?,
                 kind: short(args.kind.as_str())?,
                 passive: args.passive,
                 durable: args.durable,
                 auto_delete: args.auto_delete,
                 internal: args.internal,
                 nowait: false,
-                arguments: codec::to_amqp_table(args.arguments)?,
+                arguments: codec::to_amqp_table(&args.arguments)?,
             })))
             .await?;
         match reply {
@@ -258,14 +257,14 @@ impl TransportChannel for AmqpChannel {
         }
     }
 
-    async fn exchange_bind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn exchange_bind(&self, args: &BindArgs) -> Result<()> {
         let reply = self
             .call(AMQPClass::Exchange(exchange::AMQPMethod::Bind(exchange::Bind {
-                destination: short(args.destination)?,
-                source: short(args.source)?,
-                routing_key: short(args.routing_key)?,
+                destination: short(&args.destination)?,
+                source: short(&args.source)?,
+                routing_key: short(&args.routing_key)?,
                 nowait: false,
-                arguments: codec::to_amqp_table(args.arguments)?,
+                arguments: codec::to_amqp_table(&args.arguments)?,
             })))
             .await?;
         match reply {
@@ -274,14 +273,14 @@ impl TransportChannel for AmqpChannel {
         }
     }
 
-    async fn exchange_unbind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn exchange_unbind(&self, args: &BindArgs) -> Result<()> {
         let reply = self
             .call(AMQPClass::Exchange(exchange::AMQPMethod::Unbind(exchange::Unbind {
-                destination: short(args.destination)?,
-                source: short(args.source)?,
-                routing_key: short(args.routing_key)?,
+                destination: short(&args.destination)?,
+                source: short(&args.source)?,
+                routing_key: short(&args.routing_key)?,
                 nowait: false,
-                arguments: codec::to_amqp_table(args.arguments)?,
+                arguments: codec::to_amqp_table(&args.arguments)?,
             })))
             .await?;
         match reply {
@@ -290,16 +289,16 @@ impl TransportChannel for AmqpChannel {
         }
     }
 
-    async fn queue_declare(&self, args: QueueDeclare<'_>) -> Result<QueueDeclareOk> {
+    async fn queue_declare(&self, args: &QueueDeclare) -> Result<QueueDeclareOk> {
         let reply = self
             .call(AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-                queue: short(args.name)?,
+                queue: short(&args.name)?,
                 passive: args.passive,
                 durable: args.durable,
                 exclusive: args.exclusive,
                 auto_delete: args.auto_delete,
                 nowait: false,
-                arguments: codec::to_amqp_table(args.arguments)?,
+                arguments: codec::to_amqp_table(&args.arguments)?,
             })))
             .await?;
         match reply {
@@ -312,14 +311,14 @@ impl TransportChannel for AmqpChannel {
         }
     }
 
-    async fn queue_bind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn queue_bind(&self, args: &BindArgs) -> Result<()> {
         let reply = self
             .call(AMQPClass::Queue(queue::AMQPMethod::Bind(queue::Bind {
-                queue: short(args.destination)?,
-                exchange: short(args.source)?,
-                routing_key: short(args.routing_key)?,
+                queue: short(&args.destination)?,
+                exchange: short(&args.source)?,
+                routing_key: short(&args.routing_key)?,
                 nowait: false,
-                arguments: codec::to_amqp_table(args.arguments)?,
+                arguments: codec::to_amqp_table(&args.arguments)?,
             })))
             .await?;
         match reply {
@@ -328,13 +327,13 @@ impl TransportChannel for AmqpChannel {
         }
     }
 
-    async fn queue_unbind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn queue_unbind(&self, args: &BindArgs) -> Result<()> {
         let reply = self
             .call(AMQPClass::Queue(queue::AMQPMethod::Unbind(queue::Unbind {
-                queue: short(args.destination)?,
-                exchange: short(args.source)?,
-                routing_key: short(args.routing_key)?,
-                arguments: codec::to_amqp_table(args.arguments)?,
+                queue: short(&args.destination)?,
+                exchange: short(&args.source)?,
+                routing_key: short(&args.routing_key)?,
+                arguments: codec::to_amqp_table(&args.arguments)?,
             })))
             .await?;
         match reply {

@@ -8,7 +8,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::{Error, ErrorKind, FieldTable, Result, SharedStr, Value};
+use crate::content::text::SharedStr;
+
+use crate::content::value::{FieldTable, Value};
+
+use crate::error::{Error, ErrorKind, Result};
 
 /// Nested tables and arrays deeper than this are refused (a stack guard).
 const MAX_DEPTH: usize = 32;

@@ -13,13 +13,15 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLoc
 use std::time::{Duration, Instant};
 
 
-use crate::entity::ExchangeKind;
+use crate::content::exchange::ExchangeKind;
 use crate::error::reply_code::*;
-use crate::message::{Content, DeliveryInfo, ReturnedMessage};
+use crate::content::message::{Content, DeliveryInfo, ReturnedMessage};
 use crate::transport::routing::{headers_match, topic_matches};
-use crate::transport::{CancelReason, ConsumerEvent, Delivery, DeliverySender};
-use crate::util::FastHash;
-use crate::{Error, FieldTable, Result, SharedStr, Value};
+use crate::transport::types::{CancelReason, ConsumerEvent, Delivery, DeliverySender};
+use rustc_hash::FxBuildHasher as FastHash;
+use crate::content::text::SharedStr;
+use crate::content::value::{FieldTable, Value};
+use crate::error::{Error, Result};
 
 /// Lock a mutex, ignoring poisoning: broker state stays consistent because
 /// no code path panics while holding a lock.
@@ -322,7 +324,7 @@ impl VirtualHost {
     pub(super) fn declare_queue(self: &Arc<Self>, spec: QueueSpec<'_>) -> Result<(Arc<QueueState>, u32, u32)> {
         let mut topo = write(&self.topology);
         let name = if spec.name.is_empty() && !spec.passive {
-            format!("amq.gen-{}", crate::util::uuid4().replace('-', ""))
+            format!("amq.gen-{}", crate::content::ids::uuid4().replace('-', ""))
         } else {
             spec.name.to_owned()
         };

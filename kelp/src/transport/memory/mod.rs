@@ -14,14 +14,12 @@ use std::sync::{Arc, Mutex, Weak};
 
 use broker::{ChannelShared, ExchangeSpec, PublishOutcome, QueueSpec, StoredMessage, VirtualHost, lock};
 
-use super::{
-    BindArgs, Capabilities, CancelReason, Confirm, ConnectOptions, ConsumeArgs, ConsumerEvent,
-    Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk,
-    Transport, TransportChannel,
-};
+use crate::transport::api::{Capabilities, Confirm, Transport, TransportChannel};
+use crate::transport::types::{BindArgs, CancelReason, ConnectOptions, ConsumeArgs, ConsumerEvent, Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk};
 use crate::error::reply_code::NOT_ALLOWED;
 use crate::url::BrokerUrl;
-use crate::{Error, ErrorKind, Result, SharedStr};
+use crate::content::text::SharedStr;
+use crate::error::{Error, ErrorKind, Result};
 
 /// A connection to the in-process broker.
 pub(crate) struct MemoryTransport {
@@ -213,16 +211,16 @@ impl TransportChannel for MemoryChannel {
         Ok(())
     }
 
-    async fn exchange_declare(&self, args: ExchangeDeclare<'_>) -> Result<()> {
+    async fn exchange_declare(&self, args: &ExchangeDeclare) -> Result<()> {
         self.inner.guard(|c| {
             c.vhost().declare_exchange(ExchangeSpec {
-                name: args.name,
-                kind: args.kind,
+                name: &args.name,
+                kind: &args.kind,
                 passive: args.passive,
                 durable: args.durable,
                 auto_delete: args.auto_delete,
                 internal: args.internal,
-                arguments: args.arguments,
+                arguments: &args.arguments,
             })
         })
     }
@@ -231,28 +229,28 @@ impl TransportChannel for MemoryChannel {
         self.inner.guard(|c| c.vhost().delete_exchange(name, if_unused))
     }
 
-    async fn exchange_bind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn exchange_bind(&self, args: &BindArgs) -> Result<()> {
         self.inner.guard(|c| {
-            c.vhost().bind(false, args.destination, args.source, args.routing_key, args.arguments, c.conn_id())
+            c.vhost().bind(false, &args.destination, &args.source, &args.routing_key, &args.arguments, c.conn_id())
         })
     }
 
-    async fn exchange_unbind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn exchange_unbind(&self, args: &BindArgs) -> Result<()> {
         self.inner.guard(|c| {
-            c.vhost().unbind(false, args.destination, args.source, args.routing_key, args.arguments, c.conn_id())
+            c.vhost().unbind(false, &args.destination, &args.source, &args.routing_key, &args.arguments, c.conn_id())
         })
     }
 
-    async fn queue_declare(&self, args: QueueDeclare<'_>) -> Result<QueueDeclareOk> {
+    async fn queue_declare(&self, args: &QueueDeclare) -> Result<QueueDeclareOk> {
         self.inner.guard(|c| {
             let (queue, message_count, consumer_count) =
                 c.connection.vhost.declare_queue(QueueSpec {
-                    name: args.name,
+                    name: &args.name,
                     passive: args.passive,
                     durable: args.durable,
                     exclusive: args.exclusive,
                     auto_delete: args.auto_delete,
-                    arguments: args.arguments,
+                    arguments: &args.arguments,
                     connection_id: c.conn_id(),
                 })?;
             Ok(QueueDeclareOk {
@@ -263,15 +261,15 @@ impl TransportChannel for MemoryChannel {
         })
     }
 
-    async fn queue_bind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn queue_bind(&self, args: &BindArgs) -> Result<()> {
         self.inner.guard(|c| {
-            c.vhost().bind(true, args.destination, args.source, args.routing_key, args.arguments, c.conn_id())
+            c.vhost().bind(true, &args.destination, &args.source, &args.routing_key, &args.arguments, c.conn_id())
         })
     }
 
-    async fn queue_unbind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn queue_unbind(&self, args: &BindArgs) -> Result<()> {
         self.inner.guard(|c| {
-            c.vhost().unbind(true, args.destination, args.source, args.routing_key, args.arguments, c.conn_id())
+            c.vhost().unbind(true, &args.destination, &args.source, &args.routing_key, &args.arguments, c.conn_id())
         })
     }
 

@@ -13,9 +13,11 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Content, Properties};
-use crate::serialization::json::LENIENT_B64;
-use crate::{Error, FieldTable, Result, SharedStr};
+use crate::content::message::{Content, Properties};
+use crate::codec::serialization::json::LENIENT_B64;
+use crate::content::text::SharedStr;
+use crate::content::value::FieldTable;
+use crate::error::{Error, Result};
 
 /// A decoded envelope.
 #[derive(Debug)]
@@ -184,7 +186,7 @@ fn encode_marked(content: &Content, exchange: &str, routing_key: &str, tag: &str
     let marked_headers;
     let headers = if redelivered {
         let mut h = p.headers.clone();
-        h.insert("redelivered".into(), crate::Value::Bool(true));
+        h.insert("redelivered".into(), crate::content::value::Value::Bool(true));
         marked_headers = h;
         &marked_headers
     } else {
@@ -332,7 +334,7 @@ fn build(body: Option<BodyText<'_>>, wire: InEnvelope<'_>, json_text: bool) -> R
     let info = p.delivery_info.unwrap_or_default();
     let headers = wire.headers.unwrap_or_default();
     let redelivered = info.redelivered.unwrap_or(false)
-        || matches!(headers.get("redelivered"), Some(crate::Value::Bool(true)));
+        || matches!(headers.get("redelivered"), Some(crate::content::value::Value::Bool(true)));
     let small = |n: Option<Number>| {
         n.and_then(Number::as_i64).and_then(|v| u8::try_from(v.clamp(0, 255)).ok())
     };
@@ -525,7 +527,7 @@ mod tests {
         let marked = mark_redelivered(&raw).expect("valid");
         let e = decode(&marked).expect("decodes");
         assert!(e.redelivered);
-        assert_eq!(e.content.properties.headers.get("redelivered"), Some(&crate::Value::Bool(true)));
+        assert_eq!(e.content.properties.headers.get("redelivered"), Some(&crate::content::value::Value::Bool(true)));
     }
 
     #[test]
@@ -539,7 +541,7 @@ mod tests {
         let e = decode(&marked).expect("decodes");
         assert!(e.redelivered);
         assert_eq!(&e.content.body[..], b"x");
-        assert_eq!(e.content.properties.headers.get("k"), Some(&crate::Value::Int(1)));
+        assert_eq!(e.content.properties.headers.get("k"), Some(&crate::content::value::Value::Int(1)));
         assert_eq!(e.tag, "t");
     }
 
@@ -589,7 +591,7 @@ mod tests {
         for raw in [&b"not json"[..], b"{}", b"[1,2]", br#"{"properties": 3}"#,
             br#"{"body": "!!", "properties": {"body_encoding": "base64"}}"#] {
             let err = decode(raw).expect_err("must fail");
-            assert_eq!(err.kind(), crate::ErrorKind::Decode, "{raw:?}");
+            assert_eq!(err.kind(), crate::error::ErrorKind::Decode, "{raw:?}");
         }
     }
 }

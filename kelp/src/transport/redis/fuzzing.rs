@@ -5,7 +5,7 @@
 //! still decode; the asserts inside are the fuzzer's oracles.
 
 use super::envelope::{self, Envelope};
-use crate::Result;
+use crate::error::Result;
 
 /// Decode a Redis envelope. Whatever decodes must survive being published
 /// again (encoded, then decoded: every field but the redelivered flag, which
@@ -42,7 +42,7 @@ pub fn redis_envelope(data: &[u8]) -> Result<usize> {
     let again = envelope::decode(&encoded)
         .unwrap_or_else(|e| panic!("an envelope kelp encoded does not decode: {e}\n{}", String::from_utf8_lossy(&encoded)));
     assert_same(&first, &again, "re-encoded");
-    assert!(!again.redelivered || first.content.properties.headers.get("redelivered") == Some(&crate::Value::Bool(true)));
+    assert!(!again.redelivered || first.content.properties.headers.get("redelivered") == Some(&crate::content::value::Value::Bool(true)));
 
     let marked = match envelope::mark_redelivered(data) {
         Ok(marked) => marked,
@@ -89,7 +89,7 @@ fn assert_same(a: &Envelope, b: &Envelope, how: &str) {
             (&mut pa.cluster_id, &mut pb.cluster_id),
         ] {
             let near = match (x.as_deref().map(str::parse::<f64>), y.as_deref().map(str::parse::<f64>)) {
-                (Some(Ok(fx)), Some(Ok(fy))) => same_value(&crate::Value::Float(fx), &crate::Value::Float(fy)),
+                (Some(Ok(fx)), Some(Ok(fy))) => same_value(&crate::content::value::Value::Float(fx), &crate::content::value::Value::Float(fy)),
                 _ => false,
             };
             if near {
@@ -117,8 +117,8 @@ fn assert_same(a: &Envelope, b: &Envelope, how: &str) {
 /// The fuzz crate turns `float_roundtrip` on (the fix), so the fuzzer
 /// holds floats to exact equality; the stable replay of the corpus
 /// (`kelp/tests/fuzz_corpus.rs`, built without it) allows the one ULP.
-fn same_value(a: &crate::Value, b: &crate::Value) -> bool {
-    use crate::Value;
+fn same_value(a: &crate::content::value::Value, b: &crate::content::value::Value) -> bool {
+    use crate::content::value::Value;
     match (a, b) {
         (Value::Float(x), Value::Float(y)) if !floats_exact() => {
             x == y || (x.is_finite() && y.is_finite() && x.to_bits().abs_diff(y.to_bits()) <= 1)

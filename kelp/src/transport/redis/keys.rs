@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::url::BrokerUrl;
-use crate::{Error, FieldTable, Result, Value};
+use crate::content::value::{FieldTable, Value};
+use crate::error::{Error, Result};
 
 /// Kombu's separator inside binding members and priority-bucket names.
 pub(crate) const SEP: &str = "\x06\x16";

@@ -35,17 +35,15 @@ use tokio::sync::{Notify, watch};
 use keys::{Keys, RedisOptions, kombu_topic_pattern, parse_member};
 
 use super::routing::topic_matches;
-use super::{
-    BindArgs, Capabilities, CancelReason, Confirm, ConnectOptions, ConsumeArgs, ConsumerEvent,
-    Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk,
-    Transport, TransportChannel,
-};
-use crate::entity::ExchangeKind;
+use crate::transport::api::{Capabilities, Confirm, Transport, TransportChannel};
+use crate::transport::types::{BindArgs, CancelReason, ConnectOptions, ConsumeArgs, ConsumerEvent, Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk};
+use crate::content::exchange::ExchangeKind;
 use crate::error::reply_code::{NO_ROUTE, NOT_ALLOWED, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED};
 use crate::event::{Event, Events};
-use crate::message::{Content, DeliveryInfo, ReturnedMessage};
+use crate::content::message::{Content, DeliveryInfo, ReturnedMessage};
 use crate::url::{BrokerUrl, TransportKind};
-use crate::{Error, ErrorKind, Result, SharedStr};
+use crate::content::text::SharedStr;
+use crate::error::{Error, ErrorKind, Result};
 
 /// At most this many messages are taken by one fetch (measured with a
 /// prefetch of 1,000: 250 consumed 4 KiB messages ~10% faster than 100,
@@ -397,7 +395,7 @@ impl Shared {
     /// whether a queue, or a fanout subscriber, got the message).
     fn publish_commands(&self, message: &OutgoingMessage, plan: PublishPlan) -> Vec<redis::Cmd> {
         let content = &message.content;
-        let tag = crate::util::uuid4();
+        let tag = crate::content::ids::uuid4();
         let payload = envelope::encode(content, &message.exchange, &message.routing_key, &tag);
         let step = self.keys.step_of(envelope::priority_of(content));
         match plan {
@@ -568,7 +566,7 @@ impl Shared {
     /// Put messages whose visibility timeout passed back in their queues
     /// (Kombu's `restore_visible`), under Kombu's `unacked_mutex`.
     async fn restore_visible(&self) -> Result<usize> {
-        let token = crate::util::uuid4();
+        let token = crate::content::ids::uuid4();
         let mutex = self.keys.unacked_mutex();
         let expire_ms = u64::try_from(self.options.unacked_mutex_expire.as_millis()).unwrap_or(u64::MAX);
         let locked: Option<String> = self
@@ -863,7 +861,7 @@ impl Transport for RedisTransport {
             failure: Mutex::new(None),
             channels: Mutex::new(Vec::new()),
             writer,
-            owner: crate::util::uuid4(),
+            owner: crate::content::ids::uuid4(),
             alive_ttl: ALIVE_TTL,
             fetches: std::sync::atomic::AtomicU64::new(0),
         });
@@ -1436,7 +1434,7 @@ impl ChannelInner {
             // The delivery reads everything else of the envelope, not its tag.
             popped.tag = match decoded.as_mut().map(|d| std::mem::take(&mut d.tag)) {
                 Some(tag) if !tag.is_empty() => tag,
-                _ => format!("kelp-{}", crate::util::uuid4()),
+                _ => format!("kelp-{}", crate::content::ids::uuid4()),
             };
             let names = decoded.as_ref().map_or(0, |d| d.exchange.len() + d.routing_key.len());
             record_bytes += popped.raw.len() + popped.tag.len() + names + 16;
@@ -1733,7 +1731,7 @@ async fn fetch_loop(channel: Weak<ChannelInner>) {
             let Some(inner) = channel.upgrade() else { return };
             let tag = match envelope::decode(&raw) {
                 Ok(e) if !e.tag.is_empty() => e.tag,
-                _ => format!("kelp-{}", crate::util::uuid4()),
+                _ => format!("kelp-{}", crate::content::ids::uuid4()),
             };
             let record = kombu_unacked_record(&raw);
             let mut pipe = redis::pipe();
@@ -1839,7 +1837,7 @@ async fn subscribe_loop(channel: Weak<ChannelInner>, consumer_tag: SharedStr, mu
         let popped = Popped { source: source.clone(), raw: raw.clone(), tag: String::new(), decoded: Some(decoded) };
         let delivery = inner.delivery(&mut state, popped, Some((&consumer_tag, no_ack, epoch)));
         if !no_ack {
-            let local = format!("{FANOUT_TAG}{}", crate::util::uuid4());
+            let local = format!("{FANOUT_TAG}{}", crate::content::ids::uuid4());
             state.unacked.insert(delivery.info.delivery_tag, Unacked { tag: local, source, raw });
         }
         drop(state);
@@ -1873,14 +1871,14 @@ impl RedisChannel {
     }
 
     /// The binding-set member for `args` and whether the exchange is fanout.
-    async fn bind_member(&self, args: &BindArgs<'_>) -> Result<(String, bool)> {
-        let (queue, exchange, key) = (args.destination, args.source, args.routing_key);
-        let kind = self.shared().exchange_kind(exchange).await?;
+    async fn bind_member(&self, args: &BindArgs) -> Result<(String, bool)> {
+        let (queue, exchange, key) = (args.destination.as_str(), args.source.as_str(), args.routing_key.as_str());
+        let kind = self.shared().exchange_kind(&exchange).await?;
         let pattern = match kind {
-            Some(ExchangeKind::Topic) => kombu_topic_pattern(key),
+            Some(ExchangeKind::Topic) => kombu_topic_pattern(&key),
             _ => String::new(),
         };
-        Ok((Keys::member(key, &pattern, queue), matches!(kind, Some(ExchangeKind::Fanout))))
+        Ok((Keys::member(&key, &pattern, &queue), matches!(kind, Some(ExchangeKind::Fanout))))
     }
 }
 
@@ -1894,7 +1892,7 @@ impl TransportChannel for RedisChannel {
         Ok(())
     }
 
-    async fn exchange_declare(&self, args: ExchangeDeclare<'_>) -> Result<()> {
+    async fn exchange_declare(&self, args: &ExchangeDeclare) -> Result<()> {
         self.inner.check_open()?;
         if matches!(args.kind, ExchangeKind::Headers) || matches!(args.kind, ExchangeKind::Custom(_)) {
             return Err(Error::unsupported(format!(
@@ -1946,18 +1944,18 @@ impl TransportChannel for RedisChannel {
         Ok(())
     }
 
-    async fn exchange_bind(&self, _args: BindArgs<'_>) -> Result<()> {
+    async fn exchange_bind(&self, _args: &BindArgs) -> Result<()> {
         Err(Error::unsupported("the Redis transport has no exchange-to-exchange bindings (nor has Kombu's)"))
     }
 
-    async fn exchange_unbind(&self, _args: BindArgs<'_>) -> Result<()> {
+    async fn exchange_unbind(&self, _args: &BindArgs) -> Result<()> {
         Err(Error::unsupported("the Redis transport has no exchange-to-exchange bindings (nor has Kombu's)"))
     }
 
-    async fn queue_declare(&self, args: QueueDeclare<'_>) -> Result<QueueDeclareOk> {
+    async fn queue_declare(&self, args: &QueueDeclare) -> Result<QueueDeclareOk> {
         self.inner.check_open()?;
         let shared = self.shared();
-        let name = if args.name.is_empty() { format!("amq.gen-{}", crate::util::uuid4()) } else { args.name.to_owned() };
+        let name = if args.name.is_empty() { format!("amq.gen-{}", crate::content::ids::uuid4()) } else { args.name.to_owned() };
         if args.passive {
             if !shared.queue_exists(&name).await? {
                 return self.inner.fail(NOT_FOUND, format!("NOT_FOUND - no queue '{name}' in vhost '{}'", shared.keys.bucket("", 0))).await;
@@ -1975,7 +1973,7 @@ impl TransportChannel for RedisChannel {
                 "durable={} auto_delete={} arguments={}",
                 args.durable,
                 args.auto_delete,
-                serde_json::to_string(args.arguments).unwrap_or_default()
+                serde_json::to_string(&args.arguments).unwrap_or_default()
             );
             let mut pipe = redis::pipe();
             pipe.cmd("HSETNX").arg(shared.keys.queue_records()).arg(&name).arg(&spec).ignore();
@@ -1990,7 +1988,7 @@ impl TransportChannel for RedisChannel {
                     )
                     .await;
             }
-            match args.arguments.get("x-expires").and_then(crate::Value::as_i64) {
+            match args.arguments.get("x-expires").and_then(crate::content::value::Value::as_i64) {
                 Some(ms) if ms > 0 => {
                     lock(&shared.expires).insert(name.clone(), ms as u64);
                     let mut pipe = redis::pipe();
@@ -2019,34 +2017,34 @@ impl TransportChannel for RedisChannel {
         Ok(QueueDeclareOk { name, message_count, consumer_count })
     }
 
-    async fn queue_bind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn queue_bind(&self, args: &BindArgs) -> Result<()> {
         self.inner.check_open()?;
         let (member, fanout) = self.bind_member(&args).await?;
         let shared = self.shared();
         let mut pipe = redis::pipe();
-        pipe.cmd("SADD").arg(shared.keys.binding(args.source)).arg(&member).ignore();
-        pipe.cmd("SADD").arg(shared.keys.binding_permanent(args.source)).arg(&member).ignore();
+        pipe.cmd("SADD").arg(shared.keys.binding(&args.source)).arg(&member).ignore();
+        pipe.cmd("SADD").arg(shared.keys.binding_permanent(&args.source)).arg(&member).ignore();
         shared.pipe::<()>(&pipe, "binding a queue").await?;
         if fanout {
             let mut fanout = lock(&shared.fanout_bindings);
             let exchanges = fanout.entry(args.destination.to_owned()).or_default();
-            if !exchanges.iter().any(|e| e == args.source) {
+            if !exchanges.iter().any(|e| *e == args.source) {
                 exchanges.push(args.source.to_owned());
             }
         }
         Ok(())
     }
 
-    async fn queue_unbind(&self, args: BindArgs<'_>) -> Result<()> {
+    async fn queue_unbind(&self, args: &BindArgs) -> Result<()> {
         self.inner.check_open()?;
         let (member, fanout) = self.bind_member(&args).await?;
         let shared = self.shared();
         let mut pipe = redis::pipe();
-        pipe.cmd("SREM").arg(shared.keys.binding(args.source)).arg(&member).ignore();
-        pipe.cmd("SREM").arg(shared.keys.binding_permanent(args.source)).arg(&member).ignore();
+        pipe.cmd("SREM").arg(shared.keys.binding(&args.source)).arg(&member).ignore();
+        pipe.cmd("SREM").arg(shared.keys.binding_permanent(&args.source)).arg(&member).ignore();
         shared.pipe::<()>(&pipe, "unbinding a queue").await?;
-        if fanout && let Some(exchanges) = lock(&shared.fanout_bindings).get_mut(args.destination) {
-            exchanges.retain(|e| e != args.source);
+        if fanout && let Some(exchanges) = lock(&shared.fanout_bindings).get_mut(&args.destination) {
+            exchanges.retain(|e| *e != args.source);
         }
         Ok(())
     }

@@ -1,0 +1,7 @@
+//! The patterns layer.
+
+pub(crate) mod dedup;
+pub(crate) mod pools;
+pub(crate) mod rpc;
+pub(crate) mod simple;
+pub(crate) mod worker;
