@@ -16,7 +16,10 @@ use crate::content::text::SharedStr;
 use crate::error::{Error, Result};
 use crate::url::BrokerUrl;
 
-/// What a transport can do; the model checks these before asking.
+/// What a transport can do. Ask with
+/// [`Connection::capabilities`](crate::Connection::capabilities); what a
+/// transport cannot do is refused with an
+/// [`Unsupported`](crate::ErrorKind::Unsupported) error, never ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
@@ -30,10 +33,19 @@ pub struct Capabilities {
     pub headers: bool,
     /// Queue priorities (`x-max-priority`).
     pub priorities: bool,
-    /// Per-message and per-queue TTL.
+    /// Priorities are served strictly highest first, as RabbitMQ does.
+    /// False where they are coarse buckets served lowest first (Kombu's
+    /// Redis format, kept for compatibility).
+    pub strict_priorities: bool,
+    /// Per-message and per-queue TTL (`expiration`, `x-message-ttl`).
     pub message_ttl: bool,
+    /// Queue length limits (`x-max-length`, `x-max-length-bytes`).
+    pub max_length: bool,
     /// Exchange-to-exchange bindings.
     pub exchange_bindings: bool,
+    /// A publish to an exchange that does not exist is an error (the broker
+    /// keeps exchanges; Redis, like Kombu's transport, does not).
+    pub checks_exchanges: bool,
 }
 
 /// The outcome of a publish, once the broker has taken responsibility.

@@ -152,8 +152,11 @@ impl Transport for AmqpTransport {
             fanout: true,
             headers: true,
             priorities: true,
+            strict_priorities: true,
             message_ttl: true,
             exchange_bindings: true,
+            max_length: true,
+            checks_exchanges: true,
         }
     }
 }

@@ -926,8 +926,11 @@ impl Transport for RedisTransport {
             fanout: true,
             headers: false,
             priorities: true,
+            strict_priorities: false,
             message_ttl: false,
             exchange_bindings: false,
+            max_length: false,
+            checks_exchanges: false,
         }
     }
 }
@@ -1882,6 +1885,9 @@ impl RedisChannel {
     }
 }
 
+/// Queue arguments Redis has nothing to honour them with.
+const UNSUPPORTED_QUEUE_ARGUMENTS: &[&str] = &["x-message-ttl", "x-max-length", "x-max-length-bytes"];
+
 impl TransportChannel for RedisChannel {
     fn is_open(&self) -> bool {
         self.inner.check_open().is_ok()
@@ -1961,6 +1967,12 @@ impl TransportChannel for RedisChannel {
                 return self.inner.fail(NOT_FOUND, format!("NOT_FOUND - no queue '{name}' in vhost '{}'", shared.keys.bucket("", 0))).await;
             }
         } else {
+            if let Some(argument) = UNSUPPORTED_QUEUE_ARGUMENTS.iter().find(|a| args.arguments.contains_key(**a)) {
+                return Err(Error::unsupported(format!(
+                    "the Redis transport cannot honour the queue argument {argument} (Kombu's Redis transport \
+                     ignores it; kelp refuses rather than drop it silently)"
+                )));
+            }
             if lock(&shared.exclusive).contains(&name) {
                 // Declared exclusive by this connection: fine to redeclare.
             } else if args.exclusive && shared.queue_exists(&name).await? {
