@@ -10,4 +10,4 @@ scripts/brokers.sh
 KELP_PYTHON="$(scripts/python-env.sh)"
 export KELP_PYTHON
 export KELP_BENCH_PYTHON="${KELP_BENCH_PYTHON:-$KELP_PYTHON}"
-cargo test --workspace --locked "$@"
+cargo test --workspace --all-features --locked "$@"

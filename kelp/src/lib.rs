@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod codec;
@@ -37,6 +38,7 @@ mod transport;
 
 mod url;
 
+#[cfg(feature = "blocking")]
 pub mod blocking;
 
 pub use codec::compression::Compression;
@@ -83,7 +85,9 @@ pub mod pools {
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]
 pub mod __fuzz {
+    #[cfg(feature = "amqp")]
     pub use crate::transport::amqp::fuzzing::*;
+    #[cfg(feature = "redis")]
     pub use crate::transport::redis::fuzzing::*;
 
     /// Parse a broker URL and a `;` list; returns how many URLs the list

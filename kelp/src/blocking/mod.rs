@@ -24,7 +24,6 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,27 +51,7 @@ fn wait<F: Future>(future: F) -> Result<F::Output> {
             "kelp::blocking was called from inside an async runtime; use the async API there",
         ));
     }
-    Ok(runtime()?.block_on(future))
-}
-
-fn runtime() -> Result<&'static tokio::runtime::Handle> {
-    static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    static HANDLE: OnceLock<tokio::runtime::Handle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle);
-    }
-    let runtime = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("kelp-blocking-runtime")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    match runtime {
-        Ok(rt) => Ok(HANDLE.get_or_init(|| rt.handle().clone())),
-        Err(e) => Err(Error::config(format!("cannot start kelp's blocking runtime: {e}"))),
-    }
+    Ok(crate::patterns::runtime::handle()?.block_on(future))
 }
 
 fn run<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
@@ -85,7 +64,6 @@ pub use patterns::{
     Broadcast, ConnectionPool, PooledConnection, PooledProducer, ProducerPool, RpcClient, SimpleBuffer,
     SimpleBuilder, SimpleQueue, collect_replies, pools, send_reply,
 };
-pub(crate) use patterns::background;
 
 /// A connection; see [`crate::Connection`].
 ///

@@ -377,11 +377,3 @@ pub fn collect_replies(
     let messages = run(crate::patterns::rpc::collect_replies(connection.as_async(), queue, correlation_id, limit, timeout))?;
     Ok(messages.into_iter().map(|inner| Message { inner }).collect())
 }
-
-/// Run `future` in the background on kelp's runtime (for pools used
-/// from synchronous code, where no runtime is current).
-pub(crate) fn background(future: impl std::future::Future<Output = ()> + Send + 'static) {
-    if let Ok(handle) = super::runtime() {
-        handle.spawn(future);
-    }
-}

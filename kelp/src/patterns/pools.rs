@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::runtime;
+
 use crate::error::{Error, ErrorKind, Result};
 
 use crate::model::connection::{Connection, ConnectionBuilder};
@@ -46,7 +48,7 @@ impl Resource for Connection {
         !self.is_closed_by_app()
     }
     fn close(self) {
-        in_background(async move {
+        runtime::in_background(async move {
             let _ = Connection::close(&self).await;
         });
     }
@@ -57,20 +59,9 @@ impl Resource for Producer {
         !self.channel().connection().is_closed_by_app()
     }
     fn close(self) {
-        in_background(async move {
+        runtime::in_background(async move {
             let _ = self.channel().close().await;
         });
-    }
-}
-
-/// Run `future` on the current runtime, or on kelp's own when the pool is
-/// used from synchronous code.
-fn in_background(future: impl Future<Output = ()> + Send + 'static) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(future);
-        }
-        Err(_) => crate::blocking::background(future),
     }
 }
 

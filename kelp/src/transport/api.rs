@@ -7,7 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::confirm::{PendingConfirm, SharedConfirms};
+#[cfg(feature = "amqp")]
+use super::confirm::PendingConfirm;
+use super::confirm::SharedConfirms;
 use super::types::{
     BindArgs, ConnectOptions, ConsumeArgs, Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare,
     QueueDeclareOk,
@@ -56,8 +58,10 @@ pub struct Capabilities {
 #[must_use = "a confirmation does nothing unless awaited"]
 pub(crate) enum Confirm {
     Ready(Option<Result<()>>),
+    #[cfg(feature = "amqp")]
     Amqp(PendingConfirm),
     /// A reply still on its way (Redis: the write's answer).
+    #[cfg(feature = "redis")]
     Pending(Pin<Box<dyn Future<Output = Result<()>> + Send>>),
 }
 
@@ -69,6 +73,7 @@ impl Confirm {
 
 impl Future for Confirm {
     type Output = Result<()>;
+    #[cfg_attr(not(any(feature = "amqp", feature = "redis")), allow(unused_variables))]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         match self.get_mut() {
             Confirm::Ready(result) => Poll::Ready(
@@ -76,7 +81,9 @@ impl Future for Confirm {
                     .take()
                     .unwrap_or_else(|| Err(Error::closed("confirmation polled after completion"))),
             ),
+            #[cfg(feature = "amqp")]
             Confirm::Amqp(pending) => Pin::new(pending).poll(cx),
+            #[cfg(feature = "redis")]
             Confirm::Pending(reply) => reply.as_mut().poll(cx),
         }
     }

@@ -9,13 +9,19 @@
 //! routing rules shared by the transports that emulate a broker (memory,
 //! Redis) live in [`routing`]; publisher confirms in [`confirm`].
 
+#[cfg(feature = "amqp")]
 pub(crate) mod amqp;
 pub(crate) mod any;
 pub(crate) mod api;
+// Confirms waited for over a network; the memory broker confirms at once.
+#[cfg_attr(not(any(feature = "amqp", feature = "redis")), allow(dead_code))]
 pub(crate) mod confirm;
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
 pub(crate) mod redis;
 pub(crate) mod routing;
+// Connect options and events only network transports read.
+#[cfg_attr(not(any(feature = "amqp", feature = "redis")), allow(dead_code))]
 pub(crate) mod types;
 
 pub(crate) use any::{AnyChannel, AnyTransport};

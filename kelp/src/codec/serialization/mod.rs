@@ -19,6 +19,9 @@
 
 mod body;
 pub(crate) mod json;
+#[cfg(feature = "msgpack")]
+mod msgpack;
+#[cfg(feature = "yaml")]
 mod yaml;
 
 #[cfg(test)]
@@ -29,7 +32,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 use serde::Serialize;
-use serde::de::{Deserialize, DeserializeOwned};
+use serde::de::DeserializeOwned;
 
 use crate::content::value::Value;
 
@@ -81,10 +84,6 @@ const DEFAULT_CONTENT_TYPE: &str = "application/data";
 /// Content types Kombu always lets through an accept list (`TRUSTED_CONTENT`).
 const TRUSTED: [&str; 2] = ["application/data", "application/text"];
 
-/// Nesting bound for msgpack, the same as serde_json's for JSON, so that a
-/// hostile body cannot exhaust the stack.
-const MSGPACK_MAX_DEPTH: usize = 128;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Builtin {
     Json,
@@ -121,6 +120,17 @@ impl Builtin {
             Builtin::Raw => "application/data",
             Builtin::Text => "text/plain",
         }
+    }
+
+    /// The error for a serializer whose feature was left out of the build.
+    #[allow(dead_code)] // unused when every serializer is compiled in
+    fn compiled_out(self) -> Error {
+        Error::unsupported(format!(
+            "the {} serializer ({}) needs kelp's `{}` feature, which this build leaves out",
+            self.name(),
+            self.content_type(),
+            self.name()
+        ))
     }
 
     fn content_encoding(self) -> &'static str {
@@ -228,6 +238,7 @@ impl Serializer {
     /// assert_eq!(body.as_ref(), [0x93, 1, 2, 3]); // a 3-element array
     /// # Ok::<(), kelp::Error>(())
     /// ```
+    #[cfg(feature = "msgpack")]
     pub fn msgpack() -> Serializer {
         Serializer::builtin(Builtin::Msgpack)
     }
@@ -251,6 +262,7 @@ impl Serializer {
     /// assert_eq!(back, ["yes", "no"]);
     /// # Ok::<(), kelp::Error>(())
     /// ```
+    #[cfg(feature = "yaml")]
     pub fn yaml() -> Serializer {
         Serializer::builtin(Builtin::Yaml)
     }
@@ -397,12 +409,14 @@ impl Serializer {
         match &self.kind {
             Kind::Builtin(Builtin::Json) => json::to_bytes(value)
                 .map_err(|e| Error::encode("cannot serialize the body as json").with_source(e)),
-            Kind::Builtin(Builtin::Msgpack) => rmp_serde::to_vec_named(value)
-                .map(Bytes::from)
-                .map_err(|e| Error::encode("cannot serialize the body as msgpack").with_source(e)),
-            Kind::Builtin(Builtin::Yaml) => serde_saphyr::to_string(&value)
-                .map(|s| Bytes::from(s.into_bytes()))
-                .map_err(|e| Error::encode("cannot serialize the body as yaml").with_source(e)),
+            #[cfg(feature = "msgpack")]
+            Kind::Builtin(Builtin::Msgpack) => msgpack::encode(value),
+            #[cfg(feature = "yaml")]
+            Kind::Builtin(Builtin::Yaml) => yaml::encode(value),
+            #[cfg(not(feature = "msgpack"))]
+            Kind::Builtin(Builtin::Msgpack) => Err(Builtin::Msgpack.compiled_out()),
+            #[cfg(not(feature = "yaml"))]
+            Kind::Builtin(Builtin::Yaml) => Err(Builtin::Yaml.compiled_out()),
             Kind::Builtin(Builtin::Raw) => body::capture(value, Capture::Raw),
             Kind::Builtin(Builtin::Text) => body::capture(value, Capture::Text),
             Kind::Custom(c) => c.codec.encode(&Value::from_serialize(value)?),
@@ -554,12 +568,18 @@ pub fn decode<T: DeserializeOwned>(
             json::plainify(&mut value);
             T::deserialize(value)
         }
-        Decoder::Builtin(Builtin::Msgpack) => decode_msgpack(body, |de| T::deserialize(de)),
+        #[cfg(feature = "msgpack")]
+        Decoder::Builtin(Builtin::Msgpack) => msgpack::decode(body),
         // Through the dynamic value, so that plain scalars are read as
         // PyYAML reads them (`y` is a string, not a boolean) here too.
+        #[cfg(feature = "yaml")]
         Decoder::Builtin(Builtin::Yaml) => {
             T::deserialize(yaml::decode_value(body).map_err(|e| decode_error(ct, e))?)
         }
+        #[cfg(not(feature = "msgpack"))]
+        Decoder::Builtin(Builtin::Msgpack) => Err(Builtin::Msgpack.compiled_out()),
+        #[cfg(not(feature = "yaml"))]
+        Decoder::Builtin(Builtin::Yaml) => Err(Builtin::Yaml.compiled_out()),
         Decoder::Builtin(Builtin::Raw | Builtin::Text) | Decoder::None => {
             let text = Charset::parse(content_encoding)?.text(body)?;
             T::deserialize(RawBody {
@@ -612,41 +632,19 @@ pub fn decode_value(
         Decoder::Builtin(Builtin::Json) => serde_json::from_slice::<json::JsonValue>(body)
             .map(|v| v.0)
             .map_err(|e| decode_error(ct, e)),
-        Decoder::Builtin(Builtin::Msgpack) => decode_msgpack(body, |de| Value::deserialize(de)),
-        Decoder::Builtin(Builtin::Yaml) => {
-            yaml::decode_value(body).map_err(|e| decode_error(ct, e))
-        }
+        #[cfg(feature = "msgpack")]
+        Decoder::Builtin(Builtin::Msgpack) => msgpack::decode_value(body),
+        #[cfg(feature = "yaml")]
+        Decoder::Builtin(Builtin::Yaml) => yaml::decode_value(body).map_err(|e| decode_error(ct, e)),
+        #[cfg(not(feature = "msgpack"))]
+        Decoder::Builtin(Builtin::Msgpack) => Err(Builtin::Msgpack.compiled_out()),
+        #[cfg(not(feature = "yaml"))]
+        Decoder::Builtin(Builtin::Yaml) => Err(Builtin::Yaml.compiled_out()),
         Decoder::Builtin(Builtin::Raw | Builtin::Text) | Decoder::None => {
             body::undecoded_value(body, Charset::parse(content_encoding)?)
         }
         Decoder::Custom(codec) => codec.decode(body),
     }
-}
-
-type MsgpackDe<'a, 'b> = rmp_serde::Deserializer<rmp_serde::decode::ReadReader<&'a mut &'b [u8]>>;
-
-/// Run a msgpack deserialization with a depth bound, and refuse trailing
-/// bytes as Python's `unpackb` does.
-fn decode_msgpack<T, E>(
-    body: &[u8],
-    f: impl FnOnce(&mut MsgpackDe<'_, '_>) -> Result<T, E>,
-) -> Result<T>
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let mut rest = body;
-    let out = {
-        let mut de = rmp_serde::Deserializer::new(&mut rest);
-        de.set_max_depth(MSGPACK_MAX_DEPTH);
-        f(&mut de).map_err(|e| decode_error(Builtin::Msgpack.content_type(), e))?
-    };
-    if !rest.is_empty() {
-        return Err(Error::decode(format!(
-            "cannot decode the application/x-msgpack body: {} bytes after the value",
-            rest.len()
-        )));
-    }
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------

@@ -25,6 +25,12 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
+pub(super) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Result<Bytes> {
+    serde_saphyr::to_string(&value)
+        .map(|s| Bytes::from(s.into_bytes()))
+        .map_err(|e| crate::error::Error::encode("cannot serialize the body as yaml").with_source(e))
+}
+
 const BINARY_TAGS: [&str; 2] = ["tag:yaml.org,2002:binary", "!!binary"];
 
 /// Read a YAML body into a [`Value`] the way PyYAML's `safe_load` sees it.
