@@ -28,7 +28,8 @@ mod brotli;
 mod bzip2;
 #[cfg(feature = "lzma")]
 mod lzma;
-#[cfg(test)]
+// The round trips need every method; a build without some is tested below.
+#[cfg(all(test, feature = "zlib", feature = "bzip2", feature = "lzma", feature = "zstd", feature = "brotli"))]
 mod tests;
 #[cfg(feature = "zlib")]
 mod zlib;
@@ -342,9 +343,38 @@ impl Compression {
         })
     }
 
-    /// The cargo feature that compiles this method in.
+    /// The cargo feature that compiles this method in (its
+    /// [`name`](Compression::name)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(kelp::Compression::Lzma.feature(), "lzma");
+    /// ```
     pub fn feature(self) -> &'static str {
         self.name()
+    }
+
+    /// True when this build compiles the method in; a method that is left
+    /// out fails with [`Unsupported`](ErrorKind::Unsupported), naming its
+    /// feature.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kelp::Compression;
+    ///
+    /// let usable: Vec<Compression> = Compression::ALL.into_iter().filter(|m| m.is_available()).collect();
+    /// assert!(usable.contains(&Compression::Zlib)); // a default feature
+    /// ```
+    pub fn is_available(self) -> bool {
+        match self {
+            Compression::Zlib => cfg!(feature = "zlib"),
+            Compression::Bzip2 => cfg!(feature = "bzip2"),
+            Compression::Lzma => cfg!(feature = "lzma"),
+            Compression::Zstd => cfg!(feature = "zstd"),
+            Compression::Brotli => cfg!(feature = "brotli"),
+        }
     }
 
     /// The error for a method whose feature was left out of the build.
@@ -374,3 +404,23 @@ impl FromStr for Compression {
     }
 }
 
+#[cfg(test)]
+mod availability {
+    use super::*;
+
+    #[test]
+    fn a_method_left_out_is_refused_by_name() {
+        for method in Compression::ALL {
+            let packed = method.compress(b"abc");
+            if method.is_available() {
+                let back = method.decompress(&packed.unwrap(), 10).unwrap();
+                assert_eq!(back.as_ref(), b"abc");
+            } else {
+                let err = packed.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Unsupported);
+                assert!(err.message().contains(&format!("`{}` feature", method.feature())), "{err}");
+                assert_eq!(method.decompress(b"abc", 10).unwrap_err().kind(), ErrorKind::Unsupported);
+            }
+        }
+    }
+}

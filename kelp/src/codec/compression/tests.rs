@@ -1,4 +1,6 @@
 //! Round trips, aliases and the decompression bound, for the codecs compiled in.
+use std::io::Write;
+
 use super::*;
 
 fn sample() -> Vec<u8> {
@@ -176,12 +178,12 @@ fn tolerant_of_concatenation_and_gzip() {
     z.extend_from_slice(b"trailing");
     assert_eq!(Compression::Zlib.decompress(&z, 10_000).unwrap(), a);
     // A real gzip member under application/x-gzip.
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut gz = ::flate2::write::GzEncoder::new(Vec::new(), ::flate2::Compression::default());
     gz.write_all(&a).unwrap();
     let gz = gz.finish().unwrap();
     assert_eq!(Compression::Zlib.decompress(&gz, 10_000).unwrap(), a);
     // zstd frames without the content size (streaming encoder).
-    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    let mut enc = ::zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
     enc.write_all(&a).unwrap();
     let streamed = enc.finish().unwrap();
     assert_eq!(Compression::Zstd.decompress(&streamed, 10_000).unwrap(), a);

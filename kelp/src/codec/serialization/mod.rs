@@ -24,7 +24,8 @@ mod msgpack;
 #[cfg(feature = "yaml")]
 mod yaml;
 
-#[cfg(test)]
+// Written for every serializer and compression method.
+#[cfg(all(test, feature = "msgpack", feature = "yaml", feature = "compression"))]
 mod tests;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1003,5 +1004,27 @@ impl Accept {
 impl Default for Accept {
     fn default() -> Self {
         Accept::all()
+    }
+}
+
+#[cfg(test)]
+mod availability {
+    use super::*;
+
+    #[test]
+    fn a_serializer_left_out_is_refused_by_name() {
+        for (name, compiled_in) in [("msgpack", cfg!(feature = "msgpack")), ("yaml", cfg!(feature = "yaml"))] {
+            let serializer = Serializer::from_name(name).unwrap();
+            let encoded = serializer.encode(&[1, 2]);
+            let decoded = decode_value(Some(serializer.content_type()), None, b"[1, 2]");
+            if compiled_in {
+                assert!(encoded.is_ok(), "{name}");
+            } else {
+                for err in [encoded.unwrap_err(), decoded.unwrap_err()] {
+                    assert_eq!(err.kind(), ErrorKind::Unsupported, "{name}: {err}");
+                    assert!(err.message().contains(&format!("`{name}` feature")), "{err}");
+                }
+            }
+        }
     }
 }
