@@ -5,6 +5,7 @@ pub mod bare_redis;
 pub mod bench;
 pub mod commands;
 pub mod failover;
+pub mod measure;
 
 use std::fmt;
 
