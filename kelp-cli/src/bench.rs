@@ -230,7 +230,15 @@ pub async fn run_mpsc(messages: u64, size: usize, visible: bool) -> Result<Bench
 /// `kelp bench`.
 pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     if args.failover {
+        // The failover run starts RabbitMQ nodes of its own: only in builds
+        // with the "bench" feature (the binary users install has none).
+        #[cfg(feature = "bench")]
         return crate::failover::run(args.json).await;
+        #[cfg(not(feature = "bench"))]
+        return Err(CliError::failure(
+            "bench --failover needs kelp built with the \"bench\" feature \
+             (cargo run --release -p kelp-cli --features bench -- bench --failover)",
+        ));
     }
     if args.size < 8 {
         return Err(CliError::usage("--size must be at least 8 bytes (the send time travels in the body)"));

@@ -4,6 +4,7 @@
 pub mod bare_redis;
 pub mod bench;
 pub mod commands;
+#[cfg(feature = "bench")]
 pub mod failover;
 pub mod measure;
 
