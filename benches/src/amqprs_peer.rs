@@ -33,7 +33,7 @@ use amqprs::channel::{
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, DELIVERY_MODE_PERSISTENT, Nack, Return};
 use async_trait::async_trait;
-use kelp_cli::bench::BenchResult;
+use kelp_cli::measure::BenchResult;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use kelp_cli::bench::BenchResult;
+use kelp_cli::measure::BenchResult;
 
 /// The broker used when `KELP_BENCH_URL` is not set.
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kelp::{Connection, Queue};
-use kelp_cli::bench::BenchResult;
+use kelp_cli::measure::BenchResult;
 
 use crate::common::{
     CONNECT_TIMEOUT, Context, Params, ROUND_TRIP_WARMUP, STEP_TIMEOUT, Timer, Workload, bounded, nanos_since,

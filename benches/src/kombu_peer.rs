@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use kelp_cli::bench::BenchResult;
+use kelp_cli::measure::BenchResult;
 use serde_json::Value;
 
 use crate::common::{AmqpUrl, Params, Workload, is_redis_url};

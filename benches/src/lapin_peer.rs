@@ -27,7 +27,7 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Instant;
 
 use futures_lite::StreamExt;
-use kelp_cli::bench::BenchResult;
+use kelp_cli::measure::BenchResult;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
     QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,

@@ -37,7 +37,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use common::{AmqpUrl, DEFAULT_URL, Params, Workload, check_broker, process_cpu_time};
-pub use kelp_cli::bench::BenchResult;
+pub use kelp_cli::measure::BenchResult;
 
 /// A tokio runtime shape a Rust peer is measured on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

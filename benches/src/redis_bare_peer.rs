@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use kelp_cli::bench::BenchResult;
+use kelp_cli::measure::BenchResult;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::common::{Params, Workload, is_redis_url};
-use kelp_cli::bench::BenchResult;
+use kelp_cli::measure::BenchResult;
 
 /// The rows of one workload at one body size.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
 use crate::CliError;
-use crate::bench::{BenchResult, WINDOW};
+use crate::measure::{BenchResult, SAMPLE_EVERY, WINDOW, process_cpu_time, progress, spawn_ticker, unique_suffix};
 
 /// Name of the row.
 pub const NAME: &str = "bare-redis";
@@ -30,9 +30,6 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Digits of the send time in the envelope's `delivery_tag`.
 const STAMP_DIGITS: usize = 20;
-
-/// One message in this many carries its send time (as kelp's row).
-const SAMPLE_EVERY: u64 = 8;
 
 /// A Kombu Redis envelope around a `size`-byte body, as kelp's transport
 /// writes it for a persistent raw-bytes message to `routing_key` through
@@ -78,7 +75,7 @@ pub async fn run(url: &str, messages: u64, size: usize, visible: bool) -> Result
     // Its own connection: a waiting BRPOP holds up whatever follows it on
     // the same connection.
     let consumer = connect(url).await?;
-    let key = format!("kelp-bench-bare-{}-{}", std::process::id(), crate::bench::unique_suffix());
+    let key = format!("kelp-bench-bare-{}-{}", std::process::id(), unique_suffix());
     let zeros = "0".repeat(STAMP_DIGITS);
     let template = envelope(size, &key, &zeros);
     let needle = format!("\"delivery_tag\":\"{zeros}\"");
@@ -91,9 +88,9 @@ pub async fn run(url: &str, messages: u64, size: usize, visible: bool) -> Result
 
     let counter = Arc::new(AtomicU64::new(0));
     let consumed_notify = Arc::new(tokio::sync::Notify::new());
-    let ticker = crate::bench::spawn_ticker(crate::bench::progress(messages, NAME, visible), counter.clone());
+    let ticker = spawn_ticker(progress(messages, NAME, visible), counter.clone());
     let epoch = Instant::now();
-    let cpu_before = crate::bench::process_cpu_time();
+    let cpu_before = process_cpu_time();
 
     let consuming = {
         let counter = counter.clone();
@@ -179,7 +176,7 @@ pub async fn run(url: &str, messages: u64, size: usize, visible: bool) -> Result
     let (mut latencies, elapsed) = consuming
         .await
         .map_err(|e| CliError::failure(format!("bare-redis consumer task failed: {e}")))??;
-    let cpu = cpu_before.zip(crate::bench::process_cpu_time()).map(|(a, b)| b.saturating_sub(a));
+    let cpu = cpu_before.zip(process_cpu_time()).map(|(a, b)| b.saturating_sub(a));
     ticker.abort();
     latencies.sort_unstable();
     let mut conn = producer.clone();

@@ -4,7 +4,9 @@
 pub mod bare_redis;
 pub mod bench;
 pub mod commands;
+#[cfg(feature = "bench")]
 pub mod failover;
+pub mod measure;
 
 use std::fmt;
 

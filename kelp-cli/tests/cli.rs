@@ -201,3 +201,21 @@ fn bench_json_reports_kelp_beside_the_mpsc_anchor() {
     }
     assert!(report["ratios"]["kelp/tokio-mpsc"].as_f64().unwrap() > 0.0);
 }
+
+/// The binary users install has no broker spawner: without the "bench"
+/// feature `--failover` is still an option, but fails saying how to get it.
+#[cfg(not(feature = "bench"))]
+#[test]
+fn bench_failover_without_the_bench_feature_says_how_to_build_it() {
+    let out = kelp(&["bench", "--failover"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("kelp: bench --failover needs"), "{stderr}");
+    assert!(stderr.contains(r#"the "bench" feature"#), "{stderr}");
+    assert!(stderr.contains("--features bench"), "{stderr}");
+
+    let help = kelp(&["bench", "--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--failover"));
+}
