@@ -21,12 +21,13 @@ mod envelope;
 #[doc(hidden)] pub mod fuzzing;
 mod keys;
 mod scripts;
+mod shared;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
@@ -35,24 +36,18 @@ use tokio::sync::{Notify, watch};
 
 use client::{auth_refused, client_for, name_connection};
 use keys::{Keys, RedisOptions, kombu_topic_pattern, parse_member};
+use shared::{ChannelInner, ChannelState, ConsumerEntry, FANOUT_TAG, FETCH_BATCH, OwnedTask, PublishJob, Shared, Unacked, lock, now_secs};
 
 use super::routing::topic_matches;
 use crate::transport::api::{Capabilities, Confirm, Transport, TransportChannel};
 use crate::transport::types::{BindArgs, CancelReason, ConnectOptions, ConsumeArgs, ConsumerEvent, Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk};
 use crate::content::exchange::ExchangeKind;
 use crate::error::reply_code::{NO_ROUTE, NOT_ALLOWED, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED};
-use crate::event::{Event, Events};
 use crate::content::message::{Content, DeliveryInfo, ReturnedMessage};
 use crate::url::{BrokerUrl, TransportKind};
 use crate::content::text::SharedStr;
 use crate::error::{Error, ErrorKind, Result};
 
-/// At most this many messages are taken by one fetch (measured with a
-/// prefetch of 1,000: 250 consumed 4 KiB messages ~10% faster than 100,
-/// which made more round trips; 500 was slower, a refill waiting for half
-/// the prefetch to be acked). A batch of 4 KiB messages is ~1.4 MB in one
-/// transaction.
-const FETCH_BATCH: usize = 250;
 /// How long a consumer waits before fetching again after Redis refused a
 /// fetch on a live connection.
 const FETCH_RETRY: Duration = Duration::from_secs(1);
@@ -64,66 +59,13 @@ const HEALTH_CHECK: Duration = Duration::from_secs(25);
 /// its runtime for longer is taken for dead, and its messages may come
 /// twice (never zero times).
 const ALIVE_TTL: Duration = Duration::from_secs(15);
-/// The local tag of a fanout delivery (never stored in Redis).
-const FANOUT_TAG: &str = "kelp-fanout-";
 /// How long a command may wait for its reply before the connection is
 /// considered dead.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 /// A connection to one Redis server (the master, for Sentinel URLs).
 pub(crate) struct RedisTransport {
     shared: Arc<Shared>,
-}
-
-struct Shared {
-    client: redis::Client,
-    cmd: MultiplexedConnection,
-    keys: Keys,
-    options: RedisOptions,
-    connect_timeout: Duration,
-    /// `connection_name`, given to the command and consumer connections
-    /// (CLIENT SETNAME; the pub/sub ones stay unnamed).
-    client_name: Option<String>,
-    broker: String,
-    events: Events,
-    /// Exchange types declared on this connection. Redis stores none (as in
-    /// Kombu); an exchange declared elsewhere routes as direct, or as topic
-    /// when its bindings carry topic patterns.
-    exchanges: Mutex<HashMap<String, ExchangeKind>>,
-    /// queue → the fanout exchanges it is bound to, for subscribing its
-    /// consumers.
-    fanout_bindings: Mutex<HashMap<String, Vec<String>>>,
-    /// queue → `x-expires` in milliseconds, refreshed on every put and get.
-    expires: Mutex<HashMap<String, u64>>,
-    auto_delete: Mutex<HashSet<String>>,
-    exclusive: Mutex<HashSet<String>>,
-    /// `true` once the connection is lost or closed.
-    down: watch::Sender<bool>,
-    failure: Mutex<Option<Error>>,
-    channels: Mutex<Vec<Weak<ChannelInner>>>,
-    /// Publishes on their way to Redis, in order (see [`publish_writer`]).
-    writer: tokio::sync::mpsc::UnboundedSender<PublishJob>,
-    /// This connection's id in the names of its processing lists and its
-    /// liveness key.
-    owner: String,
-    /// How long the liveness key outlives its last refresh.
-    alive_ttl: Duration,
-    /// Numbers this connection's fetches (each takes into lists of its own).
-    fetches: std::sync::atomic::AtomicU64,
-}
-
-/// A publish for the writer: its commands and where its answer goes.
-struct PublishJob {
-    cmds: Vec<redis::Cmd>,
-    reply: tokio::sync::oneshot::Sender<Result<bool>>,
 }
 
 /// Send publishes in order, everything queued at once in one pipeline (one
@@ -212,88 +154,6 @@ async fn answer_failed_batch(shared: &Arc<Shared>, batch: Vec<PublishJob>, sent:
 }
 
 impl Shared {
-    fn is_open(&self) -> bool {
-        !*self.down.borrow()
-    }
-
-    fn closed_error(&self) -> Error {
-        match &*lock(&self.failure) {
-            Some(e) => e.clone_for_waiters(),
-            None => Error::closed(format!("the connection to {} is closed", self.broker)),
-        }
-    }
-
-    /// Stop with `error` (the first one wins) and tell every consumer.
-    fn fail(&self, error: Error) {
-        {
-            let mut failure = lock(&self.failure);
-            if failure.is_some() {
-                return;
-            }
-            if error.kind() != ErrorKind::Closed {
-                tracing::warn!(broker = %self.broker, %error, "lost the Redis connection");
-                self.events.emit(Event::ConnectionLost { broker: self.broker.clone(), reason: error.to_string() });
-            }
-            *failure = Some(error);
-        }
-        self.down.send_replace(true);
-        let clean = lock(&self.failure).as_ref().is_some_and(|e| e.kind() == ErrorKind::Closed);
-        let channels: Vec<_> = lock(&self.channels).drain(..).filter_map(|c| c.upgrade()).collect();
-        for channel in channels {
-            channel.stop(if clean { None } else { Some(CancelReason::ConnectionLost) });
-        }
-    }
-
-    /// Map a Redis error; a connection-level one takes the connection down.
-    fn error(&self, e: redis::RedisError, doing: &str) -> Error {
-        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
-            let error = Error::connection(format!("lost the connection to {} while {doing}", self.broker)).with_source(e);
-            self.fail(error.clone_for_waiters());
-            return error;
-        }
-        // A demoted master (after a Sentinel failover), a server still
-        // loading its data or one that lost its master: the next server of
-        // the failover list (or the Sentinel's new master) is the cure.
-        if matches!(e.code(), Some("READONLY" | "LOADING" | "MASTERDOWN")) {
-            let error = Error::connection(format!("{} cannot serve writes now ({e}) while {doing}", self.broker));
-            self.fail(error.clone_for_waiters());
-            return error;
-        }
-        if auth_refused(&e) {
-            return Error::new(ErrorKind::Authentication, format!("{} refused the credentials", self.broker)).with_source(e);
-        }
-        Error::new(ErrorKind::Protocol, format!("Redis at {} failed while {doing}: {e}", self.broker))
-    }
-
-    fn conn(&self) -> Result<MultiplexedConnection> {
-        if self.is_open() {
-            Ok(self.cmd.clone())
-        } else {
-            Err(self.closed_error())
-        }
-    }
-
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd, doing: &str) -> Result<T> {
-        let mut conn = self.conn()?;
-        cmd.query_async(&mut conn).await.map_err(|e| self.error(e, doing))
-    }
-
-    async fn pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline, doing: &str) -> Result<T> {
-        let mut conn = self.conn()?;
-        pipe.query_async(&mut conn).await.map_err(|e| self.error(e, doing))
-    }
-
-    async fn script<T: redis::FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>, doing: &str) -> Result<T> {
-        let mut conn = self.conn()?;
-        invocation.invoke_async(&mut conn).await.map_err(|e| self.error(e, doing))
-    }
-
-    /// Keep this connection's liveness key (see [`Keys::alive`]).
-    fn refresh_alive(&self, pipe: &mut redis::Pipeline) {
-        let ttl = u64::try_from(self.alive_ttl.as_millis()).unwrap_or(u64::MAX);
-        pipe.cmd("SET").arg(self.keys.alive(&self.owner)).arg(1).arg("PX").arg(ttl).ignore();
-    }
-
     /// Give back the processing lists of consumers that died between
     /// taking messages and recording them.
     async fn sweep_processing(&self) -> Result<i64> {
@@ -314,20 +174,6 @@ impl Shared {
         }
         invocation.arg(self.keys.alive_prefix()).arg(keys::SEP);
         self.script(&invocation, "giving back taken messages").await
-    }
-
-    /// A connection of its own, with no reply timeout, for blocking commands.
-    async fn blocking_connection(&self) -> Result<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(None);
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| self.error(e, "opening a consumer connection"))?;
-        name_connection(&mut conn, self.client_name.as_deref()).await.map_err(|e| self.error(e, "naming a connection"))?;
-        Ok(conn)
     }
 
     /// The queues a message to `exchange` with `routing_key` goes to, or the
@@ -948,93 +794,12 @@ pub(crate) struct RedisChannel {
     inner: Arc<ChannelInner>,
 }
 
-struct ChannelInner {
-    shared: Arc<Shared>,
-    open: AtomicBool,
-    closed_with: Mutex<Option<(u16, String)>>,
-    state: Mutex<ChannelState>,
-    /// Consumers changed, or acks made room under the prefetch limit.
-    wake: Arc<Notify>,
-}
-
-#[derive(Default)]
-struct ChannelState {
-    next_tag: u64,
-    prefetch: u32,
-    unacked: BTreeMap<u64, Unacked>,
-    consumers: Vec<ConsumerEntry>,
-    /// Round-robin position among consumers of one queue.
-    turn: usize,
-    fetching: bool,
-    /// Messages taken by the fetch loop and not handed out yet.
-    taken: usize,
-    /// A fetch or the recording of a batch failed: the fetch loop waits
-    /// until then.
-    retry_at: Option<tokio::time::Instant>,
-    /// Kombu tags acked here whose records are not yet removed from Redis:
-    /// the fetch loop's next script call removes them (one round trip
-    /// settles a batch), or `flush_acks` when no fetch loop runs.
-    pending_acks: Vec<String>,
-}
-
-/// A delivery not yet settled: enough to ack it or put it back.
-struct Unacked {
-    /// Kombu's delivery tag, the key of the unacked hash.
-    tag: String,
-    /// The list it was popped from; empty for a fanout delivery.
-    source: Arc<str>,
-    raw: Bytes,
-}
-
-struct ConsumerEntry {
-    tag: SharedStr,
-    queue: String,
-    no_ack: bool,
-    sink: DeliverySender,
-    epoch: u64,
-    /// The fanout subscription of a consumer of a fanout-bound queue.
-    _subscription: Option<OwnedTask>,
-}
-
 impl ChannelInner {
-    fn check_open(&self) -> Result<()> {
-        if !self.shared.is_open() {
-            return Err(self.shared.closed_error());
-        }
-        if self.open.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        match &*lock(&self.closed_with) {
-            Some((code, text)) => Err(Error::channel_closed(*code, text.clone())),
-            None => Err(Error::closed("the channel is closed")),
-        }
-    }
-
     /// A channel error closes the channel, as on AMQP brokers.
     async fn fail<T>(&self, code: u16, text: String) -> Result<T> {
         *lock(&self.closed_with) = Some((code, text.clone()));
         self.shutdown(Some(CancelReason::ChannelClosed(code, text.clone()))).await;
         Err(Error::channel_closed(code, text))
-    }
-
-    /// Stop the channel and tell its consumers (with `reason`).
-    fn stop(&self, reason: Option<CancelReason>) -> Vec<Unacked> {
-        self.open.store(false, Ordering::Release);
-        // The fetch loop is not aborted: a pop it has in flight records its
-        // messages in Redis, and only the loop can put them back (its
-        // dispatch finds no consumer); it ends at its next check.
-        let mut state = lock(&self.state);
-        let consumers = std::mem::take(&mut state.consumers);
-        state.fetching = false;
-        let unacked = std::mem::take(&mut state.unacked).into_values().collect();
-        drop(state);
-        if let Some(reason) = reason {
-            for consumer in consumers {
-                let _ = consumer.sink.send(ConsumerEvent::Cancelled(consumer.tag, reason.clone()));
-            }
-        }
-        self.wake.notify_waiters();
-        unacked
     }
 
     /// Close: stop, then give back what was not acked (front of the line,
@@ -1747,15 +1512,6 @@ async fn subscribe_loop(channel: Weak<ChannelInner>, consumer_tag: SharedStr, mu
         }
         drop(state);
         let _ = sink.send(ConsumerEvent::Delivery(delivery));
-    }
-}
-
-/// A task aborted when its owner goes away.
-struct OwnedTask(tokio::task::JoinHandle<()>);
-
-impl Drop for OwnedTask {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
