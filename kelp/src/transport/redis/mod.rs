@@ -20,6 +20,7 @@ mod client;
 mod envelope;
 #[doc(hidden)] pub mod fuzzing;
 mod keys;
+mod route;
 mod scripts;
 mod shared;
 
@@ -36,9 +37,9 @@ use tokio::sync::{Notify, watch};
 
 use client::{auth_refused, client_for, name_connection};
 use keys::{Keys, RedisOptions, kombu_topic_pattern, parse_member};
+use route::Route;
 use shared::{ChannelInner, ChannelState, ConsumerEntry, FANOUT_TAG, FETCH_BATCH, OwnedTask, PublishJob, Shared, Unacked, lock, now_secs};
 
-use super::routing::topic_matches;
 use crate::transport::api::{Capabilities, Confirm, Transport, TransportChannel};
 use crate::transport::types::{BindArgs, CancelReason, ConnectOptions, ConsumeArgs, ConsumerEvent, Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk};
 use crate::content::exchange::ExchangeKind;
@@ -174,47 +175,6 @@ impl Shared {
         }
         invocation.arg(self.keys.alive_prefix()).arg(keys::SEP);
         self.script(&invocation, "giving back taken messages").await
-    }
-
-    /// The queues a message to `exchange` with `routing_key` goes to, or the
-    /// fanout channel it is published on.
-    async fn route(&self, exchange: &str, routing_key: &str) -> Result<Route> {
-        if exchange.is_empty() {
-            return Ok(Route::Queues(vec![routing_key.to_owned()]));
-        }
-        let kind = self.exchange_kind(exchange).await?;
-        if matches!(kind, Some(ExchangeKind::Fanout)) {
-            return Ok(Route::Fanout(self.keys.fanout_channel(exchange, routing_key)));
-        }
-        let members: Vec<String> =
-            self.query(redis::cmd("SMEMBERS").arg(self.keys.binding(exchange)), "reading bindings").await?;
-        let bindings: Vec<(&str, &str, &str)> = members.iter().filter_map(|m| parse_member(m)).collect();
-        let topic = match kind {
-            Some(ExchangeKind::Topic) => true,
-            Some(_) => false,
-            None => bindings.iter().any(|(_, pattern, _)| !pattern.is_empty()),
-        };
-        let mut queues: Vec<String> = Vec::new();
-        for (key, _, queue) in bindings {
-            let hit = if topic { topic_matches(key, routing_key) } else { key == routing_key };
-            if hit && !queues.iter().any(|q| q == queue) {
-                queues.push(queue.to_owned());
-            }
-        }
-        Ok(Route::Queues(queues))
-    }
-
-    /// The type of `exchange`: declared on this connection, or recorded in
-    /// Redis by another kelp process; `None` for one only Kombu declared.
-    async fn exchange_kind(&self, exchange: &str) -> Result<Option<ExchangeKind>> {
-        if let Some(kind) = lock(&self.exchanges).get(exchange) {
-            return Ok(Some(kind.clone()));
-        }
-        let record: Option<String> =
-            self.query(redis::cmd("HGET").arg(self.keys.exchange_records()).arg(exchange), "looking up an exchange").await?;
-        let Some(kind) = record.as_deref().and_then(exchange_kind_of) else { return Ok(None) };
-        lock(&self.exchanges).insert(exchange.to_owned(), kind.clone());
-        Ok(Some(kind))
     }
 
     /// Publish and wait for Redis to have it (used to send again after a
@@ -512,17 +472,6 @@ fn split_unacked_record(record: &[u8]) -> Option<(Vec<u8>, String, String)> {
     Some((payload, exchange, routing_key))
 }
 
-/// The exchange type recorded in `_kelp.exchanges` (`type=topic ...`).
-fn exchange_kind_of(record: &str) -> Option<ExchangeKind> {
-    let kind = record.split_whitespace().next()?.strip_prefix("type=")?;
-    Some(match kind {
-        "direct" => ExchangeKind::Direct,
-        "topic" => ExchangeKind::Topic,
-        "fanout" => ExchangeKind::Fanout,
-        _ => return None,
-    })
-}
-
 /// Where a publish goes, decided before it is sent.
 enum PublishPlan {
     /// Routed by the PUBLISH script (`direct`, `topic` or `auto`).
@@ -533,11 +482,6 @@ enum PublishPlan {
     Fanout(String),
     /// No queue is bound.
     Nowhere,
-}
-
-enum Route {
-    Queues(Vec<String>),
-    Fanout(String),
 }
 
 impl Transport for RedisTransport {
