@@ -20,6 +20,7 @@ mod client;
 mod envelope;
 #[doc(hidden)] pub mod fuzzing;
 mod keys;
+mod queues;
 mod route;
 mod scripts;
 mod shared;
@@ -36,7 +37,7 @@ use redis::AsyncConnectionConfig;
 use tokio::sync::{Notify, watch};
 
 use client::{auth_refused, client_for, name_connection};
-use keys::{Keys, RedisOptions, kombu_topic_pattern, parse_member};
+use keys::{Keys, RedisOptions, kombu_topic_pattern};
 use route::Route;
 use shared::{ChannelInner, ChannelState, ConsumerEntry, FANOUT_TAG, FETCH_BATCH, OwnedTask, PublishJob, Shared, Unacked, lock, now_secs};
 
@@ -303,71 +304,6 @@ impl Shared {
             .with_returned(returned));
         }
         Ok(())
-    }
-
-    async fn queue_exists(&self, queue: &str) -> Result<bool> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("HEXISTS").arg(self.keys.queue_records()).arg(queue);
-        for key in self.keys.buckets(queue) {
-            pipe.cmd("EXISTS").arg(key);
-        }
-        let found: Vec<i64> = self.pipe(&pipe, "looking up a queue").await?;
-        Ok(found.iter().any(|n| *n > 0))
-    }
-
-    async fn queue_size(&self, queue: &str) -> Result<u32> {
-        let mut pipe = redis::pipe();
-        for key in self.keys.buckets(queue) {
-            pipe.cmd("LLEN").arg(key);
-        }
-        let sizes: Vec<u64> = self.pipe(&pipe, "counting messages").await?;
-        Ok(u32::try_from(sizes.iter().sum::<u64>()).unwrap_or(u32::MAX))
-    }
-
-    /// Delete `queue`'s lists and every binding to it.
-    async fn delete_queue(&self, queue: &str) -> Result<u32> {
-        let count = self.queue_size(queue).await?;
-        let mut binding_sets: Vec<String> = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, found): (u64, Vec<String>) = self
-                .query(
-                    redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(self.keys.binding_pattern()).arg("COUNT").arg(1000),
-                    "finding bindings",
-                )
-                .await?;
-            binding_sets.extend(found);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for key in self.keys.buckets(queue) {
-            pipe.cmd("DEL").arg(key).ignore();
-        }
-        pipe.cmd("HDEL").arg(self.keys.queue_records()).arg(queue).ignore();
-        let suffix = format!("{}{queue}", keys::SEP);
-        for set in &binding_sets {
-            let members: Vec<String> = self.query(redis::cmd("SMEMBERS").arg(set), "reading bindings").await?;
-            let exchange = set.rsplit_once("_kombu.binding.").map(|(_, e)| e).unwrap_or_default();
-            for member in members.iter().filter(|m| m.ends_with(&suffix) && parse_member(m).is_some_and(|(_, _, q)| q == queue)) {
-                pipe.cmd("SREM").arg(set).arg(member).ignore();
-                pipe.cmd("SREM").arg(self.keys.binding_permanent(exchange)).arg(member).ignore();
-            }
-        }
-        self.pipe::<()>(&pipe, "deleting a queue").await?;
-        lock(&self.fanout_bindings).remove(queue);
-        lock(&self.expires).remove(queue);
-        lock(&self.auto_delete).remove(queue);
-        lock(&self.exclusive).remove(queue);
-        // Consumers of the queue on this connection are cancelled, as RabbitMQ does.
-        let channels: Vec<_> = lock(&self.channels).iter().filter_map(Weak::upgrade).collect();
-        for channel in channels {
-            channel.queue_deleted(queue);
-        }
-        Ok(count)
     }
 
     /// Put messages whose visibility timeout passed back in their queues
@@ -777,31 +713,6 @@ impl ChannelInner {
                 tracing::warn!(error = %e, tag = u.tag, "could not put a message back; the visibility timeout will");
             }
         }
-    }
-
-    async fn maybe_auto_delete(&self, queue: &str) {
-        if !lock(&self.shared.auto_delete).contains(queue) {
-            return;
-        }
-        let still_consumed = lock(&self.shared.channels)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .any(|c| lock(&c.state).consumers.iter().any(|e| e.queue == queue));
-        if !still_consumed {
-            let _ = self.shared.delete_queue(queue).await;
-        }
-    }
-
-    /// The queue was deleted: cancel its consumers here.
-    fn queue_deleted(&self, queue: &str) {
-        let mut state = lock(&self.state);
-        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.consumers).into_iter().partition(|c| c.queue == queue);
-        state.consumers = kept;
-        drop(state);
-        for consumer in gone {
-            let _ = consumer.sink.send(ConsumerEvent::Cancelled(consumer.tag, CancelReason::QueueDeleted));
-        }
-        self.wake.notify_one();
     }
 
     /// Settle deliveries: `None` acks, `Some(requeue)` rejects.
