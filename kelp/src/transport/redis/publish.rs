@@ -1,0 +1,244 @@
+//! Publishing: where a message goes (routed by the PUBLISH script, pushed
+//! onto queues, or published on a fanout channel), and the writer that
+//! sends publishes in order, pipelined, answering each.
+
+use std::future::Future;
+use std::sync::{Arc, Weak};
+
+use super::keys::{self, Keys};
+use super::route::Route;
+use super::shared::{PublishJob, Shared, lock};
+use super::{envelope, scripts};
+use crate::transport::types::OutgoingMessage;
+use crate::content::exchange::ExchangeKind;
+use crate::error::reply_code::NO_ROUTE;
+use crate::content::message::ReturnedMessage;
+use crate::content::text::SharedStr;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Send publishes in order, everything queued at once in one pipeline (one
+/// round trip for many publishes), and answer each with whether it was
+/// routed: publishing does not wait a round trip per message, and a
+/// producer's messages keep their order.
+pub(super) async fn publish_writer(shared: Weak<Shared>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<PublishJob>) {
+    const MOST: usize = 512;
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MOST {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        // The commands move into the pipeline (a publish's payload is not
+        // copied); a retry takes them from there.
+        let mut pipe = redis::pipe();
+        let mut firsts = Vec::with_capacity(batch.len());
+        let mut at = 0;
+        for job in &mut batch {
+            firsts.push(at);
+            at += job.cmds.len();
+            for cmd in job.cmds.drain(..) {
+                pipe.add_command(cmd);
+            }
+        }
+        let mut conn = match shared.conn() {
+            Ok(conn) => conn,
+            Err(e) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(e.clone_for_waiters()));
+                }
+                continue;
+            }
+        };
+        match pipe.query_async::<Vec<redis::Value>>(&mut conn).await {
+            Ok(values) => {
+                for (job, at) in batch.into_iter().zip(firsts) {
+                    let routed = matches!(values.get(at), Some(redis::Value::Int(n)) if *n > 0);
+                    let _ = job.reply.send(Ok(routed));
+                }
+            }
+            Err(e) => answer_failed_batch(&shared, batch, &pipe, &firsts, e).await,
+        }
+    }
+}
+
+/// Some commands of a publish pipeline failed: those publishes get the
+/// error (after loading the publish script and trying again, when Redis
+/// had lost it), the others succeeded.
+async fn answer_failed_batch(shared: &Arc<Shared>, batch: Vec<PublishJob>, sent: &redis::Pipeline, firsts: &[usize], e: redis::RedisError) {
+    let Some(failures) = e.clone().into_server_errors() else {
+        let error = shared.error(e, "publishing");
+        for job in batch {
+            let _ = job.reply.send(Err(error.clone_for_waiters()));
+        }
+        return;
+    };
+    let noscript = failures.iter().any(|(_, f)| f.code() == "NOSCRIPT");
+    if noscript {
+        let _: Result<String> = shared.query(redis::cmd("SCRIPT").arg("LOAD").arg(scripts::PUBLISH_SOURCE), "loading the publish script").await;
+    }
+    for (i, job) in batch.into_iter().enumerate() {
+        let start = firsts[i];
+        let end = firsts.get(i + 1).copied().unwrap_or(usize::MAX);
+        let failed = failures.iter().find(|(at, _)| (start..end).contains(at));
+        let answer = match failed {
+            None => Ok(true),
+            Some((_, f)) if f.code() == "NOSCRIPT" => {
+                let mut pipe = redis::pipe();
+                for cmd in sent.cmd_iter().take(end).skip(start) {
+                    pipe.add_command(cmd.clone());
+                }
+                shared
+                    .pipe::<Vec<redis::Value>>(&pipe, "publishing")
+                    .await
+                    .map(|values| matches!(values.first(), Some(redis::Value::Int(n)) if *n > 0))
+            }
+            Some((_, f)) => Err(Error::new(ErrorKind::Protocol, format!("Redis at {} refused a publish: {f:?}", shared.broker))),
+        };
+        let _ = job.reply.send(answer);
+    }
+}
+
+impl Shared {
+    /// Publish and wait for Redis to have it (used to send again after a
+    /// reconnect).
+    pub(super) async fn publish(self: &Arc<Self>, message: &OutgoingMessage) -> Result<()> {
+        let plan = self.plan_publish(message).await?;
+        let routed = self.send_publish(message, plan).await?;
+        self.returned_if_unroutable(message, routed)
+    }
+
+    /// Decide where a publish goes; every lookup is awaited here, so that
+    /// sending is then a single command and publishes leave in order.
+    pub(super) async fn plan_publish(&self, message: &OutgoingMessage) -> Result<PublishPlan> {
+        if let Some(mode) = self.scripted_route(&message.exchange).await? {
+            return Ok(PublishPlan::Script(mode));
+        }
+        Ok(match self.route(&message.exchange, &message.routing_key).await? {
+            Route::Fanout(channel) => PublishPlan::Fanout(channel),
+            Route::Queues(queues) if queues.is_empty() => PublishPlan::Nowhere,
+            Route::Queues(queues) => PublishPlan::Push(queues),
+        })
+    }
+
+    /// The commands of a planned publish (the first one's reply says
+    /// whether a queue, or a fanout subscriber, got the message).
+    fn publish_commands(&self, message: &OutgoingMessage, plan: PublishPlan) -> Vec<redis::Cmd> {
+        let content = &message.content;
+        let tag = crate::content::ids::uuid4();
+        let payload = envelope::encode(content, &message.exchange, &message.routing_key, &tag);
+        let step = self.keys.step_of(envelope::priority_of(content));
+        match plan {
+            PublishPlan::Script(mode) => {
+                // Route and push inside Redis (EVALSHA: the script was
+                // loaded at connect).
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(scripts::PUBLISH.get_hash())
+                    .arg(1)
+                    .arg(self.keys.binding(&message.exchange))
+                    .arg(message.routing_key.as_str())
+                    .arg(payload)
+                    .arg(mode)
+                    .arg(self.keys.prefix())
+                    .arg(Keys::bucket_suffix(step))
+                    .arg(keys::SEP);
+                vec![cmd]
+            }
+            PublishPlan::Push(queues) => {
+                let expires = lock(&self.expires);
+                let mut cmds = Vec::with_capacity(queues.len());
+                for queue in &queues {
+                    let mut lpush = redis::cmd("LPUSH");
+                    lpush.arg(self.keys.bucket(queue, step)).arg(&payload);
+                    cmds.push(lpush);
+                    if let Some(ms) = expires.get(queue) {
+                        for key in self.keys.buckets(queue) {
+                            let mut pexpire = redis::cmd("PEXPIRE");
+                            pexpire.arg(key).arg(*ms);
+                            cmds.push(pexpire);
+                        }
+                    }
+                }
+                cmds
+            }
+            PublishPlan::Fanout(channel) => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(channel).arg(payload);
+                vec![cmd]
+            }
+            PublishPlan::Nowhere => Vec::new(),
+        }
+    }
+
+    /// Hand a publish to the writer; resolves with whether it was routed.
+    pub(super) fn send_publish(&self, message: &OutgoingMessage, plan: PublishPlan) -> impl Future<Output = Result<bool>> + Send + 'static {
+        let cmds = self.publish_commands(message, plan);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queued = if cmds.is_empty() {
+            let _ = reply.send(Ok(false));
+            Ok(())
+        } else {
+            self.writer.send(PublishJob { cmds, reply }).map_err(|_| self.closed_error())
+        };
+        let broker = self.broker.clone();
+        async move {
+            queued?;
+            answer.await.map_err(|_| Error::connection(format!("lost the connection to {broker} before it answered a publish")))?
+        }
+    }
+
+    /// Whether a publish to `exchange` can be routed by the PUBLISH script,
+    /// and how: not for the default exchange, fanout exchanges, or while
+    /// this connection knows queues with `x-expires` (their expiry is
+    /// refreshed on every put, which needs the target list).
+    async fn scripted_route(&self, exchange: &str) -> Result<Option<&'static str>> {
+        if exchange.is_empty() || !lock(&self.expires).is_empty() {
+            return Ok(None);
+        }
+        Ok(match self.exchange_kind(exchange).await? {
+            Some(ExchangeKind::Fanout) => None,
+            Some(ExchangeKind::Topic) => Some("topic"),
+            Some(_) => Some("direct"),
+            None => Some("auto"),
+        })
+    }
+
+    /// An unroutable mandatory message comes back as an `Unroutable` error.
+    pub(super) fn returned_if_unroutable(&self, message: &OutgoingMessage, routed: bool) -> Result<()> {
+        let content = &message.content;
+        if !routed && message.mandatory {
+            let returned = ReturnedMessage {
+                reply_code: NO_ROUTE,
+                reply_text: SharedStr::from_static("NO_ROUTE"),
+                exchange: message.exchange.clone(),
+                routing_key: message.routing_key.clone(),
+                properties: content.properties.clone(),
+                body: content.body.clone(),
+            };
+            return Err(Error::new(
+                ErrorKind::Unroutable,
+                format!(
+                    "no queue is bound to exchange '{}' with routing key '{}'",
+                    message.exchange, message.routing_key
+                ),
+            )
+            .with_reply(NO_ROUTE, "NO_ROUTE")
+            .with_returned(returned));
+        }
+        Ok(())
+    }
+}
+
+/// Where a publish goes, decided before it is sent.
+pub(super) enum PublishPlan {
+    /// Routed by the PUBLISH script (`direct`, `topic` or `auto`).
+    Script(&'static str),
+    /// LPUSH onto these queues.
+    Push(Vec<String>),
+    /// PUBLISH on this fanout channel.
+    Fanout(String),
+    /// No queue is bound.
+    Nowhere,
+}
