@@ -314,6 +314,15 @@ impl Error {
         Error::new(ErrorKind::Unsupported, message)
     }
 
+    /// `what` needs a cargo feature this build of kelp leaves out.
+    #[allow(dead_code)] // unused when every feature is compiled in
+    pub(crate) fn feature_missing(what: impl std::fmt::Display, feature: &str) -> Error {
+        Error::unsupported(format!(
+            "{what} needs kelp's `{feature}` feature, which this build leaves out \
+             (add \"{feature}\" to kelp's features in Cargo.toml)"
+        ))
+    }
+
     /// A channel closed by the broker with an AMQP reply code.
     pub(crate) fn channel_closed(code: u16, text: impl Into<String>) -> Error {
         let text = text.into();

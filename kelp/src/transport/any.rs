@@ -52,15 +52,6 @@ macro_rules! dispatch {
     };
 }
 
-/// The error for a URL whose transport was compiled out.
-#[allow(dead_code)] // unused when every transport is compiled in
-fn compiled_out(url: &BrokerUrl, feature: &str) -> Error {
-    Error::config(format!(
-        "{url}: kelp was built without the `{feature}` feature, which this transport needs \
-         (enable it in Cargo.toml: kelp = {{ version = \"...\", features = [\"{feature}\"] }})"
-    ))
-}
-
 impl AnyTransport {
     pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions) -> Result<AnyTransport> {
         match url.transport() {
@@ -70,13 +61,13 @@ impl AnyTransport {
             #[cfg(feature = "amqp")]
             TransportKind::Amqp => Ok(AnyTransport::Amqp(amqp::AmqpTransport::connect(url, options).await?)),
             #[cfg(not(feature = "amqp"))]
-            TransportKind::Amqp => Err(compiled_out(url, "amqp")),
+            TransportKind::Amqp => Err(Error::feature_missing(url, "amqp")),
             #[cfg(feature = "redis")]
             TransportKind::Redis | TransportKind::Sentinel => {
                 Ok(AnyTransport::Redis(redis::RedisTransport::connect(url, options).await?))
             }
             #[cfg(not(feature = "redis"))]
-            TransportKind::Redis | TransportKind::Sentinel => Err(compiled_out(url, "redis")),
+            TransportKind::Redis | TransportKind::Sentinel => Err(Error::feature_missing(url, "redis")),
         }
     }
 

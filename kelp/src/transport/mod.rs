@@ -13,15 +13,15 @@
 pub(crate) mod amqp;
 pub(crate) mod any;
 pub(crate) mod api;
-// Confirms waited for over a network; the memory broker confirms at once.
-#[cfg_attr(not(any(feature = "amqp", feature = "redis")), allow(dead_code))]
+// Confirms tracked by delivery tag: AMQP's; memory and Redis confirm otherwise.
+#[cfg_attr(not(feature = "amqp"), allow(dead_code))]
 pub(crate) mod confirm;
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 pub(crate) mod routing;
-// Connect options and events only network transports read.
-#[cfg_attr(not(any(feature = "amqp", feature = "redis")), allow(dead_code))]
+// Some connect options are read by one network transport only.
+#[cfg_attr(not(all(feature = "amqp", feature = "redis")), allow(dead_code))]
 pub(crate) mod types;
 
 pub(crate) use any::{AnyChannel, AnyTransport};

@@ -379,12 +379,7 @@ impl Compression {
 
     /// The error for a method whose feature was left out of the build.
     fn compiled_out(self) -> Error {
-        Error::unsupported(format!(
-            "{} compression ({}) needs kelp's `{}` feature, which this build leaves out",
-            self.name(),
-            self.mime_type(),
-            self.feature()
-        ))
+        Error::feature_missing(format_args!("{} compression ({})", self.name(), self.mime_type()), self.feature())
     }
 }
 

@@ -126,12 +126,7 @@ impl Builtin {
     /// The error for a serializer whose feature was left out of the build.
     #[allow(dead_code)] // unused when every serializer is compiled in
     fn compiled_out(self) -> Error {
-        Error::unsupported(format!(
-            "the {} serializer ({}) needs kelp's `{}` feature, which this build leaves out",
-            self.name(),
-            self.content_type(),
-            self.name()
-        ))
+        Error::feature_missing(format_args!("the {} serializer ({})", self.name(), self.content_type()), self.name())
     }
 
     fn content_encoding(self) -> &'static str {

@@ -8,6 +8,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
 use super::keys::RedisOptions;
+use super::tls;
 use crate::url::{BrokerUrl, TransportKind};
 use crate::error::{Error, Result};
 
@@ -49,41 +50,19 @@ pub(super) async fn client_for(url: &BrokerUrl, options: &RedisOptions, timeout:
                 let host = url.host().to_owned();
                 let port = url.port().unwrap_or(6379);
                 if url.is_tls() {
-                    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-                    let ssl = url.ssl_options();
-                    let insecure = ssl.iter().any(|(k, v)| (*k == "cert_reqs" && *v == "none") || (*k == "check_hostname" && *v == "false"));
-                    ConnectionAddr::TcpTls { host, port, insecure, tls_params: None }
+                    tls::address(url, host, port)?
                 } else {
                     ConnectionAddr::Tcp(host, port)
                 }
             }
         },
     };
-    let tls = matches!(addr, ConnectionAddr::TcpTls { .. });
+    let tls = url.is_tls() && url.socket_path().is_none() && url.transport() != TransportKind::Sentinel;
     let info = addr
         .into_connection_info()
         .map_err(|e| Error::config(format!("bad Redis address in {url}: {e}")))?
         .set_redis_settings(redis_settings);
-    let ssl = url.ssl_options();
-    let file = |name: &str| -> Result<Option<Vec<u8>>> {
-        match ssl.iter().find(|(k, _)| *k == name) {
-            None => Ok(None),
-            Some((_, path)) => std::fs::read(path)
-                .map(Some)
-                .map_err(|e| Error::config(format!("cannot read ssl_{name} '{path}' for {url}: {e}"))),
-        }
-    };
-    let (ca, cert, key) = (file("ca_certs")?, file("certfile")?, file("keyfile")?);
-    let built = if tls && (ca.is_some() || cert.is_some()) {
-        let client_tls = match (cert, key) {
-            (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig { client_cert, client_key }),
-            (None, None) => None,
-            _ => return Err(Error::config(format!("{url}: ssl_certfile and ssl_keyfile go together"))),
-        };
-        redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert: ca })
-    } else {
-        redis::Client::open(info)
-    };
+    let built = if tls { tls::client(url, info)? } else { redis::Client::open(info) };
     built.map_err(|e| Error::config(format!("cannot set up a Redis client for {url}: {e}")))
 }
 

@@ -31,6 +31,7 @@ mod restore;
 mod route;
 mod scripts;
 mod shared;
+mod tls;
 
 pub(crate) use channel::RedisChannel;
 pub(crate) use connection::RedisTransport;
