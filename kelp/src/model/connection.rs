@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::setters::builder_setters;
 use crate::content::value::{FieldTable, Value};
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -50,7 +51,196 @@ pub struct ConnectionBuilder {
     standby: bool,
 }
 
+/// Every option of a connection builder, once: expanded into its setters here and into
+/// the blocking twin's forwarding setters in `blocking`, so the two faces
+/// cannot drift apart. Each item is a setter body on `b: &mut Self`.
+macro_rules! connection_builder_options {
+    ($expand:ident $(, $($face:tt)*)?) => {
+        $expand! {
+            $($($face)*;)?
+            /// At most this many publishes per channel wait for their confirm
+            /// (default 100,000); more wait for room, up to the retry policy's
+            /// deadline, then fail with [`LimitExceeded`](crate::ErrorKind::LimitExceeded).
+            /// This bounds the memory that unconfirmed messages (kept to publish
+            /// again after a failover) may take.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// // A publisher of large bodies keeps fewer of them in memory.
+            /// let conn = kelp::Connection::builder("memory://").max_unconfirmed(1_000).build()?;
+            /// # let _ = conn;
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn max_unconfirmed(b, n: usize) {
+                b.max_unconfirmed = n.max(1);
+            }
+            /// How reconnecting after a lost connection is retried (default:
+            /// [`RetryPolicy::default`]). Operations that wait for a recovery wait at
+            /// most its deadline.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::time::Duration;
+            /// use kelp::{Connection, RetryPolicy};
+            ///
+            /// // Keep trying for five minutes instead of one.
+            /// let policy = RetryPolicy::default().deadline(Duration::from_secs(300));
+            /// let conn = Connection::builder("memory://").retry_policy(policy).build()?;
+            /// assert_eq!(conn.retry_policy().deadline, Some(Duration::from_secs(300)));
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn retry_policy(b, policy: RetryPolicy) {
+                b.retry = policy;
+            }
+            /// Recover automatically when the connection is lost (default: on):
+            /// reconnect by the failover strategy, re-declare the recorded topology,
+            /// reopen channels, publish again what was not confirmed, re-consume.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// // A short-lived tool may prefer to fail at once and exit.
+            /// let conn = kelp::Connection::builder("memory://").automatic_recovery(false).build()?;
+            /// # let _ = conn;
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn automatic_recovery(b, on: bool) {
+                b.recovery = on;
+            }
+            /// Keep a warm standby (default: off): while connected, also hold a
+            /// connection to the broker the failover strategy would pick next, with
+            /// the recorded exchanges, queues and bindings declared there too. A
+            /// failover to it then skips connecting and creating queues, so
+            /// publishing resumes sooner.
+            ///
+            /// The price: one more idle connection, and the application's entities
+            /// exist on the standby broker before it is used (server-named queues
+            /// excepted). The standby's own events are silent until it takes over.
+            /// Only meaningful with several URLs.
+            ///
+            /// # Examples
+            ///
+            /// ```no_run
+            /// let conn = kelp::Connection::builder("amqp://primary//;amqp://standby//")
+            ///     .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+            ///     .warm_standby(true)
+            ///     .build()?;
+            /// # let _ = conn;
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn warm_standby(b, on: bool) {
+                b.standby = on;
+            }
+            /// Add alternate broker URLs (each may itself be a `;` list).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use kelp::Connection;
+            ///
+            /// let conn = Connection::builder("amqp://rabbit-a//")
+            ///     .alternates(["amqp://rabbit-b//", "amqp://rabbit-c//"])
+            ///     .build()?;
+            /// assert_eq!(conn.urls().len(), 3);
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn alternates<I, S>(b, urls: I) where [I: IntoIterator<Item = S>, S: Into<String>] {
+                b.urls.extend(urls.into_iter().map(Into::into));
+            }
+            /// How to pick the next broker (default: round-robin).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use kelp::{Connection, FailoverStrategy};
+            ///
+            /// // Go back to the primary as soon as it is up again.
+            /// let conn = Connection::builder("amqp://primary//;amqp://standby//")
+            ///     .failover_strategy(FailoverStrategy::PriorityOrder)
+            ///     .build()?;
+            /// assert!(matches!(conn.failover_strategy(), FailoverStrategy::PriorityOrder));
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn failover_strategy(b, strategy: FailoverStrategy) {
+                b.strategy = strategy;
+            }
+            /// Time allowed for one connection attempt (default 5 s, or `connect_timeout=` in the URL).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::time::Duration;
+            ///
+            /// let conn = kelp::Connection::builder("amqp://rabbit-a//;amqp://rabbit-b//")
+            ///     .connect_timeout(Duration::from_secs(2)) // a dead node costs at most 2 s
+            ///     .build()?;
+            /// # let _ = conn;
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn connect_timeout(b, timeout: Duration) {
+                b.connect_timeout = Some(timeout);
+            }
+            /// Heartbeat interval; `None` turns heartbeats off (default 60 s, or
+            /// `heartbeat=` in the URL). The broker and kelp agree on the smaller
+            /// non-zero value; kelp declares the broker dead after one interval of
+            /// silence (two of RabbitMQ's half-interval heartbeats missed), so a
+            /// frozen broker is noticed within 1.25 intervals.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::time::Duration;
+            ///
+            /// // Notice a dead broker within about 12 seconds.
+            /// let conn = kelp::Connection::builder("memory://")
+            ///     .heartbeat(Some(Duration::from_secs(10)))
+            ///     .build()?;
+            /// # let _ = conn;
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn heartbeat(b, interval: Option<Duration>) {
+                b.heartbeat = Some(interval.filter(|d| !d.is_zero()));
+            }
+            /// A name shown by the broker's management tools.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// let conn = kelp::Connection::builder("memory://").connection_name("invoice-service").build()?;
+            /// # let _ = conn;
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn connection_name(b, name: impl Into<String>) {
+                b.connection_name = Some(name.into());
+            }
+            /// A transport-specific option (Kombu's `transport_options`), passed to
+            /// the transport as is. The memory and AMQP transports define none and
+            /// ignore them; everything they can do has its own builder method.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// // Passed through untouched, for a transport that reads it.
+            /// let conn = kelp::Connection::builder("memory://")
+            ///     .transport_option("visibility_timeout", 3600)
+            ///     .build()?;
+            /// # let _ = conn;
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn transport_option(b, key: impl Into<String>, value: impl Into<Value>) {
+                b.transport_options.insert(key.into(), value.into());
+            }
+        }
+    };
+}
+#[cfg_attr(not(feature = "blocking"), allow(unused_imports))]
+pub(crate) use connection_builder_options;
+
 impl ConnectionBuilder {
+    connection_builder_options!(builder_setters);
+
     fn new(urls: Vec<String>) -> ConnectionBuilder {
         ConnectionBuilder {
             urls,
@@ -64,204 +254,6 @@ impl ConnectionBuilder {
             max_unconfirmed: 100_000,
             standby: false,
         }
-    }
-
-    /// At most this many publishes per channel wait for their confirm
-    /// (default 100,000); more wait for room, up to the retry policy's
-    /// deadline, then fail with [`LimitExceeded`](crate::ErrorKind::LimitExceeded).
-    /// This bounds the memory that unconfirmed messages (kept to publish
-    /// again after a failover) may take.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // A publisher of large bodies keeps fewer of them in memory.
-    /// let conn = kelp::Connection::builder("memory://").max_unconfirmed(1_000).build()?;
-    /// # let _ = conn;
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn max_unconfirmed(mut self, n: usize) -> ConnectionBuilder {
-        self.max_unconfirmed = n.max(1);
-        self
-    }
-
-    /// How reconnecting after a lost connection is retried (default:
-    /// [`RetryPolicy::default`]). Operations that wait for a recovery wait at
-    /// most its deadline.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use kelp::{Connection, RetryPolicy};
-    ///
-    /// // Keep trying for five minutes instead of one.
-    /// let policy = RetryPolicy::default().deadline(Duration::from_secs(300));
-    /// let conn = Connection::builder("memory://").retry_policy(policy).build()?;
-    /// assert_eq!(conn.retry_policy().deadline, Some(Duration::from_secs(300)));
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> ConnectionBuilder {
-        self.retry = policy;
-        self
-    }
-
-    /// Recover automatically when the connection is lost (default: on):
-    /// reconnect by the failover strategy, re-declare the recorded topology,
-    /// reopen channels, publish again what was not confirmed, re-consume.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // A short-lived tool may prefer to fail at once and exit.
-    /// let conn = kelp::Connection::builder("memory://").automatic_recovery(false).build()?;
-    /// # let _ = conn;
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn automatic_recovery(mut self, on: bool) -> ConnectionBuilder {
-        self.recovery = on;
-        self
-    }
-
-    /// Keep a warm standby (default: off): while connected, also hold a
-    /// connection to the broker the failover strategy would pick next, with
-    /// the recorded exchanges, queues and bindings declared there too. A
-    /// failover to it then skips connecting and creating queues, so
-    /// publishing resumes sooner.
-    ///
-    /// The price: one more idle connection, and the application's entities
-    /// exist on the standby broker before it is used (server-named queues
-    /// excepted). The standby's own events are silent until it takes over.
-    /// Only meaningful with several URLs.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let conn = kelp::Connection::builder("amqp://primary//;amqp://standby//")
-    ///     .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
-    ///     .warm_standby(true)
-    ///     .build()?;
-    /// # let _ = conn;
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn warm_standby(mut self, on: bool) -> ConnectionBuilder {
-        self.standby = on;
-        self
-    }
-
-    /// Add alternate broker URLs (each may itself be a `;` list).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use kelp::Connection;
-    ///
-    /// let conn = Connection::builder("amqp://rabbit-a//")
-    ///     .alternates(["amqp://rabbit-b//", "amqp://rabbit-c//"])
-    ///     .build()?;
-    /// assert_eq!(conn.urls().len(), 3);
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn alternates<I, S>(mut self, urls: I) -> ConnectionBuilder
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.urls.extend(urls.into_iter().map(Into::into));
-        self
-    }
-
-    /// How to pick the next broker (default: round-robin).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use kelp::{Connection, FailoverStrategy};
-    ///
-    /// // Go back to the primary as soon as it is up again.
-    /// let conn = Connection::builder("amqp://primary//;amqp://standby//")
-    ///     .failover_strategy(FailoverStrategy::PriorityOrder)
-    ///     .build()?;
-    /// assert!(matches!(conn.failover_strategy(), FailoverStrategy::PriorityOrder));
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn failover_strategy(mut self, strategy: FailoverStrategy) -> ConnectionBuilder {
-        self.strategy = strategy;
-        self
-    }
-
-    /// Time allowed for one connection attempt (default 5 s, or `connect_timeout=` in the URL).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let conn = kelp::Connection::builder("amqp://rabbit-a//;amqp://rabbit-b//")
-    ///     .connect_timeout(Duration::from_secs(2)) // a dead node costs at most 2 s
-    ///     .build()?;
-    /// # let _ = conn;
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn connect_timeout(mut self, timeout: Duration) -> ConnectionBuilder {
-        self.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// Heartbeat interval; `None` turns heartbeats off (default 60 s, or
-    /// `heartbeat=` in the URL). The broker and kelp agree on the smaller
-    /// non-zero value; kelp declares the broker dead after one interval of
-    /// silence (two of RabbitMQ's half-interval heartbeats missed), so a
-    /// frozen broker is noticed within 1.25 intervals.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// // Notice a dead broker within about 12 seconds.
-    /// let conn = kelp::Connection::builder("memory://")
-    ///     .heartbeat(Some(Duration::from_secs(10)))
-    ///     .build()?;
-    /// # let _ = conn;
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn heartbeat(mut self, interval: Option<Duration>) -> ConnectionBuilder {
-        self.heartbeat = Some(interval.filter(|d| !d.is_zero()));
-        self
-    }
-
-    /// A name shown by the broker's management tools.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let conn = kelp::Connection::builder("memory://").connection_name("invoice-service").build()?;
-    /// # let _ = conn;
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn connection_name(mut self, name: impl Into<String>) -> ConnectionBuilder {
-        self.connection_name = Some(name.into());
-        self
-    }
-
-    /// A transport-specific option (Kombu's `transport_options`), passed to
-    /// the transport as is. The memory and AMQP transports define none and
-    /// ignore them; everything they can do has its own builder method.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // Passed through untouched, for a transport that reads it.
-    /// let conn = kelp::Connection::builder("memory://")
-    ///     .transport_option("visibility_timeout", 3600)
-    ///     .build()?;
-    /// # let _ = conn;
-    /// # Ok::<(), kelp::Error>(())
-    /// ```
-    pub fn transport_option(mut self, key: impl Into<String>, value: impl Into<Value>) -> ConnectionBuilder {
-        self.transport_options.insert(key.into(), value.into());
-        self
     }
 
     /// Validate the URLs and options; does not connect.

@@ -12,6 +12,7 @@ use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use crate::model::setters::builder_setters;
 use crate::model::channel::Channel;
 use crate::codec::compression::DEFAULT_DECOMPRESSION_LIMIT;
 use crate::model::connection::Connection;
@@ -79,7 +80,286 @@ pub struct ConsumerBuilder {
     arguments: FieldTable,
 }
 
+/// Every option of a consumer builder, once: expanded into its setters here and into
+/// the blocking twin's forwarding setters in `blocking`, so the two faces
+/// cannot drift apart. Each item is a setter body on `b: &mut Self`.
+macro_rules! consumer_builder_options {
+    ($expand:ident $(, $($face:tt)*)?) => {
+        $expand! {
+            $($($face)*;)?
+            /// Consume from this queue too.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let consumer = conn
+            ///     .consumer([Queue::new("consumer-queue-doc-high")])
+            ///     .queue(Queue::new("consumer-queue-doc-low"))
+            ///     .build()
+            ///     .await?;
+            /// assert_eq!(consumer.queues(), ["consumer-queue-doc-high", "consumer-queue-doc-low"]);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn queue(b, queue: Queue) {
+                b.queues.push(queue);
+            }
+            /// Consume from these queues too.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let regions = ["eu", "us", "ap"].map(|r| Queue::new(format!("consumer-queues-doc-{r}")));
+            /// let consumer = conn.consumer([]).queues(regions).build().await?;
+            /// assert_eq!(consumer.queues().len(), 3);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn queues<I>(b, queues: I) where [I: IntoIterator<Item = Queue>] {
+                b.queues.extend(queues);
+            }
+            /// The broker forgets messages as it sends them: no acks, no redelivery.
+            ///
+            /// Fast, but a message in flight when the consumer dies is lost. Fine
+            /// for data that the next message makes obsolete.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let mut consumer = conn.consumer([Queue::new("no-ack-doc")]).no_ack(true).build().await?;
+            /// conn.producer().routing_key("no-ack-doc").build().await?.publish(&21.5).send().await?;
+            ///
+            /// let reading = consumer.next().await.expect("a message")?;
+            /// assert_eq!(reading.decode::<f64>()?, 21.5); // nothing to settle
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn no_ack(b, no_ack: bool) {
+                b.no_ack = no_ack;
+            }
+            /// At most this many unacknowledged messages in flight (basic.qos);
+            /// unset leaves the channel's setting, 0 means unlimited.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// // Slow jobs: take one at a time, so other workers get the rest.
+            /// let consumer = conn.consumer([Queue::new("prefetch-doc")]).prefetch_count(1).build().await?;
+            /// # drop(consumer);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn prefetch_count(b, n: u16) {
+                b.prefetch_count = Some(n);
+            }
+            /// The content types (or serializer names) this consumer decodes
+            /// (default: every registered serializer).
+            ///
+            /// A message of another content type fails to decode with a
+            /// [`ContentDisallowed`](crate::ErrorKind::ContentDisallowed) error.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Accept, Connection, Queue, Serializer};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let mut consumer = conn
+            ///     .consumer([Queue::new("accept-doc")])
+            ///     .accept(Accept::new(["json"])?)
+            ///     .build()
+            ///     .await?;
+            /// let producer = conn.producer().routing_key("accept-doc").build().await?;
+            /// producer.publish("yaml?").serializer(Serializer::yaml()).send().await?;
+            ///
+            /// let message = consumer.next().await.expect("a message")?;
+            /// assert!(message.decode::<String>().unwrap_err().is_content_disallowed());
+            /// message.reject().await?;
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn accept(b, accept: Accept) {
+                b.accept = Some(accept);
+            }
+            /// Consumer tags are this prefix followed by a number.
+            ///
+            /// A recognisable prefix tells who consumes in the broker's management
+            /// tools.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let consumer = conn.consumer([Queue::new("tag-prefix-doc")]).tag_prefix("mailer-").build().await?;
+            /// assert!(consumer.consumer_tags()[0].starts_with("mailer-"));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn tag_prefix(b, prefix: impl Into<String>) {
+                b.tag_prefix = Some(prefix.into());
+            }
+            /// Declare the queues (and their exchanges and bindings) before
+            /// consuming (default: on).
+            ///
+            /// Off, the queues must already exist.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let missing = conn.consumer([Queue::new("auto-declare-doc")]).auto_declare(false).build().await;
+            /// assert!(missing.unwrap_err().is_not_found());
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn auto_declare(b, auto_declare: bool) {
+                b.auto_declare = auto_declare;
+            }
+            /// Be the only consumer of the queues.
+            ///
+            /// Keeps strict message order when only one process may handle a queue.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let queue = Queue::new("exclusive-consumer-doc");
+            /// let only = conn.channel().await?.consumer([queue.clone()]).exclusive(true).build().await?;
+            /// let second = conn.channel().await?.consumer([queue]).build().await;
+            /// assert!(second.unwrap_err().is_access_refused());
+            /// # drop(only);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn exclusive(b, exclusive: bool) {
+                b.exclusive = exclusive;
+            }
+            /// The largest body decompression may produce (default 128 MiB).
+            ///
+            /// Protects the consumer from a small compressed body that expands to
+            /// gigabytes.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Compression, Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let mut consumer = conn
+            ///     .consumer([Queue::new("decompression-limit-doc")])
+            ///     .decompression_limit(1024)
+            ///     .build()
+            ///     .await?;
+            /// let producer = conn.producer().routing_key("decompression-limit-doc").build().await?;
+            /// producer.publish(&"0".repeat(100_000)).compression(Compression::Zlib).send().await?;
+            ///
+            /// let message = consumer.next().await.expect("a message")?;
+            /// assert!(message.decode::<String>().unwrap_err().is_limit_exceeded());
+            /// message.reject().await?;
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn decompression_limit(b, bytes: usize) {
+                b.decompression_limit = bytes;
+            }
+            /// A consumer argument for every queue (e.g. `x-priority`).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// // On RabbitMQ, this consumer is served before those of lower priority.
+            /// let consumer = conn.consumer([Queue::new("consumer-argument-doc")]).argument("x-priority", 5).build().await?;
+            /// # drop(consumer);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn argument(b, key: impl Into<String>, value: impl Into<crate::content::value::Value>) {
+                b.arguments.insert(key.into(), value.into());
+            }
+            /// Called by [`Consumer::run_decoded`] for a message that cannot be
+            /// decoded or whose content type is not accepted; it gets the message to
+            /// reject, requeue or ack it. Returning an error stops the run.
+            ///
+            /// # Examples
+            ///
+            /// Drop malformed messages and go on with the rest:
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Error, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let mut consumer = conn
+            ///     .consumer([Queue::new("on-decode-error-doc")])
+            ///     .on_decode_error(|message, error| async move {
+            ///         eprintln!("dropping a bad message: {error}");
+            ///         message.reject().await
+            ///     })
+            ///     .build()
+            ///     .await?;
+            /// let producer = conn.producer().routing_key("on-decode-error-doc").build().await?;
+            /// producer.publish("twelve").send().await?; // not a number
+            /// producer.publish(&12).send().await?;
+            /// producer.publish(&0).send().await?; // 0 means: stop
+            ///
+            /// let mut total = 0;
+            /// let stopped = consumer
+            ///     .run_decoded(|n: u32, message| {
+            ///         total += n;
+            ///         async move {
+            ///             message.ack().await?;
+            ///             if n == 0 { Err(Error::from_handler("stop requested")) } else { Ok(()) }
+            ///         }
+            ///     })
+            ///     .await;
+            /// assert_eq!(total, 12);
+            /// assert_eq!(stopped.unwrap_err().message(), "stop requested");
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn on_decode_error<F, Fut>(b, handler: F) where [F: Fn(crate::model::message::Message, Error) -> Fut + Send + Sync + 'static, Fut: Future<Output = Result<()>> + Send + 'static] {
+                b.on_decode_error = Some(Arc::new(move |m, e| Box::pin(handler(m, e))));
+            }
+        }
+    };
+}
+#[cfg_attr(not(feature = "blocking"), allow(unused_imports))]
+pub(crate) use consumer_builder_options;
+
 impl ConsumerBuilder {
+    consumer_builder_options!(builder_setters);
+
     fn new(target: Target) -> ConsumerBuilder {
         ConsumerBuilder {
             target,
@@ -102,296 +382,6 @@ impl ConsumerBuilder {
 
     pub(crate) fn for_channel(channel: Channel) -> ConsumerBuilder {
         ConsumerBuilder::new(Target::Channel(channel))
-    }
-
-    /// Consume from this queue too.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let consumer = conn
-    ///     .consumer([Queue::new("consumer-queue-doc-high")])
-    ///     .queue(Queue::new("consumer-queue-doc-low"))
-    ///     .build()
-    ///     .await?;
-    /// assert_eq!(consumer.queues(), ["consumer-queue-doc-high", "consumer-queue-doc-low"]);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn queue(mut self, queue: Queue) -> ConsumerBuilder {
-        self.queues.push(queue);
-        self
-    }
-
-    /// Consume from these queues too.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let regions = ["eu", "us", "ap"].map(|r| Queue::new(format!("consumer-queues-doc-{r}")));
-    /// let consumer = conn.consumer([]).queues(regions).build().await?;
-    /// assert_eq!(consumer.queues().len(), 3);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn queues<I: IntoIterator<Item = Queue>>(mut self, queues: I) -> ConsumerBuilder {
-        self.queues.extend(queues);
-        self
-    }
-
-    /// The broker forgets messages as it sends them: no acks, no redelivery.
-    ///
-    /// Fast, but a message in flight when the consumer dies is lost. Fine
-    /// for data that the next message makes obsolete.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let mut consumer = conn.consumer([Queue::new("no-ack-doc")]).no_ack(true).build().await?;
-    /// conn.producer().routing_key("no-ack-doc").build().await?.publish(&21.5).send().await?;
-    ///
-    /// let reading = consumer.next().await.expect("a message")?;
-    /// assert_eq!(reading.decode::<f64>()?, 21.5); // nothing to settle
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn no_ack(mut self, no_ack: bool) -> ConsumerBuilder {
-        self.no_ack = no_ack;
-        self
-    }
-
-    /// At most this many unacknowledged messages in flight (basic.qos);
-    /// unset leaves the channel's setting, 0 means unlimited.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// // Slow jobs: take one at a time, so other workers get the rest.
-    /// let consumer = conn.consumer([Queue::new("prefetch-doc")]).prefetch_count(1).build().await?;
-    /// # drop(consumer);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn prefetch_count(mut self, n: u16) -> ConsumerBuilder {
-        self.prefetch_count = Some(n);
-        self
-    }
-
-    /// The content types (or serializer names) this consumer decodes
-    /// (default: every registered serializer).
-    ///
-    /// A message of another content type fails to decode with a
-    /// [`ContentDisallowed`](crate::ErrorKind::ContentDisallowed) error.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Accept, Connection, Queue, Serializer};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let mut consumer = conn
-    ///     .consumer([Queue::new("accept-doc")])
-    ///     .accept(Accept::new(["json"])?)
-    ///     .build()
-    ///     .await?;
-    /// let producer = conn.producer().routing_key("accept-doc").build().await?;
-    /// producer.publish("yaml?").serializer(Serializer::yaml()).send().await?;
-    ///
-    /// let message = consumer.next().await.expect("a message")?;
-    /// assert!(message.decode::<String>().unwrap_err().is_content_disallowed());
-    /// message.reject().await?;
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn accept(mut self, accept: Accept) -> ConsumerBuilder {
-        self.accept = Some(accept);
-        self
-    }
-
-    /// Consumer tags are this prefix followed by a number.
-    ///
-    /// A recognisable prefix tells who consumes in the broker's management
-    /// tools.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let consumer = conn.consumer([Queue::new("tag-prefix-doc")]).tag_prefix("mailer-").build().await?;
-    /// assert!(consumer.consumer_tags()[0].starts_with("mailer-"));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn tag_prefix(mut self, prefix: impl Into<String>) -> ConsumerBuilder {
-        self.tag_prefix = Some(prefix.into());
-        self
-    }
-
-    /// Declare the queues (and their exchanges and bindings) before
-    /// consuming (default: on).
-    ///
-    /// Off, the queues must already exist.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let missing = conn.consumer([Queue::new("auto-declare-doc")]).auto_declare(false).build().await;
-    /// assert!(missing.unwrap_err().is_not_found());
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn auto_declare(mut self, auto_declare: bool) -> ConsumerBuilder {
-        self.auto_declare = auto_declare;
-        self
-    }
-
-    /// Be the only consumer of the queues.
-    ///
-    /// Keeps strict message order when only one process may handle a queue.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let queue = Queue::new("exclusive-consumer-doc");
-    /// let only = conn.channel().await?.consumer([queue.clone()]).exclusive(true).build().await?;
-    /// let second = conn.channel().await?.consumer([queue]).build().await;
-    /// assert!(second.unwrap_err().is_access_refused());
-    /// # drop(only);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn exclusive(mut self, exclusive: bool) -> ConsumerBuilder {
-        self.exclusive = exclusive;
-        self
-    }
-
-    /// The largest body decompression may produce (default 128 MiB).
-    ///
-    /// Protects the consumer from a small compressed body that expands to
-    /// gigabytes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Compression, Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let mut consumer = conn
-    ///     .consumer([Queue::new("decompression-limit-doc")])
-    ///     .decompression_limit(1024)
-    ///     .build()
-    ///     .await?;
-    /// let producer = conn.producer().routing_key("decompression-limit-doc").build().await?;
-    /// producer.publish(&"0".repeat(100_000)).compression(Compression::Zlib).send().await?;
-    ///
-    /// let message = consumer.next().await.expect("a message")?;
-    /// assert!(message.decode::<String>().unwrap_err().is_limit_exceeded());
-    /// message.reject().await?;
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn decompression_limit(mut self, bytes: usize) -> ConsumerBuilder {
-        self.decompression_limit = bytes;
-        self
-    }
-
-    /// A consumer argument for every queue (e.g. `x-priority`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// // On RabbitMQ, this consumer is served before those of lower priority.
-    /// let consumer = conn.consumer([Queue::new("consumer-argument-doc")]).argument("x-priority", 5).build().await?;
-    /// # drop(consumer);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn argument(mut self, key: impl Into<String>, value: impl Into<crate::content::value::Value>) -> ConsumerBuilder {
-        self.arguments.insert(key.into(), value.into());
-        self
-    }
-
-    /// Called by [`Consumer::run_decoded`] for a message that cannot be
-    /// decoded or whose content type is not accepted; it gets the message to
-    /// reject, requeue or ack it. Returning an error stops the run.
-    ///
-    /// # Examples
-    ///
-    /// Drop malformed messages and go on with the rest:
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Error, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let mut consumer = conn
-    ///     .consumer([Queue::new("on-decode-error-doc")])
-    ///     .on_decode_error(|message, error| async move {
-    ///         eprintln!("dropping a bad message: {error}");
-    ///         message.reject().await
-    ///     })
-    ///     .build()
-    ///     .await?;
-    /// let producer = conn.producer().routing_key("on-decode-error-doc").build().await?;
-    /// producer.publish("twelve").send().await?; // not a number
-    /// producer.publish(&12).send().await?;
-    /// producer.publish(&0).send().await?; // 0 means: stop
-    ///
-    /// let mut total = 0;
-    /// let stopped = consumer
-    ///     .run_decoded(|n: u32, message| {
-    ///         total += n;
-    ///         async move {
-    ///             message.ack().await?;
-    ///             if n == 0 { Err(Error::from_handler("stop requested")) } else { Ok(()) }
-    ///         }
-    ///     })
-    ///     .await;
-    /// assert_eq!(total, 12);
-    /// assert_eq!(stopped.unwrap_err().message(), "stop requested");
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn on_decode_error<F, Fut>(mut self, handler: F) -> ConsumerBuilder
-    where
-        F: Fn(Message, Error) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
-    {
-        self.on_decode_error = Some(Arc::new(move |m, e| Box::pin(handler(m, e))));
-        self
     }
 
     /// Declare (unless auto_declare is off), set the prefetch and start

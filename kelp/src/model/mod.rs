@@ -6,3 +6,4 @@ pub(crate) mod consumer;
 pub(crate) mod entity;
 pub(crate) mod message;
 pub(crate) mod producer;
+pub(crate) mod setters;

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::setters::builder_setters;
 use crate::model::channel::Channel;
 use crate::codec::compression::Compression;
 use crate::model::connection::Connection;
@@ -78,7 +79,305 @@ pub struct ProducerBuilder {
     retry_nacked: bool,
 }
 
+/// Every option of a producer builder, once: expanded into its setters here and into
+/// the blocking twin's forwarding setters in `blocking`, so the two faces
+/// cannot drift apart. Each item is a setter body on `b: &mut Self`.
+macro_rules! producer_builder_options {
+    ($expand:ident $(, $($face:tt)*)?) => {
+        $expand! {
+            $($($face)*;)?
+            /// Let [`Publish::send`] publish again a message the broker nacked, by
+            /// the retry policy (default: off, the caller gets the
+            /// [`Nacked`](crate::ErrorKind::Nacked) error). A nack means the broker
+            /// did not take the message (a quorum queue electing a new leader, a
+            /// full queue), so publishing it again does not duplicate it.
+            ///
+            /// # Examples
+            ///
+            /// A queue that refuses messages when full; the publish waits for room
+            /// instead of failing:
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// let queue = Queue::new("retry-nacked-doc").max_length(1).argument("x-overflow", "reject-publish");
+            /// queue.declare(&channel).await?;
+            /// let producer = conn.producer().routing_key("retry-nacked-doc").retry_nacked(true).build().await?;
+            /// producer.publish("first").send().await?; // the queue is now full
+            ///
+            /// let (reader, q) = (conn.channel().await?, queue.clone());
+            /// tokio::spawn(async move { q.get(&reader, true).await }); // makes room
+            /// producer.publish("second").send().await?; // retried until it fits
+            /// let left = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(left.decode::<String>()?, "second");
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn retry_nacked(b, on: bool) {
+                b.retry_nacked = on;
+            }
+            /// Let [`Publish::send`] retry a mandatory message that came back
+            /// unroutable, by the retry policy (default: off, the caller gets the
+            /// [`Unroutable`](crate::ErrorKind::Unroutable) error). Useful right
+            /// after a failover, while consumers re-declare their queues.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let producer = conn.producer().retry_unroutable(true).build().await?;
+            ///
+            /// // The consuming side declares its queue a little later.
+            /// let channel = conn.channel().await?;
+            /// tokio::spawn(async move {
+            ///     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            ///     Queue::new("retry-unroutable-doc").declare(&channel).await
+            /// });
+            /// producer
+            ///     .publish("not lost")
+            ///     .routing_key("retry-unroutable-doc")
+            ///     .mandatory(true)
+            ///     .send()
+            ///     .await?;
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn retry_unroutable(b, on: bool) {
+                b.retry_unroutable = on;
+            }
+            /// How [`Publish::send`] retries while the connection is down
+            /// (default: the connection's retry policy).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use std::time::Duration;
+            /// use kelp::{Connection, RetryPolicy};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// // An interactive request should fail fast rather than wait a minute.
+            /// let producer = conn
+            ///     .producer()
+            ///     .retry_policy(RetryPolicy::default().deadline(Duration::from_secs(5)))
+            ///     .build()
+            ///     .await?;
+            /// # let _ = producer;
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn retry_policy(b, policy: RetryPolicy) {
+                b.retry = Some(policy);
+            }
+            /// The default exchange to publish to (default: `""`, routing by queue name).
+            ///
+            /// The exchange is declared when the producer is built, unless
+            /// [`auto_declare`](ProducerBuilder::auto_declare) is off.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Exchange};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let producer = conn.producer().exchange(Exchange::fanout("producer-exchange-doc")).build().await?;
+            /// assert_eq!(producer.exchange().name, "producer-exchange-doc");
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn exchange(b, exchange: Exchange) {
+                b.exchange = exchange;
+            }
+            /// The default routing key.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// Queue::new("producer-key-doc").declare(&channel).await?;
+            /// // Every publish goes to this queue unless it names another key.
+            /// let producer = conn.producer().routing_key("producer-key-doc").build().await?;
+            /// producer.publish("hello").send().await?;
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn routing_key(b, routing_key: impl Into<String>) {
+                b.routing_key = routing_key.into();
+            }
+            /// The default serializer (default: json).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Serializer};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let producer = conn.producer().serializer(Serializer::yaml()).build().await?;
+            /// assert_eq!(producer.serializer().content_type(), "application/x-yaml");
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn serializer(b, serializer: Serializer) {
+                b.serializer = serializer;
+            }
+            /// The default compression (default: none).
+            ///
+            /// Consumers decompress by the `compression` header, so they need no
+            /// setting of their own.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Compression, Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// let queue = Queue::new("producer-compression-doc");
+            /// queue.declare(&channel).await?;
+            /// let producer = conn
+            ///     .producer()
+            ///     .routing_key("producer-compression-doc")
+            ///     .compression(Compression::Zlib)
+            ///     .build()
+            ///     .await?;
+            /// producer.publish(&"a long, repetitive report ".repeat(100)).send().await?;
+            ///
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.compression(), Some("application/x-gzip"));
+            /// assert!(message.decode::<String>()?.starts_with("a long"));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn compression(b, compression: Compression) {
+                b.compression = Some(compression);
+            }
+            /// Wait for publisher confirms (default: on). With confirms off,
+            /// `send()` returns once the message is handed to the transport.
+            ///
+            /// Without confirms a message lost with the connection is lost for
+            /// good; the gain is throughput.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// let conn = kelp::Connection::new("memory://")?;
+            /// let fire_and_forget = conn.producer().confirms(false).build().await?;
+            /// assert!(!fire_and_forget.confirms());
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn confirms(b, confirms: bool) {
+                b.confirms = confirms;
+            }
+            /// Declare the exchange when building (default: on).
+            ///
+            /// Turn it off when the application may not declare (RabbitMQ
+            /// permissions) and the exchange is known to exist.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Exchange};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let producer = conn
+            ///     .producer()
+            ///     .exchange(Exchange::topic("managed-elsewhere-doc"))
+            ///     .auto_declare(false)
+            ///     .build()
+            ///     .await?;
+            /// // Nothing was declared: publishing to the missing exchange fails.
+            /// assert!(producer.publish("x").send().await.unwrap_err().is_not_found());
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn auto_declare(b, auto_declare: bool) {
+                b.auto_declare = auto_declare;
+            }
+            /// Give every message a fresh UUID `message_id` unless one is set
+            /// (default: off, as Kombu). Useful to spot duplicates after a failover.
+            ///
+            /// See [`Deduplicator`](crate::Deduplicator) for the consuming side.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// let queue = Queue::new("auto-id-doc");
+            /// queue.declare(&channel).await?;
+            /// let producer = conn.producer().routing_key("auto-id-doc").auto_message_id(true).build().await?;
+            /// producer.publish("tracked").send().await?;
+            ///
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.properties().message_id.as_ref().map(|id| id.len()), Some(36));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn auto_message_id(b, on: bool) {
+                b.auto_message_id = on;
+            }
+            /// Called for every mandatory message the broker returns as unroutable.
+            ///
+            /// With confirms on, the publish also fails with
+            /// [`Unroutable`](crate::ErrorKind::Unroutable); the callback is the
+            /// place to log or park the message.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use std::sync::Arc;
+            /// use std::sync::atomic::{AtomicUsize, Ordering};
+            /// use kelp::Connection;
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let returned = Arc::new(AtomicUsize::new(0));
+            /// let counter = returned.clone();
+            /// let producer = conn
+            ///     .producer()
+            ///     .on_return(move |message| {
+            ///         eprintln!("nobody took the message for {}", message.routing_key);
+            ///         counter.fetch_add(1, Ordering::Relaxed);
+            ///     })
+            ///     .build()
+            ///     .await?;
+            /// let sent = producer.publish("lost?").routing_key("on-return-doc-nowhere").mandatory(true).send().await;
+            /// assert!(sent.unwrap_err().is_unroutable());
+            /// assert_eq!(returned.load(Ordering::Relaxed), 1);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn on_return<F>(b, callback: F) where [F: Fn(&ReturnedMessage) + Send + Sync + 'static] {
+                b.on_return = Some(Arc::new(callback));
+            }
+        }
+    };
+}
+#[cfg_attr(not(feature = "blocking"), allow(unused_imports))]
+pub(crate) use producer_builder_options;
+
 impl ProducerBuilder {
+    producer_builder_options!(builder_setters);
+
     fn new(target: Target) -> ProducerBuilder {
         ProducerBuilder {
             target,
@@ -96,320 +395,12 @@ impl ProducerBuilder {
         }
     }
 
-    /// Let [`Publish::send`] publish again a message the broker nacked, by
-    /// the retry policy (default: off, the caller gets the
-    /// [`Nacked`](crate::ErrorKind::Nacked) error). A nack means the broker
-    /// did not take the message (a quorum queue electing a new leader, a
-    /// full queue), so publishing it again does not duplicate it.
-    ///
-    /// # Examples
-    ///
-    /// A queue that refuses messages when full; the publish waits for room
-    /// instead of failing:
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// let queue = Queue::new("retry-nacked-doc").max_length(1).argument("x-overflow", "reject-publish");
-    /// queue.declare(&channel).await?;
-    /// let producer = conn.producer().routing_key("retry-nacked-doc").retry_nacked(true).build().await?;
-    /// producer.publish("first").send().await?; // the queue is now full
-    ///
-    /// let (reader, q) = (conn.channel().await?, queue.clone());
-    /// tokio::spawn(async move { q.get(&reader, true).await }); // makes room
-    /// producer.publish("second").send().await?; // retried until it fits
-    /// let left = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(left.decode::<String>()?, "second");
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn retry_nacked(mut self, on: bool) -> ProducerBuilder {
-        self.retry_nacked = on;
-        self
-    }
-
-    /// Let [`Publish::send`] retry a mandatory message that came back
-    /// unroutable, by the retry policy (default: off, the caller gets the
-    /// [`Unroutable`](crate::ErrorKind::Unroutable) error). Useful right
-    /// after a failover, while consumers re-declare their queues.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let producer = conn.producer().retry_unroutable(true).build().await?;
-    ///
-    /// // The consuming side declares its queue a little later.
-    /// let channel = conn.channel().await?;
-    /// tokio::spawn(async move {
-    ///     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    ///     Queue::new("retry-unroutable-doc").declare(&channel).await
-    /// });
-    /// producer
-    ///     .publish("not lost")
-    ///     .routing_key("retry-unroutable-doc")
-    ///     .mandatory(true)
-    ///     .send()
-    ///     .await?;
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn retry_unroutable(mut self, on: bool) -> ProducerBuilder {
-        self.retry_unroutable = on;
-        self
-    }
-
-    /// How [`Publish::send`] retries while the connection is down
-    /// (default: the connection's retry policy).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use std::time::Duration;
-    /// use kelp::{Connection, RetryPolicy};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// // An interactive request should fail fast rather than wait a minute.
-    /// let producer = conn
-    ///     .producer()
-    ///     .retry_policy(RetryPolicy::default().deadline(Duration::from_secs(5)))
-    ///     .build()
-    ///     .await?;
-    /// # let _ = producer;
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> ProducerBuilder {
-        self.retry = Some(policy);
-        self
-    }
-
     pub(crate) fn for_connection(connection: Connection) -> ProducerBuilder {
         ProducerBuilder::new(Target::Connection(connection))
     }
 
     pub(crate) fn for_channel(channel: Channel) -> ProducerBuilder {
         ProducerBuilder::new(Target::Channel(channel))
-    }
-
-    /// The default exchange to publish to (default: `""`, routing by queue name).
-    ///
-    /// The exchange is declared when the producer is built, unless
-    /// [`auto_declare`](ProducerBuilder::auto_declare) is off.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Exchange};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let producer = conn.producer().exchange(Exchange::fanout("producer-exchange-doc")).build().await?;
-    /// assert_eq!(producer.exchange().name, "producer-exchange-doc");
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn exchange(mut self, exchange: Exchange) -> ProducerBuilder {
-        self.exchange = exchange;
-        self
-    }
-
-    /// The default routing key.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// Queue::new("producer-key-doc").declare(&channel).await?;
-    /// // Every publish goes to this queue unless it names another key.
-    /// let producer = conn.producer().routing_key("producer-key-doc").build().await?;
-    /// producer.publish("hello").send().await?;
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn routing_key(mut self, routing_key: impl Into<String>) -> ProducerBuilder {
-        self.routing_key = routing_key.into();
-        self
-    }
-
-    /// The default serializer (default: json).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Serializer};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let producer = conn.producer().serializer(Serializer::yaml()).build().await?;
-    /// assert_eq!(producer.serializer().content_type(), "application/x-yaml");
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn serializer(mut self, serializer: Serializer) -> ProducerBuilder {
-        self.serializer = serializer;
-        self
-    }
-
-    /// The default compression (default: none).
-    ///
-    /// Consumers decompress by the `compression` header, so they need no
-    /// setting of their own.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Compression, Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// let queue = Queue::new("producer-compression-doc");
-    /// queue.declare(&channel).await?;
-    /// let producer = conn
-    ///     .producer()
-    ///     .routing_key("producer-compression-doc")
-    ///     .compression(Compression::Zlib)
-    ///     .build()
-    ///     .await?;
-    /// producer.publish(&"a long, repetitive report ".repeat(100)).send().await?;
-    ///
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.compression(), Some("application/x-gzip"));
-    /// assert!(message.decode::<String>()?.starts_with("a long"));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn compression(mut self, compression: Compression) -> ProducerBuilder {
-        self.compression = Some(compression);
-        self
-    }
-
-    /// Wait for publisher confirms (default: on). With confirms off,
-    /// `send()` returns once the message is handed to the transport.
-    ///
-    /// Without confirms a message lost with the connection is lost for
-    /// good; the gain is throughput.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// let conn = kelp::Connection::new("memory://")?;
-    /// let fire_and_forget = conn.producer().confirms(false).build().await?;
-    /// assert!(!fire_and_forget.confirms());
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn confirms(mut self, confirms: bool) -> ProducerBuilder {
-        self.confirms = confirms;
-        self
-    }
-
-    /// Declare the exchange when building (default: on).
-    ///
-    /// Turn it off when the application may not declare (RabbitMQ
-    /// permissions) and the exchange is known to exist.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Exchange};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let producer = conn
-    ///     .producer()
-    ///     .exchange(Exchange::topic("managed-elsewhere-doc"))
-    ///     .auto_declare(false)
-    ///     .build()
-    ///     .await?;
-    /// // Nothing was declared: publishing to the missing exchange fails.
-    /// assert!(producer.publish("x").send().await.unwrap_err().is_not_found());
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn auto_declare(mut self, auto_declare: bool) -> ProducerBuilder {
-        self.auto_declare = auto_declare;
-        self
-    }
-
-    /// Give every message a fresh UUID `message_id` unless one is set
-    /// (default: off, as Kombu). Useful to spot duplicates after a failover.
-    ///
-    /// See [`Deduplicator`](crate::Deduplicator) for the consuming side.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// let queue = Queue::new("auto-id-doc");
-    /// queue.declare(&channel).await?;
-    /// let producer = conn.producer().routing_key("auto-id-doc").auto_message_id(true).build().await?;
-    /// producer.publish("tracked").send().await?;
-    ///
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.properties().message_id.as_ref().map(|id| id.len()), Some(36));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn auto_message_id(mut self, on: bool) -> ProducerBuilder {
-        self.auto_message_id = on;
-        self
-    }
-
-    /// Called for every mandatory message the broker returns as unroutable.
-    ///
-    /// With confirms on, the publish also fails with
-    /// [`Unroutable`](crate::ErrorKind::Unroutable); the callback is the
-    /// place to log or park the message.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use std::sync::Arc;
-    /// use std::sync::atomic::{AtomicUsize, Ordering};
-    /// use kelp::Connection;
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let returned = Arc::new(AtomicUsize::new(0));
-    /// let counter = returned.clone();
-    /// let producer = conn
-    ///     .producer()
-    ///     .on_return(move |message| {
-    ///         eprintln!("nobody took the message for {}", message.routing_key);
-    ///         counter.fetch_add(1, Ordering::Relaxed);
-    ///     })
-    ///     .build()
-    ///     .await?;
-    /// let sent = producer.publish("lost?").routing_key("on-return-doc-nowhere").mandatory(true).send().await;
-    /// assert!(sent.unwrap_err().is_unroutable());
-    /// assert_eq!(returned.load(Ordering::Relaxed), 1);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn on_return<F>(mut self, callback: F) -> ProducerBuilder
-    where
-        F: Fn(&ReturnedMessage) + Send + Sync + 'static,
-    {
-        self.on_return = Some(Arc::new(callback));
-        self
     }
 
     /// Create the producer: puts the channel in confirm mode (unless
@@ -772,7 +763,544 @@ pub struct Publish<'p, T: ?Sized> {
     declare: Vec<Entity>,
 }
 
+/// Every option of a publish, once: expanded into its setters here and into
+/// the blocking twin's forwarding setters in `blocking`, so the two faces
+/// cannot drift apart. Each item is a setter body on `b: &mut Self`.
+macro_rules! publish_options {
+    ($expand:ident $(, $($face:tt)*)?) => {
+        $expand! {
+            $($($face)*;)?
+            /// Publish to this exchange instead of the producer's.
+            ///
+            /// The exchange must exist; see [`declare`](Publish::declare).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Exchange, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// let audit = Queue::new("publish-exchange-doc").exchange(Exchange::fanout("publish-exchange-doc"));
+            /// audit.declare(&channel).await?;
+            ///
+            /// let producer = conn.producer().build().await?; // default exchange
+            /// producer.publish("user deleted").exchange("publish-exchange-doc").send().await?;
+            /// assert_eq!(audit.declare(&channel).await?.message_count, 1);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn exchange(b, name: impl Into<SharedStr>) {
+                b.exchange = Some(name.into());
+            }
+            /// Use this routing key instead of the producer's.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-routing-key-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// producer.publish("to one queue").routing_key("publish-routing-key-doc").send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.routing_key(), "publish-routing-key-doc");
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn routing_key(b, routing_key: impl Into<SharedStr>) {
+                b.routing_key = Some(routing_key.into());
+            }
+            /// Serialize with this serializer instead of the producer's.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue, Serializer};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// let queue = Queue::new("publish-serializer-doc");
+            /// queue.declare(&channel).await?;
+            /// let producer = conn.producer().routing_key("publish-serializer-doc").build().await?;
+            /// producer.publish(&[1, 2, 3]).serializer(Serializer::msgpack()).send().await?;
+            ///
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.content_type(), Some("application/x-msgpack"));
+            /// assert_eq!(message.decode::<Vec<u8>>()?, [1, 2, 3]);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn serializer(b, serializer: Serializer) {
+                b.serializer = Some(serializer);
+            }
+            /// Compress with this method (overrides the producer's).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Compression, Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// let queue = Queue::new("publish-compression-doc");
+            /// queue.declare(&channel).await?;
+            /// let producer = conn.producer().routing_key("publish-compression-doc").build().await?;
+            /// let big = "row,".repeat(10_000);
+            /// producer.publish(&big).compression(Compression::Zstd).send().await?;
+            ///
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert!(message.raw_body().len() < big.len() / 10);
+            /// assert_eq!(message.decode::<String>()?, big);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn compression(b, compression: Compression) {
+                b.compression = Some(Some(compression));
+            }
+            /// Do not compress, whatever the producer's default.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Compression, Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// let queue = Queue::new("no-compression-doc");
+            /// queue.declare(&channel).await?;
+            /// let producer = conn
+            ///     .producer()
+            ///     .routing_key("no-compression-doc")
+            ///     .compression(Compression::Brotli)
+            ///     .build()
+            ///     .await?;
+            /// // Too small to be worth compressing.
+            /// producer.publish("ok").no_compression().send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.compression(), None);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn no_compression(b) {
+                b.compression = Some(None);
+            }
+            /// Transient or persistent (default: the exchange's, else persistent).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::DeliveryMode;
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-delivery-mode-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// producer.publish("cache hint").routing_key("publish-delivery-mode-doc")
+            ///     .delivery_mode(DeliveryMode::Transient).send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.properties().delivery_mode, Some(1));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn delivery_mode(b, mode: DeliveryMode) {
+                b.props().delivery_mode = Some(mode.as_u8());
+            }
+            /// Return the message if it cannot be routed to any queue.
+            ///
+            /// Without it, the broker drops such a message silently.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// let conn = kelp::Connection::new("memory://")?;
+            /// let producer = conn.producer().build().await?;
+            /// let result = producer.publish("hello?").routing_key("mandatory-doc-nowhere").mandatory(true).send().await;
+            /// let error = result.unwrap_err();
+            /// assert!(error.is_unroutable());
+            /// assert_eq!(error.returned_message().map(|m| m.reply_code), Some(312));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn mandatory(b, mandatory: bool) {
+                b.mandatory = mandatory;
+            }
+            /// Message priority (default 0).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-priority-doc").max_priority(9);
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// producer.publish("batch job").routing_key("publish-priority-doc").send().await?;
+            /// producer.publish("user waiting").routing_key("publish-priority-doc").priority(8).send().await?;
+            /// let first = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(first.decode::<String>()?, "user waiting"); // overtook the batch job
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn priority(b, priority: u8) {
+                b.props().priority = Some(priority);
+            }
+            /// Label the body with this content type.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-content-type-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// producer.publish_bytes(&b"<svg/>"[..]).content_type("image/svg+xml")
+            ///     .routing_key("publish-content-type-doc").send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.content_type(), Some("image/svg+xml"));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn content_type(b, content_type: impl Into<SharedStr>) {
+                b.props().content_type = Some(content_type.into());
+            }
+            /// Label the body with this content encoding.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-content-encoding-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// // Text in a legacy encoding, labelled so that consumers can read it.
+            /// producer.publish_bytes(vec![b'c', b'a', b'f', 0xe9]).content_type("text/plain")
+            ///     .content_encoding("latin-1").routing_key("publish-content-encoding-doc").send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.decode::<String>()?, "café");
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn content_encoding(b, content_encoding: impl Into<SharedStr>) {
+                b.props().content_encoding = Some(content_encoding.into());
+            }
+            /// Add an application header.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-header-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// producer.publish("x").routing_key("publish-header-doc").header("trace-id", "4bf92f35").send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.headers()["trace-id"].as_str(), Some("4bf92f35"));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn header(b, key: impl Into<String>, value: impl Into<Value>) {
+                b.props().headers.insert(key.into(), value.into());
+            }
+            /// Add application headers.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{FieldTable, Value};
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-headers-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// let mut context = FieldTable::new();
+            /// context.insert("tenant".into(), Value::from("acme"));
+            /// context.insert("attempt".into(), Value::from(1));
+            /// producer.publish("x").routing_key("publish-headers-doc").headers(context).send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.headers().len(), 2);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn headers(b, headers: FieldTable) {
+                b.props().headers.extend(headers);
+            }
+            /// Per-message TTL; sent as milliseconds text, as Kombu does.
+            ///
+            /// A message still waiting in its queue after `ttl` is dropped (or
+            /// dead-lettered).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use std::time::Duration;
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// let queue = Queue::new("expiration-doc");
+            /// queue.declare(&channel).await?;
+            /// let producer = conn.producer().routing_key("expiration-doc").build().await?;
+            /// producer.publish("flash sale").expiration(Duration::from_millis(20)).send().await?;
+            ///
+            /// tokio::time::sleep(Duration::from_millis(50)).await;
+            /// assert!(queue.get(&channel, true).await?.is_none());
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn expiration(b, ttl: Duration) {
+                b.props().expiration = Some(SharedStr::from(ttl.as_millis().to_string()));
+            }
+            /// Correlation id (replies carry the request's).
+            ///
+            /// # Examples
+            ///
+            /// A request that asks for its answer on a private queue:
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// Queue::new("rpc-doc-requests").declare(&channel).await?;
+            /// let replies = Queue::server_named().declare(&channel).await?;
+            ///
+            /// let producer = conn.producer().build().await?;
+            /// producer
+            ///     .publish(&serde_json::json!({"op": "add", "args": [2, 3]}))
+            ///     .routing_key("rpc-doc-requests")
+            ///     .reply_to(replies.name.as_str())
+            ///     .correlation_id("req-1")
+            ///     .send()
+            ///     .await?;
+            ///
+            /// // The server answers where it was told to, with the same id.
+            /// let request = Queue::new("rpc-doc-requests").get(&channel, true).await?.expect("a request");
+            /// let properties = request.properties();
+            /// let reply_to = properties.reply_to.clone().expect("a reply queue");
+            /// let id = properties.correlation_id.clone().expect("an id");
+            /// producer.publish(&5).routing_key(reply_to).correlation_id(id).send().await?;
+            ///
+            /// let answer = Queue::new(replies.name.as_str()).get(&channel, true).await?.expect("an answer");
+            /// assert_eq!(answer.properties().correlation_id.as_deref(), Some("req-1"));
+            /// assert_eq!(answer.decode::<i32>()?, 5);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn correlation_id(b, id: impl Into<SharedStr>) {
+                b.props().correlation_id = Some(id.into());
+            }
+            /// Where replies should go.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-reply-to-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// producer.publish("status?").routing_key("publish-reply-to-doc").reply_to("status-replies").send().await?;
+            /// let request = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(request.properties().reply_to.as_deref(), Some("status-replies"));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn reply_to(b, queue: impl Into<SharedStr>) {
+                b.props().reply_to = Some(queue.into());
+            }
+            /// Application message id.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-message-id-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// // An id derived from the business key makes retries recognisable.
+            /// producer.publish("charge").routing_key("publish-message-id-doc").message_id("order-1234-charge").send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.properties().message_id.as_deref(), Some("order-1234-charge"));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn message_id(b, id: impl Into<SharedStr>) {
+                b.props().message_id = Some(id.into());
+            }
+            /// Timestamp in seconds since the Unix epoch.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-timestamp-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// // When the event happened, not when it was published.
+            /// producer.publish("meter reading").routing_key("publish-timestamp-doc").timestamp(1_700_000_000).send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.properties().timestamp, Some(1_700_000_000));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn timestamp(b, seconds: u64) {
+                b.props().timestamp = Some(seconds);
+            }
+            /// Timestamp of now.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let channel = conn.default_channel().await?;
+            /// let queue = Queue::new("timestamp-doc");
+            /// queue.declare(&channel).await?;
+            /// let producer = conn.producer().routing_key("timestamp-doc").build().await?;
+            /// producer.publish("tick").timestamp_now().send().await?;
+            ///
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert!(message.properties().timestamp.is_some_and(|t| t > 1_700_000_000));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn timestamp_now(b) {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                b.props().timestamp = Some(now);
+            }
+            /// Application message type (AMQP `type`).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-kind-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// producer.publish("x").routing_key("publish-kind-doc").kind("invoice.paid").send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.properties().kind.as_deref(), Some("invoice.paid"));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn kind(b, kind: impl Into<SharedStr>) {
+                b.props().kind = Some(kind.into());
+            }
+            /// Application id.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-app-id-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// producer.publish("x").routing_key("publish-app-id-doc").app_id("billing").send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.properties().app_id.as_deref(), Some("billing"));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn app_id(b, app_id: impl Into<SharedStr>) {
+                b.props().app_id = Some(app_id.into());
+            }
+            /// User id (RabbitMQ checks it against the connection's user).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// # use kelp::{Connection, Queue};
+            /// # let conn = Connection::new("memory://")?;
+            /// # let channel = conn.default_channel().await?;
+            /// # let queue = Queue::new("publish-user-id-doc");
+            /// # queue.declare(&channel).await?;
+            /// # let producer = conn.producer().build().await?;
+            /// // On RabbitMQ this must be the connection's own user name.
+            /// producer.publish("x").routing_key("publish-user-id-doc").user_id("guest").send().await?;
+            /// let message = queue.get(&channel, true).await?.expect("a message");
+            /// assert_eq!(message.properties().user_id.as_deref(), Some("guest"));
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn user_id(b, user_id: impl Into<SharedStr>) {
+                b.props().user_id = Some(user_id.into());
+            }
+            /// Declare this entity first (cached per connection, as Kombu's `declare=`).
+            ///
+            /// Makes sure the destination exists without a separate step; only the
+            /// first publish on a connection pays for the declaration.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// # async fn demo() -> kelp::Result<()> {
+            /// use kelp::{Connection, Queue};
+            ///
+            /// let conn = Connection::new("memory://")?;
+            /// let producer = conn.producer().build().await?;
+            /// let queue = Queue::new("publish-declare-doc");
+            /// producer.publish("first").routing_key("publish-declare-doc").declare(&queue).send().await?;
+            /// assert_eq!(queue.declare(producer.channel()).await?.message_count, 1);
+            /// # Ok(()) }
+            /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+            /// ```
+            fn declare(b, entity: impl Into<Entity>) {
+                b.declare.push(entity.into());
+            }
+        }
+    };
+}
+#[cfg_attr(not(feature = "blocking"), allow(unused_imports))]
+pub(crate) use publish_options;
+
 impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
+    publish_options!(builder_setters);
+
     fn new(producer: &'p Producer, body: Body<'p, T>) -> Publish<'p, T> {
         Publish {
             producer,
@@ -790,571 +1318,6 @@ impl<'p, T: Serialize + ?Sized> Publish<'p, T> {
     fn props(&mut self) -> &mut Properties {
         // Unique until prepare() hands it over, so this never clones.
         &mut Arc::make_mut(&mut self.content).properties
-    }
-
-    /// Publish to this exchange instead of the producer's.
-    ///
-    /// The exchange must exist; see [`declare`](Publish::declare).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Exchange, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// let audit = Queue::new("publish-exchange-doc").exchange(Exchange::fanout("publish-exchange-doc"));
-    /// audit.declare(&channel).await?;
-    ///
-    /// let producer = conn.producer().build().await?; // default exchange
-    /// producer.publish("user deleted").exchange("publish-exchange-doc").send().await?;
-    /// assert_eq!(audit.declare(&channel).await?.message_count, 1);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn exchange(mut self, name: impl Into<SharedStr>) -> Self {
-        self.exchange = Some(name.into());
-        self
-    }
-
-    /// Use this routing key instead of the producer's.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-routing-key-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// producer.publish("to one queue").routing_key("publish-routing-key-doc").send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.routing_key(), "publish-routing-key-doc");
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn routing_key(mut self, routing_key: impl Into<SharedStr>) -> Self {
-        self.routing_key = Some(routing_key.into());
-        self
-    }
-
-    /// Serialize with this serializer instead of the producer's.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue, Serializer};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// let queue = Queue::new("publish-serializer-doc");
-    /// queue.declare(&channel).await?;
-    /// let producer = conn.producer().routing_key("publish-serializer-doc").build().await?;
-    /// producer.publish(&[1, 2, 3]).serializer(Serializer::msgpack()).send().await?;
-    ///
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.content_type(), Some("application/x-msgpack"));
-    /// assert_eq!(message.decode::<Vec<u8>>()?, [1, 2, 3]);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn serializer(mut self, serializer: Serializer) -> Self {
-        self.serializer = Some(serializer);
-        self
-    }
-
-    /// Compress with this method (overrides the producer's).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Compression, Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// let queue = Queue::new("publish-compression-doc");
-    /// queue.declare(&channel).await?;
-    /// let producer = conn.producer().routing_key("publish-compression-doc").build().await?;
-    /// let big = "row,".repeat(10_000);
-    /// producer.publish(&big).compression(Compression::Zstd).send().await?;
-    ///
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert!(message.raw_body().len() < big.len() / 10);
-    /// assert_eq!(message.decode::<String>()?, big);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn compression(mut self, compression: Compression) -> Self {
-        self.compression = Some(Some(compression));
-        self
-    }
-
-    /// Do not compress, whatever the producer's default.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Compression, Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// let queue = Queue::new("no-compression-doc");
-    /// queue.declare(&channel).await?;
-    /// let producer = conn
-    ///     .producer()
-    ///     .routing_key("no-compression-doc")
-    ///     .compression(Compression::Brotli)
-    ///     .build()
-    ///     .await?;
-    /// // Too small to be worth compressing.
-    /// producer.publish("ok").no_compression().send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.compression(), None);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn no_compression(mut self) -> Self {
-        self.compression = Some(None);
-        self
-    }
-
-    /// Transient or persistent (default: the exchange's, else persistent).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::DeliveryMode;
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-delivery-mode-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// producer.publish("cache hint").routing_key("publish-delivery-mode-doc")
-    ///     .delivery_mode(DeliveryMode::Transient).send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.properties().delivery_mode, Some(1));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn delivery_mode(mut self, mode: DeliveryMode) -> Self {
-        self.props().delivery_mode = Some(mode.as_u8());
-        self
-    }
-
-    /// Return the message if it cannot be routed to any queue.
-    ///
-    /// Without it, the broker drops such a message silently.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// let conn = kelp::Connection::new("memory://")?;
-    /// let producer = conn.producer().build().await?;
-    /// let result = producer.publish("hello?").routing_key("mandatory-doc-nowhere").mandatory(true).send().await;
-    /// let error = result.unwrap_err();
-    /// assert!(error.is_unroutable());
-    /// assert_eq!(error.returned_message().map(|m| m.reply_code), Some(312));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn mandatory(mut self, mandatory: bool) -> Self {
-        self.mandatory = mandatory;
-        self
-    }
-
-    /// Message priority (default 0).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-priority-doc").max_priority(9);
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// producer.publish("batch job").routing_key("publish-priority-doc").send().await?;
-    /// producer.publish("user waiting").routing_key("publish-priority-doc").priority(8).send().await?;
-    /// let first = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(first.decode::<String>()?, "user waiting"); // overtook the batch job
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn priority(mut self, priority: u8) -> Self {
-        self.props().priority = Some(priority);
-        self
-    }
-
-    /// Label the body with this content type.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-content-type-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// producer.publish_bytes(&b"<svg/>"[..]).content_type("image/svg+xml")
-    ///     .routing_key("publish-content-type-doc").send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.content_type(), Some("image/svg+xml"));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn content_type(mut self, content_type: impl Into<SharedStr>) -> Self {
-        self.props().content_type = Some(content_type.into());
-        self
-    }
-
-    /// Label the body with this content encoding.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-content-encoding-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// // Text in a legacy encoding, labelled so that consumers can read it.
-    /// producer.publish_bytes(vec![b'c', b'a', b'f', 0xe9]).content_type("text/plain")
-    ///     .content_encoding("latin-1").routing_key("publish-content-encoding-doc").send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.decode::<String>()?, "café");
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn content_encoding(mut self, content_encoding: impl Into<SharedStr>) -> Self {
-        self.props().content_encoding = Some(content_encoding.into());
-        self
-    }
-
-    /// Add an application header.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-header-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// producer.publish("x").routing_key("publish-header-doc").header("trace-id", "4bf92f35").send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.headers()["trace-id"].as_str(), Some("4bf92f35"));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn header(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.props().headers.insert(key.into(), value.into());
-        self
-    }
-
-    /// Add application headers.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{FieldTable, Value};
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-headers-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// let mut context = FieldTable::new();
-    /// context.insert("tenant".into(), Value::from("acme"));
-    /// context.insert("attempt".into(), Value::from(1));
-    /// producer.publish("x").routing_key("publish-headers-doc").headers(context).send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.headers().len(), 2);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn headers(mut self, headers: FieldTable) -> Self {
-        self.props().headers.extend(headers);
-        self
-    }
-
-    /// Per-message TTL; sent as milliseconds text, as Kombu does.
-    ///
-    /// A message still waiting in its queue after `ttl` is dropped (or
-    /// dead-lettered).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use std::time::Duration;
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// let queue = Queue::new("expiration-doc");
-    /// queue.declare(&channel).await?;
-    /// let producer = conn.producer().routing_key("expiration-doc").build().await?;
-    /// producer.publish("flash sale").expiration(Duration::from_millis(20)).send().await?;
-    ///
-    /// tokio::time::sleep(Duration::from_millis(50)).await;
-    /// assert!(queue.get(&channel, true).await?.is_none());
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn expiration(mut self, ttl: Duration) -> Self {
-        self.props().expiration = Some(SharedStr::from(ttl.as_millis().to_string()));
-        self
-    }
-
-    /// Correlation id (replies carry the request's).
-    ///
-    /// # Examples
-    ///
-    /// A request that asks for its answer on a private queue:
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// Queue::new("rpc-doc-requests").declare(&channel).await?;
-    /// let replies = Queue::server_named().declare(&channel).await?;
-    ///
-    /// let producer = conn.producer().build().await?;
-    /// producer
-    ///     .publish(&serde_json::json!({"op": "add", "args": [2, 3]}))
-    ///     .routing_key("rpc-doc-requests")
-    ///     .reply_to(replies.name.as_str())
-    ///     .correlation_id("req-1")
-    ///     .send()
-    ///     .await?;
-    ///
-    /// // The server answers where it was told to, with the same id.
-    /// let request = Queue::new("rpc-doc-requests").get(&channel, true).await?.expect("a request");
-    /// let properties = request.properties();
-    /// let reply_to = properties.reply_to.clone().expect("a reply queue");
-    /// let id = properties.correlation_id.clone().expect("an id");
-    /// producer.publish(&5).routing_key(reply_to).correlation_id(id).send().await?;
-    ///
-    /// let answer = Queue::new(replies.name.as_str()).get(&channel, true).await?.expect("an answer");
-    /// assert_eq!(answer.properties().correlation_id.as_deref(), Some("req-1"));
-    /// assert_eq!(answer.decode::<i32>()?, 5);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn correlation_id(mut self, id: impl Into<SharedStr>) -> Self {
-        self.props().correlation_id = Some(id.into());
-        self
-    }
-
-    /// Where replies should go.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-reply-to-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// producer.publish("status?").routing_key("publish-reply-to-doc").reply_to("status-replies").send().await?;
-    /// let request = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(request.properties().reply_to.as_deref(), Some("status-replies"));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn reply_to(mut self, queue: impl Into<SharedStr>) -> Self {
-        self.props().reply_to = Some(queue.into());
-        self
-    }
-
-    /// Application message id.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-message-id-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// // An id derived from the business key makes retries recognisable.
-    /// producer.publish("charge").routing_key("publish-message-id-doc").message_id("order-1234-charge").send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.properties().message_id.as_deref(), Some("order-1234-charge"));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn message_id(mut self, id: impl Into<SharedStr>) -> Self {
-        self.props().message_id = Some(id.into());
-        self
-    }
-
-    /// Timestamp in seconds since the Unix epoch.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-timestamp-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// // When the event happened, not when it was published.
-    /// producer.publish("meter reading").routing_key("publish-timestamp-doc").timestamp(1_700_000_000).send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.properties().timestamp, Some(1_700_000_000));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn timestamp(mut self, seconds: u64) -> Self {
-        self.props().timestamp = Some(seconds);
-        self
-    }
-
-    /// Timestamp of now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let channel = conn.default_channel().await?;
-    /// let queue = Queue::new("timestamp-doc");
-    /// queue.declare(&channel).await?;
-    /// let producer = conn.producer().routing_key("timestamp-doc").build().await?;
-    /// producer.publish("tick").timestamp_now().send().await?;
-    ///
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert!(message.properties().timestamp.is_some_and(|t| t > 1_700_000_000));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn timestamp_now(self) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.timestamp(now)
-    }
-
-    /// Application message type (AMQP `type`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-kind-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// producer.publish("x").routing_key("publish-kind-doc").kind("invoice.paid").send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.properties().kind.as_deref(), Some("invoice.paid"));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn kind(mut self, kind: impl Into<SharedStr>) -> Self {
-        self.props().kind = Some(kind.into());
-        self
-    }
-
-    /// Application id.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-app-id-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// producer.publish("x").routing_key("publish-app-id-doc").app_id("billing").send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.properties().app_id.as_deref(), Some("billing"));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn app_id(mut self, app_id: impl Into<SharedStr>) -> Self {
-        self.props().app_id = Some(app_id.into());
-        self
-    }
-
-    /// User id (RabbitMQ checks it against the connection's user).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// # use kelp::{Connection, Queue};
-    /// # let conn = Connection::new("memory://")?;
-    /// # let channel = conn.default_channel().await?;
-    /// # let queue = Queue::new("publish-user-id-doc");
-    /// # queue.declare(&channel).await?;
-    /// # let producer = conn.producer().build().await?;
-    /// // On RabbitMQ this must be the connection's own user name.
-    /// producer.publish("x").routing_key("publish-user-id-doc").user_id("guest").send().await?;
-    /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.properties().user_id.as_deref(), Some("guest"));
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn user_id(mut self, user_id: impl Into<SharedStr>) -> Self {
-        self.props().user_id = Some(user_id.into());
-        self
-    }
-
-    /// Declare this entity first (cached per connection, as Kombu's `declare=`).
-    ///
-    /// Makes sure the destination exists without a separate step; only the
-    /// first publish on a connection pays for the declaration.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// use kelp::{Connection, Queue};
-    ///
-    /// let conn = Connection::new("memory://")?;
-    /// let producer = conn.producer().build().await?;
-    /// let queue = Queue::new("publish-declare-doc");
-    /// producer.publish("first").routing_key("publish-declare-doc").declare(&queue).send().await?;
-    /// assert_eq!(queue.declare(producer.channel()).await?.message_count, 1);
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub fn declare(mut self, entity: impl Into<Entity>) -> Self {
-        self.declare.push(entity.into());
-        self
     }
 
     /// Publish and wait until the broker took responsibility for the

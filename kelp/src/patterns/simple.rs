@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::Mutex;
+use crate::model::setters::builder_setters;
 use crate::codec::compression::Compression;
 use crate::codec::serialization::{Accept, Serializer};
 use crate::error::{Error, ErrorKind, Result};
@@ -28,7 +29,35 @@ pub struct SimpleBuilder {
     accept: Option<Accept>,
 }
 
+/// Every option of a simple queue builder, once: expanded into its setters here and into
+/// the blocking twin's forwarding setters in `blocking`, so the two faces
+/// cannot drift apart. Each item is a setter body on `b: &mut Self`.
+macro_rules! simple_builder_options {
+    ($expand:ident $(, $($face:tt)*)?) => {
+        $expand! {
+            $($($face)*;)?
+            /// How `put` encodes bodies (JSON by default).
+            fn serializer(b, serializer: Serializer) {
+                b.serializer = serializer;
+            }
+            /// Compress bodies that `put` sends.
+            fn compression(b, compression: Compression) {
+                b.compression = Some(compression);
+            }
+            /// The content types `get` accepts (others are refused with
+            /// `ContentDisallowed` when decoded).
+            fn accept(b, accept: Accept) {
+                b.accept = Some(accept);
+            }
+        }
+    };
+}
+#[cfg_attr(not(feature = "blocking"), allow(unused_imports))]
+pub(crate) use simple_builder_options;
+
 impl SimpleBuilder {
+    simple_builder_options!(builder_setters);
+
     fn new(connection: &Connection, queue: Queue, buffer: bool) -> SimpleBuilder {
         SimpleBuilder {
             connection: connection.clone(),
@@ -38,25 +67,6 @@ impl SimpleBuilder {
             compression: None,
             accept: None,
         }
-    }
-
-    /// How `put` encodes bodies (JSON by default).
-    pub fn serializer(mut self, serializer: Serializer) -> SimpleBuilder {
-        self.serializer = serializer;
-        self
-    }
-
-    /// Compress bodies that `put` sends.
-    pub fn compression(mut self, compression: Compression) -> SimpleBuilder {
-        self.compression = Some(compression);
-        self
-    }
-
-    /// The content types `get` accepts (others are refused with
-    /// `ContentDisallowed` when decoded).
-    pub fn accept(mut self, accept: Accept) -> SimpleBuilder {
-        self.accept = Some(accept);
-        self
     }
 
     /// Declare the queue and exchange, and make the producer.
