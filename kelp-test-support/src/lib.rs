@@ -19,8 +19,11 @@
 //! * [`tls::generate_test_pki`]: a CA, a server certificate for
 //!   `localhost`/`127.0.0.1` and a client certificate, made with the `openssl`
 //!   command line tool.
-//! * [`kill_pid`], [`wait_for`], [`wait_for_async`], [`free_port`],
-//!   [`amqp_probe`].
+//! * [`eventually`] / [`eventually_blocking`]: poll a condition until it
+//!   holds, panicking with what was awaited after a bound that only turns a
+//!   hang into a failure ([`wait_for`] / [`wait_for_async`] return an error
+//!   instead).
+//! * [`kill_pid`], [`free_port`], [`amqp_probe`].
 //!
 //! # Processes and clean-up
 //!
@@ -53,13 +56,13 @@
 #![warn(missing_docs)]
 
 use std::fmt;
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod haproxy;
+mod poll;
 mod procs;
 pub mod proxy;
 pub mod rabbit;
@@ -67,6 +70,7 @@ pub mod redis;
 pub mod tls;
 
 pub use haproxy::HaProxy;
+pub use poll::{Check, eventually, eventually_blocking, wait_for, wait_for_async};
 pub use procs::reap_orphans;
 pub use proxy::{FaultMode, FaultProxy};
 pub use rabbit::{RabbitCluster, RabbitNode, RabbitNodeOptions, TlsListener};
@@ -339,7 +343,7 @@ pub fn free_port() -> u16 {
 }
 
 // ---------------------------------------------------------------------------
-// Signals and waiting
+// Signals
 // ---------------------------------------------------------------------------
 
 /// A signal for [`kill_pid`].
@@ -396,53 +400,6 @@ pub fn kill_pid(pid: u32, signal: Signal) -> io::Result<()> {
 /// Whether process `pid` exists and is not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
     procs::pid_alive(pid)
-}
-
-/// Polls `condition` (every 10 ms at first, backing off to 200 ms) until it
-/// returns `true` or `timeout` has passed. The timeout is a guard against
-/// hanging, not an assertion about speed: pick it generously.
-pub fn wait_for<F: FnMut() -> bool>(mut condition: F, timeout: Duration) -> Result<()> {
-    let start = Instant::now();
-    let mut interval = Duration::from_millis(10);
-    loop {
-        if condition() {
-            return Ok(());
-        }
-        if start.elapsed() >= timeout {
-            return Err(Error::new(format!(
-                "condition still false after {timeout:?}"
-            )));
-        }
-        std::thread::sleep(interval.min(timeout.saturating_sub(start.elapsed())));
-        interval = (interval * 2).min(Duration::from_millis(200));
-    }
-}
-
-/// Async version of [`wait_for`]: awaits `condition()` repeatedly (every 10 ms
-/// at first, backing off to 200 ms) until it yields `true` or `timeout` has
-/// passed.
-pub async fn wait_for_async<F, Fut>(mut condition: F, timeout: Duration) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    let mut interval = Duration::from_millis(10);
-    loop {
-        let remaining = timeout.saturating_sub(start.elapsed());
-        if let Ok(true) =
-            tokio::time::timeout(remaining.max(Duration::from_millis(1)), condition()).await
-        {
-            return Ok(());
-        }
-        if start.elapsed() >= timeout {
-            return Err(Error::new(format!(
-                "condition still false after {timeout:?}"
-            )));
-        }
-        tokio::time::sleep(interval.min(timeout.saturating_sub(start.elapsed()))).await;
-        interval = (interval * 2).min(Duration::from_millis(200));
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kelp_test_support::{FaultMode, FaultProxy, wait_for_async};
+use kelp_test_support::{FaultMode, FaultProxy, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
@@ -116,9 +116,13 @@ async fn connect_and_read_until_closed(addr: SocketAddr) -> io::Result<usize> {
 }
 
 async fn wait_count(p: &FaultProxy, n: usize) {
-    wait_for_async(|| async { p.connections() == n }, GUARD)
-        .await
-        .unwrap_or_else(|_| panic!("expected {n} open connections, have {}", p.connections()));
+    eventually(&format!("{n} open connections"), GUARD, async || {
+        match p.connections() {
+            have if have == n => Ok(()),
+            have => Err(format!("{have} open connections")),
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,10 +302,10 @@ async fn close_after_truncates_at_byte_count() {
         is_reset_or_eof(&r),
         "expected the connection to close, got {r:?}"
     );
-    let closed = sink.closed.clone();
-    wait_for_async(|| async { closed.load(Ordering::SeqCst) }, GUARD)
-        .await
-        .expect("server side not closed");
+    eventually("the server side closed", GUARD, async || {
+        sink.closed.load(Ordering::SeqCst)
+    })
+    .await;
     assert_eq!(sink.received.load(Ordering::SeqCst), 300);
     wait_count(&p, 0).await;
 
@@ -310,10 +314,10 @@ async fn close_after_truncates_at_byte_count() {
     sink.closed.store(false, Ordering::SeqCst);
     let mut b = TcpStream::connect(p.addr()).await.unwrap();
     b.write_all(&[1u8; 100]).await.unwrap();
-    let received = sink.received.clone();
-    wait_for_async(|| async { received.load(Ordering::SeqCst) == 400 }, GUARD)
-        .await
-        .expect("pass-through bytes");
+    eventually("400 bytes passed through", GUARD, async || {
+        sink.received.load(Ordering::SeqCst) == 400
+    })
+    .await;
     p.set_mode(FaultMode::CloseAfter(50)).await;
     b.write_all(&[2u8; 500]).await.unwrap();
     let r = read_until_closed(&mut b).await;
@@ -321,10 +325,10 @@ async fn close_after_truncates_at_byte_count() {
         is_reset_or_eof(&r),
         "expected the connection to close, got {r:?}"
     );
-    let closed = sink.closed.clone();
-    wait_for_async(|| async { closed.load(Ordering::SeqCst) }, GUARD)
-        .await
-        .expect("server side not closed");
+    eventually("the server side closed", GUARD, async || {
+        sink.closed.load(Ordering::SeqCst)
+    })
+    .await;
     assert_eq!(sink.received.load(Ordering::SeqCst), 450);
 }
 
@@ -392,8 +396,12 @@ async fn upstream_down_resets_client_and_drop_releases_port() {
     drop(p);
     let r = read_until_closed(&mut b).await;
     assert!(is_reset_or_eof(&r), "expected EOF after drop, got {r:?}");
-    let refused = wait_for_async(|| async { TcpStream::connect(addr).await.is_err() }, GUARD).await;
-    assert!(refused.is_ok(), "port still accepting after drop");
+    eventually(
+        "the port refuses connections after the drop",
+        GUARD,
+        async || TcpStream::connect(addr).await.is_err(),
+    )
+    .await;
 }
 
 /// The proxy also works on a current-thread runtime (the default of

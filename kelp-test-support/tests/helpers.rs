@@ -6,8 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use kelp_test_support::{
-    Signal, amqp_probe, default_amqp_url, default_redis_url, free_port, kill_pid, pid_alive,
-    require_rabbitmq, require_rabbitmq_async, require_redis, unique_name, wait_for, wait_for_async,
+    Signal, amqp_probe, default_amqp_url, default_redis_url, eventually, eventually_blocking,
+    free_port, kill_pid, pid_alive, require_rabbitmq, require_rabbitmq_async, require_redis,
+    unique_name, wait_for, wait_for_async,
 };
 
 #[test]
@@ -56,13 +57,13 @@ fn kill_pid_stops_continues_and_kills() {
         stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next())
     };
     kill_pid(pid, Signal::Stop).unwrap();
-    wait_for(|| state() == Some('T'), Duration::from_secs(10)).expect("not stopped");
+    eventually_blocking("the child is stopped", Duration::from_secs(10), || {
+        state() == Some('T')
+    });
     kill_pid(pid, Signal::Cont).unwrap();
-    wait_for(
-        || state() == Some('S') || state() == Some('R'),
-        Duration::from_secs(10),
-    )
-    .expect("not continued");
+    eventually_blocking("the child runs again", Duration::from_secs(10), || {
+        state() == Some('S') || state() == Some('R')
+    });
     kill_pid(pid, Signal::Kill).unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success());
@@ -110,6 +111,73 @@ async fn wait_for_async_works() {
     assert!(r.is_err());
 }
 
+#[tokio::test]
+async fn eventually_returns_what_the_check_found() {
+    let mut n = 0;
+    let found = eventually("the third try", Duration::from_secs(10), async || {
+        n += 1;
+        (n >= 3).then_some(n)
+    })
+    .await;
+    assert_eq!(found, 3);
+    eventually("a bool that holds", Duration::from_secs(10), async || true).await;
+    let ok: u8 = eventually("an Ok", Duration::from_secs(10), async || {
+        Ok::<u8, String>(7)
+    })
+    .await;
+    assert_eq!(ok, 7);
+}
+
+#[tokio::test]
+#[should_panic(expected = "the never-ready thing: still not so after 50ms")]
+async fn eventually_panics_with_what_it_awaited() {
+    eventually(
+        "the never-ready thing",
+        Duration::from_millis(50),
+        async || false,
+    )
+    .await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "last seen: 2 of 3")]
+async fn eventually_shows_the_last_error_seen() {
+    eventually("three", Duration::from_millis(50), async || {
+        Err::<(), _>("2 of 3")
+    })
+    .await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "last seen: the last check was still running")]
+async fn eventually_cuts_off_a_check_that_hangs() {
+    eventually("a hanging check", Duration::from_millis(50), async || {
+        std::future::pending::<bool>().await
+    })
+    .await;
+}
+
+#[test]
+fn eventually_blocking_returns_the_value_or_panics_with_what() {
+    let mut n = 0;
+    let found = eventually_blocking("the second try", Duration::from_secs(10), || {
+        n += 1;
+        (n == 2).then_some("two")
+    });
+    assert_eq!(found, "two");
+    let panic = std::panic::catch_unwind(|| {
+        eventually_blocking("never", Duration::from_millis(20), || false)
+    })
+    .expect_err("a check that never holds panics");
+    let message = panic
+        .downcast_ref::<String>()
+        .expect("a formatted panic message");
+    assert!(
+        message.starts_with("never: still not so after 20ms"),
+        "{message}"
+    );
+}
+
 /// This process's `<pid>:<start time>` marker, as the library computes it.
 fn my_owner_marker() -> String {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
@@ -138,14 +206,14 @@ fn reap_orphans_kills_only_processes_of_dead_owners() {
         .spawn()
         .unwrap();
     // Let the children exec (their environ is readable from then on).
-    wait_for(
+    eventually_blocking(
+        "the orphan's environment shows its owner",
+        Duration::from_secs(10),
         || {
             std::fs::read(format!("/proc/{}/environ", orphan.id()))
                 .is_ok_and(|e| e.windows(15).any(|w| w == b"KELP_TEST_OWNER"))
         },
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    );
     assert!(kelp_test_support::reap_orphans() >= 1);
     let status = orphan.wait().unwrap();
     assert!(!status.success(), "the orphan was killed");

@@ -5,7 +5,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use kelp_test_support::{
-    RedisOptions, RedisSentinel, RedisServer, RespValue, SentinelOptions, pid_alive, wait_for,
+    RedisOptions, RedisSentinel, RedisServer, RespValue, SentinelOptions, eventually_blocking,
+    pid_alive,
 };
 
 /// Sends a raw RESP PING and returns what came back (or the error).
@@ -117,18 +118,14 @@ fn sentinel_reports_master_and_fails_over() {
         .replica_of(master.port())
         .start()
         .expect("replica");
-    wait_for(
-        || {
-            replica
-                .command(&["INFO", "replication"])
-                .ok()
-                .and_then(|v| info_field(v, "master_link_status"))
-                .as_deref()
-                == Some("up")
-        },
-        Duration::from_secs(30),
-    )
-    .expect("replica never synced");
+    eventually_blocking("the replica syncs", Duration::from_secs(30), || {
+        replica
+            .command(&["INFO", "replication"])
+            .ok()
+            .and_then(|v| info_field(v, "master_link_status"))
+            .as_deref()
+            == Some("up")
+    });
 
     let name = "kelp-test-master";
     let sentinel =
@@ -150,38 +147,36 @@ fn sentinel_reports_master_and_fails_over() {
     }
 
     // The sentinel must have discovered the replica before a failover can pick it.
-    wait_for(
+    eventually_blocking(
+        "the sentinel sees the replica",
+        Duration::from_secs(30),
         || {
             matches!(sentinel.command(&["SENTINEL", "replicas", name]),
-                Ok(RespValue::Array(Some(ref v))) if !v.is_empty())
+            Ok(RespValue::Array(Some(ref v))) if !v.is_empty())
         },
-        Duration::from_secs(30),
-    )
-    .expect("sentinel never saw the replica");
+    );
 
     // Kill the master: the sentinel promotes the replica (down-after 1 s).
     master.kill();
-    let res = wait_for(
-        || sentinel.master_addr().ok().flatten().map(|(_, p)| p) == Some(replica.port()),
+    eventually_blocking(
+        "the sentinel names the replica as the master",
         Duration::from_secs(60),
-    );
-    assert!(
-        res.is_ok(),
-        "no failover; sentinel log:\n{}",
-        sentinel.log_tail(40)
-    );
-    wait_for(
-        || {
-            replica
-                .command(&["INFO", "replication"])
-                .ok()
-                .and_then(|v| info_field(v, "role"))
-                .as_deref()
-                == Some("master")
+        || match sentinel.master_addr() {
+            Ok(Some((_, port))) if port == replica.port() => Ok(()),
+            other => Err(format!(
+                "master {other:?}; sentinel log:\n{}",
+                sentinel.log_tail(40)
+            )),
         },
-        Duration::from_secs(30),
-    )
-    .expect("replica not promoted");
+    );
+    eventually_blocking("the replica is promoted", Duration::from_secs(30), || {
+        replica
+            .command(&["INFO", "replication"])
+            .ok()
+            .and_then(|v| info_field(v, "role"))
+            .as_deref()
+            == Some("master")
+    });
 
     let spid = sentinel.pid().unwrap();
     drop(sentinel);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kelp::{Connection, ErrorKind, Event, Queue};
-use kelp_test_support::{FaultMode, FaultProxy, RabbitNode, RabbitNodeOptions, TlsListener, require_rabbitmq, unique_name};
+use kelp_test_support::{FaultMode, FaultProxy, RabbitNode, RabbitNodeOptions, TlsListener, eventually, require_rabbitmq, unique_name};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -35,14 +35,10 @@ async fn wait_event(
 }
 
 async fn get_eventually(channel: &kelp::Channel, queue: &Queue) -> kelp::Message {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(m) = queue.get(channel, false).await.expect("basic.get") {
-            return m;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no message in {}", queue.name);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("a message in {}", queue.name), PATIENCE, async || {
+        queue.get(channel, false).await.expect("basic.get")
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,17 +137,14 @@ fn rabbitmqctl(args: &[&str]) -> String {
 /// Find our connection on the broker by its connection_name: its pid and
 /// its client properties as rabbitmqctl prints them.
 async fn broker_connection(name: &str) -> (String, String) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
     let needle = format!("{{\"connection_name\",\"{name}\"}}");
-    loop {
+    eventually(&format!("the broker lists connection {name}"), PATIENCE, async || {
         let listed = rabbitmqctl(&["list_connections", "pid", "client_properties", "-q"]);
-        if let Some(line) = listed.lines().find(|l| l.contains(&needle)) {
-            let (pid, props) = line.split_once('\t').expect("pid<TAB>properties");
-            return (pid.to_owned(), props.to_owned());
-        }
-        assert!(tokio::time::Instant::now() < deadline, "connection {name} not listed by the broker");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let line = listed.lines().find(|l| l.contains(&needle))?;
+        let (pid, props) = line.split_once('\t').expect("pid<TAB>properties");
+        Some((pid.to_owned(), props.to_owned()))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

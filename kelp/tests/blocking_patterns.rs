@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kelp::Queue;
 use kelp::blocking::{Broadcast, Connection, ConnectionPool, ProducerPool, RpcClient, SimpleBuffer, SimpleQueue};
-use kelp_test_support::unique_name;
+use kelp_test_support::{eventually_blocking, unique_name};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -58,11 +58,7 @@ fn pools_limit_and_replace(url: &str) {
     let producers = ProducerPool::new(conn.producer().routing_key(queue.name.clone()), 2);
     producers.acquire().unwrap().publish(&"pooled").send().unwrap();
     assert_eq!(producers.idle(), 1);
-    let got = loop {
-        if let Some(m) = channel.get(&queue, false).unwrap() {
-            break m;
-        }
-    };
+    let got = eventually_blocking("the pooled producer's message in the queue", PATIENCE, || channel.get(&queue, false).unwrap());
     assert_eq!(got.decode::<String>().unwrap(), "pooled");
     got.ack().unwrap();
     channel.delete_queue(&queue, false, false).unwrap();

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kelp::{Connection, Event, Exchange, FailoverStrategy, Queue};
-use kelp_test_support::{RabbitCluster, RabbitNodeOptions};
+use kelp_test_support::{RabbitCluster, RabbitNodeOptions, eventually};
 
 
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -159,14 +159,7 @@ async fn behind_haproxy_kelp_recovers_through_the_one_address() {
     assert_eq!(m.decode::<String>().unwrap(), "first");
     m.ack().await.unwrap();
 
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let holder = loop {
-        if let Some(i) = node_holding(&cluster, &name) {
-            break i;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no node lists the connection");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let holder = eventually("a node lists the connection", PATIENCE, async || node_holding(&cluster, &name)).await;
     cluster.node(holder).kill();
     wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
     let now = node_holding(&cluster, &name).expect("reconnected through the proxy");

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kelp::{Connection, ErrorKind, Event, Exchange, Queue, RetryPolicy};
-use kelp_test_support::{RabbitNode, require_rabbitmq, unique_name};
+use kelp_test_support::{RabbitNode, eventually, require_rabbitmq, unique_name};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -240,15 +240,11 @@ async fn a_frozen_node_is_detected_by_heartbeats_and_left() {
     // Thawing A must not bring back a second consumer: A forgets the dead
     // connection, and kelp consumes only on B.
     a.thaw().unwrap();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    eventually("A lists no consumers", PATIENCE, async || {
         let listed = a.rabbitmqctl_async(&["list_consumers", "-q"]).await.unwrap_or_default();
-        if listed.lines().all(|l| l.trim().is_empty()) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "A still lists consumers: {listed}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        if listed.lines().all(|l| l.trim().is_empty()) { Ok(()) } else { Err(format!("A still lists consumers: {listed}")) }
+    })
+    .await;
     producer.publish("three").send().await.unwrap();
     let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(m.decode::<String>().unwrap(), "three");
@@ -383,11 +379,10 @@ async fn the_worker_keeps_processing_across_two_failovers() {
     let wait_seen = |upto: u32| {
         let seen = seen.clone();
         async move {
-            let deadline = tokio::time::Instant::now() + PATIENCE;
-            while !(0..upto).all(|n| seen.lock().unwrap().contains(&n)) {
-                assert!(tokio::time::Instant::now() < deadline, "the worker stopped processing");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            eventually(&format!("the worker processes 0..{upto}"), PATIENCE, async || {
+                (0..upto).all(|n| seen.lock().unwrap().contains(&n))
+            })
+            .await
         }
     };
     let mut next = 0u32;
@@ -487,23 +482,16 @@ async fn a_warm_standby_follows_the_topology_and_takes_over() {
     queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
     // The standby declares on b what the application declares on a.
     let b_url = b.url();
-    kelp_test_support::wait_for_async(
-        || {
-            let url = b_url.clone();
-            async move {
-                let probe = Connection::builder(url.as_str()).automatic_recovery(false).build().unwrap();
-                let found = match probe.default_channel().await {
-                    Ok(channel) => Queue::new("warm").passive(true).declare(&channel).await.is_ok(),
-                    Err(_) => false,
-                };
-                let _ = probe.close().await;
-                found
-            }
-        },
-        PATIENCE,
-    )
-    .await
-    .expect("the standby declared the queue on b");
+    eventually("the standby declared the queue on b", PATIENCE, async || {
+        let probe = Connection::builder(b_url.as_str()).automatic_recovery(false).build().unwrap();
+        let found = match probe.default_channel().await {
+            Ok(channel) => Queue::new("warm").passive(true).declare(&channel).await.is_ok(),
+            Err(_) => false,
+        };
+        let _ = probe.close().await;
+        found
+    })
+    .await;
     let producer = conn.producer().routing_key("warm").build().await.unwrap();
     producer.publish("before").message_id("before").send().await.unwrap();
     // Declared just before the fault: the standby may not have caught up,
@@ -558,10 +546,11 @@ async fn a_warm_standby_holds_the_channels_ready_and_the_failover_adopts_them() 
     // On b, before any fault: the default channel, the producer's (confirm
     // mode) and the consumer's (prefetch 7), opened ahead.
     let expected = vec!["false 0".to_owned(), "false 7".to_owned(), "true 0".to_owned()];
-    let (b_ref, expected_ref) = (&b, &expected);
-    kelp_test_support::wait_for_async(|| async move { channels_on(b_ref).await == *expected_ref }, PATIENCE)
-        .await
-        .unwrap_or_else(|_| panic!("channels on b: {:?}, expected {expected:?}", channels_text(&b)));
+    eventually(&format!("channels on b: {expected:?}"), PATIENCE, async || match channels_on(&b).await {
+        channels if channels == expected => Ok(()),
+        channels => Err(format!("channels on b: {channels:?}")),
+    })
+    .await;
     let prepared = channels_on(&b).await;
     a.kill();
     let sent = publish_numbered(&producer, "after", 20).await;
@@ -575,9 +564,4 @@ async fn a_warm_standby_holds_the_channels_ready_and_the_failover_adopts_them() 
     assert_eq!(conn.current_url().port(), Some(b.addr().port()));
     // The failover opened no channel: it adopted the prepared ones.
     assert_eq!(channels_on(&b).await, prepared);
-}
-
-/// What `channels_on` reads, for a failure message.
-fn channels_text(node: &RabbitNode) -> String {
-    node.rabbitmqctl(&["list_channels", "--no-table-headers", "-q", "confirm", "prefetch_count"]).unwrap_or_default()
 }

@@ -31,12 +31,16 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use kelp::{Accept, Compression, Connection, Consumer, Exchange, Message, Queue, Serializer, Value};
+use kelp_test_support::eventually;
 use serde_json::{Value as Json, json};
 
 /// The prefix scenario 7 puts in front of every key on both sides.
 const KEYPREFIX: &str = "kelp-interop:";
 /// Kombu's separator in priority-bucket names.
 const SEP: &str = "\x06\x16";
+
+/// How long a wait may take before the test calls it a hang.
+const PATIENCE: Duration = Duration::from_secs(20);
 /// Kombu's default `priority_steps`.
 const STEPS: [u8; 4] = [0, 3, 6, 9];
 
@@ -276,13 +280,13 @@ impl Env {
     /// Wait until no unacked record of `queue` is left (acks are written
     /// before `ack()` returns; this only tolerates a slow Kombu exit).
     async fn assert_no_unacked(&self, queue: &str) {
-        for _ in 0..40 {
-            if self.unacked_records(queue).await.is_empty() {
-                return;
+        eventually(&format!("no unacked record left for {queue}"), PATIENCE, async || {
+            match self.unacked_records(queue).await {
+                records if records.is_empty() => Ok(()),
+                records => Err(format!("unacked records {records:?}")),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("unacked records left for {queue}: {:?}", self.unacked_records(queue).await);
+        })
+        .await;
     }
 
     async fn cleanup(self) {
@@ -1107,14 +1111,10 @@ async fn a_message_a_killed_kombu_consumer_held_is_restored_by_kelp_after_the_vi
     let kombu_consumer = KombuConsumer::start(env.consume_args(&name, 1, "json", &["--delay", "600"])).await;
     let producer = env.conn.producer().routing_key(name.clone()).build().await.unwrap();
     producer.publish(&json!({"held": true})).priority(5).message_id("held-0").send().await.unwrap();
-    let mut records = HashMap::new();
-    for _ in 0..200 {
-        records = env.unacked_records(&name).await;
-        if !records.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let records = eventually("Kombu records the delivery as unacked", PATIENCE, async || {
+        Some(env.unacked_records(&name).await).filter(|records| !records.is_empty())
+    })
+    .await;
     assert_eq!(records.len(), 1, "Kombu recorded the delivery: {records:?}");
     let (tag, record) = records.into_iter().next().unwrap();
     assert_eq!(record[0]["properties"]["delivery_tag"], tag.as_str());

@@ -7,7 +7,7 @@ mod every_transport;
 use std::time::Duration;
 
 use kelp::{Broadcast, Connection, Queue, RpcClient, SimpleBuffer, SimpleQueue};
-use kelp_test_support::unique_name;
+use kelp_test_support::{eventually, unique_name};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -79,9 +79,6 @@ async fn rpc_round_trip(url: &str) {
         }
     });
     let client = RpcClient::new(&conn).await.unwrap();
-    if url.starts_with("amqp") {
-        assert_eq!(client.reply_to(), kelp::DIRECT_REPLY_TO, "RabbitMQ's direct reply-to");
-    }
     for n in [1i64, 20, 300] {
         let reply = client.call("", &requests.name, &n, PATIENCE).await.unwrap();
         assert_eq!(reply.decode::<i64>().unwrap(), n * 2);
@@ -112,6 +109,15 @@ async fn rpc_round_trip(url: &str) {
     let err = client.call("", &nobody.name, &1, Duration::from_millis(200)).await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
     serving.abort();
+}
+
+/// On RabbitMQ the client takes its replies by direct reply-to: no reply
+/// queue of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_uses_direct_reply_to_on_rabbitmq() {
+    let conn = Connection::new(&every_transport::amqp()).unwrap();
+    let client = RpcClient::new(&conn).await.unwrap();
+    assert_eq!(client.reply_to(), kelp::DIRECT_REPLY_TO, "RabbitMQ's direct reply-to");
 }
 
 async fn broadcast_reaches_every_consumer(url: &str) {
@@ -165,14 +171,7 @@ async fn collect_replies_takes_only_its_own(url: &str) {
     }
     let mine = kelp::collect_replies(&conn, queue.clone(), "mine", 10, Duration::from_millis(300)).await.unwrap();
     assert_eq!(mine.iter().map(|m| m.decode::<usize>().unwrap()).collect::<Vec<_>>(), [0, 2]);
-    let left = queue.get(&channel, false).await.unwrap();
-    let left = match left {
-        Some(m) => m,
-        None => {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            queue.get(&channel, false).await.unwrap().expect("the other reply was left")
-        }
-    };
+    let left = eventually("the other reply was left", PATIENCE, async || queue.get(&channel, false).await.unwrap()).await;
     assert_eq!(left.properties().correlation_id.as_deref(), Some("other"));
     left.ack().await.unwrap();
     queue.delete(&channel, false, false).await.unwrap();

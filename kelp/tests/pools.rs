@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kelp::{Connection, ConnectionPool, ProducerPool, Queue};
-use kelp_test_support::unique_name;
+use kelp_test_support::{eventually, unique_name};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -149,11 +149,10 @@ async fn producer_pool_keeps_channel_and_confirms(url: &str) {
     drop(again);
     assert_eq!(pool.idle(), 1, "one producer made, reused");
     let mut got = Vec::new();
-    while got.len() < 2 {
-        if let Some(m) = queue.get(&channel, false).await.unwrap() {
-            got.push(m.decode::<String>().unwrap());
-            m.ack().await.unwrap();
-        }
+    for _ in 0..2 {
+        let m = eventually("a message in the queue", PATIENCE, async || queue.get(&channel, false).await.unwrap()).await;
+        got.push(m.decode::<String>().unwrap());
+        m.ack().await.unwrap();
     }
     assert_eq!(got, ["1", "2"]);
     queue.delete(&channel, false, false).await.unwrap();
@@ -192,11 +191,11 @@ async fn sixty_four_tasks_share_a_pool(url: &str, count: impl Fn(&str) -> usize)
     assert_eq!(declared.message_count, 64, "every task published");
     queue.delete(&channel, false, false).await.unwrap();
     pool.reset();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while count(&name) > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "pooled connections left open after reset: {}", count(&name));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually("the pooled connections close after reset", PATIENCE, async || match count(&name) {
+        0 => Ok(()),
+        open => Err(format!("{open} pooled connections left open")),
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use kelp::{Connection, Event, Exchange, Queue, RetryPolicy};
-use kelp_test_support::{RedisOptions, RedisSentinel, RedisServer, RespValue, SentinelOptions, Signal, kill_pid};
+use kelp_test_support::{RedisOptions, RedisSentinel, RedisServer, RespValue, SentinelOptions, Signal, eventually, kill_pid};
 
 /// How long any one step may take before the test calls it a hang.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -243,7 +243,7 @@ async fn a_dead_consumers_unacked_messages_come_back_after_the_visibility_timeou
     let extra = tokio::time::timeout(Duration::from_secs(3), consumer.next()).await;
     assert!(extra.is_err(), "an unexpected extra delivery: {:?}", extra.map(|m| m.map(|m| m.map(|m| message_id(&m)))));
     // Acks are written in the background (with the next fetch), as basic.ack is not answered.
-    wait_until("every unacked record is gone once acked", || int(&server, &["HLEN", "unacked"]) == 0).await;
+    eventually("every unacked record is gone once acked", PATIENCE, async || int(&server, &["HLEN", "unacked"]) == 0).await;
     assert_eq!(int(&server, &["LLEN", "vt-restore"]), 0);
     conn.close().await.unwrap();
 }
@@ -277,31 +277,29 @@ async fn b_a_consumer_killed_mid_batch_loses_nothing() {
     let mut by_parent = 0usize;
     // Until every id was seen and Redis holds nothing more: no message in
     // the queue and no unacked record (every one was restored and acked).
-    // Acks are not answered: the last one's record may still be on its way
-    // out, so once every id was seen, wait for a redelivery or for Redis
-    // to empty, whichever comes.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let drained = || int(&server, &["LLEN", "kill-9-batch"]) == 0 && int(&server, &["HLEN", "unacked"]) == 0;
-        if seen.len() == N && drained() {
-            break;
-        }
+    while seen.len() < N {
         let missing = N - seen.len();
-        let m = if missing == 0 {
-            match consumer.next_timeout(Duration::from_millis(200)).await.unwrap() {
-                Some(m) => m,
-                None => {
-                    assert!(tokio::time::Instant::now() < deadline, "Redis still holds messages or records after {PATIENCE:?}");
-                    continue;
-                }
-            }
-        } else {
-            next_message(&mut consumer, &format!("{missing} ids still missing")).await
-        };
+        let m = next_message(&mut consumer, &format!("{missing} ids still missing")).await;
         *seen.entry(message_id(&m)).or_default() += 1;
         by_parent += 1;
         m.ack().await.unwrap();
     }
+    // Acks are not answered: the last one's record may still be on its way
+    // out, so once every id was seen, wait for a redelivery or for Redis
+    // to empty, whichever comes.
+    let drained = || int(&server, &["LLEN", "kill-9-batch"]) == 0 && int(&server, &["HLEN", "unacked"]) == 0;
+    eventually("Redis holds no message and no unacked record", PATIENCE, async || {
+        if drained() {
+            return true;
+        }
+        if let Some(m) = consumer.next_timeout(Duration::from_millis(200)).await.unwrap() {
+            *seen.entry(message_id(&m)).or_default() += 1;
+            by_parent += 1;
+            m.ack().await.unwrap();
+        }
+        false
+    })
+    .await;
     let lost: Vec<&String> = ids.iter().filter(|id| !seen.contains_key(*id)).collect();
     let unknown: Vec<&String> = seen.keys().filter(|id| !ids.contains(id)).collect();
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
@@ -397,9 +395,7 @@ async fn c_producer_and_consumer_fail_over_to_the_second_server() {
     wait_event(&mut consumer_events, |e| matches!(e, Event::Recovered { .. })).await;
     assert_eq!(producer_conn.current_url().port(), Some(b.port()));
     assert_eq!(consumer_conn.current_url().port(), Some(b.port()));
-    while started.load(Ordering::SeqCst) < first_on_b + 30 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("30 publishes started on B", PATIENCE, async || started.load(Ordering::SeqCst) >= first_on_b + 30).await;
     stop.store(true, Ordering::SeqCst);
     let sent = tokio::time::timeout(PATIENCE, publisher).await.expect("the publisher hangs").expect("the publisher panicked");
     for i in 0..20 {
@@ -431,7 +427,7 @@ async fn c_producer_and_consumer_fail_over_to_the_second_server() {
     assert!(doubled.is_empty(), "post-failover messages delivered twice: {doubled:?}");
     // Everything is on B: its queue is drained, nothing unacked.
     assert_eq!(int(&b, &["LLEN", "orders"]), 0);
-    wait_until("nothing unacked on B", || int(&b, &["HLEN", "unacked"]) == 0).await;
+    eventually("nothing unacked on B", PATIENCE, async || int(&b, &["HLEN", "unacked"]) == 0).await;
     producer_conn.close().await.unwrap();
     consumer_conn.close().await.unwrap();
 }
@@ -441,15 +437,6 @@ async fn c_producer_and_consumer_fail_over_to_the_second_server() {
 // ---------------------------------------------------------------------------
 
 const MASTER_NAME: &str = "kelpmaster";
-
-/// Wait until `check` holds, polling; panics with `what` after PATIENCE.
-async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn array_len(value: kelp_test_support::Result<RespValue>) -> usize {
     match value {
@@ -466,7 +453,7 @@ async fn sentinel_setup() -> (RedisServer, RedisServer, Vec<RedisSentinel>, Stri
         .replica_of(master.port())
         .start()
         .unwrap_or_else(|e| panic!("cannot start the replica: {e}"));
-    wait_until("the replica syncs with the master", || {
+    eventually("the replica syncs with the master", PATIENCE, async || {
         replica.command(&["INFO", "replication"]).map(|v| text(&v).contains("master_link_status:up")).unwrap_or(false)
     })
     .await;
@@ -474,7 +461,7 @@ async fn sentinel_setup() -> (RedisServer, RedisServer, Vec<RedisSentinel>, Stri
         .unwrap_or_else(|e| panic!("cannot start the Sentinels (redis-server --sentinel): {e}"));
     // A failover needs Sentinels that know the replica and each other.
     for s in &sentinels {
-        wait_until("each Sentinel knows the replica and the other two", || {
+        eventually("each Sentinel knows the replica and the other two", PATIENCE, async || {
             array_len(s.command(&["SENTINEL", "replicas", MASTER_NAME])) == 1
                 && array_len(s.command(&["SENTINEL", "sentinels", MASTER_NAME])) == 2
         })
@@ -501,7 +488,7 @@ async fn d_sentinel_failover_moves_kelp_to_the_promoted_replica() {
 
     master.kill();
     wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
-    wait_until("the Sentinels name the replica as the master", || {
+    eventually("the Sentinels name the replica as the master", PATIENCE, async || {
         sentinels.iter().all(|s| s.master_addr().ok().flatten().map(|(_, p)| p) == Some(replica.port()))
     })
     .await;
@@ -525,7 +512,7 @@ async fn d_sentinel_failover_moves_kelp_to_the_promoted_replica() {
     // answered, as basic.ack is not): its record may have survived on the
     // replica, to be redelivered after the visibility timeout (at least
     // once, never lost).
-    wait_until("no message of after the failover unacked on the new master", || {
+    eventually("no message of after the failover unacked on the new master", PATIENCE, async || {
         match replica.command(&["HVALS", "unacked"]) {
             Ok(RespValue::Array(Some(records))) => records.iter().all(|r| !text(r).contains("after-")),
             _ => false,
@@ -665,11 +652,11 @@ async fn d_sentinel_switchover_moves_kelp_off_the_demoted_master() {
         RespValue::Simple(ok) if ok == "OK" => {}
         other => panic!("SENTINEL FAILOVER answered {other:?}"),
     }
-    wait_until("the Sentinels name the replica as the master", || {
+    eventually("the Sentinels name the replica as the master", PATIENCE, async || {
         sentinels.iter().all(|s| s.master_addr().ok().flatten().map(|(_, p)| p) == Some(replica.port()))
     })
     .await;
-    wait_until("the old master is demoted", || {
+    eventually("the old master is demoted", PATIENCE, async || {
         master.command(&["ROLE"]).map(|r| matches!(&r, RespValue::Array(Some(items)) if text(&items[0]) == "slave")).unwrap_or(false)
     })
     .await;
@@ -685,6 +672,6 @@ async fn d_sentinel_switchover_moves_kelp_off_the_demoted_master() {
         m.ack().await.unwrap();
     }
     assert_eq!(int(&replica, &["LLEN", "switchover-q"]), 0);
-    wait_until("nothing unacked on the new master", || int(&replica, &["HLEN", "unacked"]) == 0).await;
+    eventually("nothing unacked on the new master", PATIENCE, async || int(&replica, &["HLEN", "unacked"]) == 0).await;
     conn.close().await.unwrap();
 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kelp::{Connection, Exchange, Queue};
+use kelp_test_support::eventually;
 use kelp_test_support::redis::{RespValue, redis_command};
 use serde_json::Value as Json;
 
@@ -39,15 +40,8 @@ fn list(value: RespValue) -> Vec<String> {
     }
 }
 
-/// Wait (bounded) until `check` holds; only there so a broken test fails
-/// instead of hanging.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 10 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long a wait may take before the test calls it a hang.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 fn unique(prefix: &str) -> String {
     kelp_test_support::unique_name(prefix)
@@ -120,7 +114,7 @@ async fn stored_exactly_as_kombu_stores_it() {
     assert!(matches!(raw(&["ZSCORE", "unacked_index", &tag]), RespValue::Bulk(Some(_))), "indexed by time");
     message.ack().await.unwrap();
     // Like basic.ack, an ack is not answered: the records go with the next fetch.
-    eventually("an ack removes the record", || raw(&["HGET", "unacked", &tag]) == RespValue::Bulk(None)).await;
+    eventually("an ack removes the record", PATIENCE, async || raw(&["HGET", "unacked", &tag]) == RespValue::Bulk(None)).await;
     assert_eq!(raw(&["ZSCORE", "unacked_index", &tag]), RespValue::Bulk(None));
     queue.delete(&channel, false, false).await.unwrap();
     assert!(list(raw(&["SMEMBERS", &format!("_kombu.binding.{}", exchange.name)])).is_empty(), "the binding goes with the queue");
@@ -163,7 +157,7 @@ async fn global_keyprefix_prefixes_every_key() {
     first.ack().await.unwrap();
     let second = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a delivery").unwrap().unwrap();
     second.ack().await.unwrap();
-    eventually("both acks written", || text(&raw(&["HLEN", &format!("{prefix}unacked")])) == "0").await;
+    eventually("both acks written", PATIENCE, async || text(&raw(&["HLEN", &format!("{prefix}unacked")])) == "0").await;
     queue.delete(&channel, false, false).await.unwrap();
 }
 
@@ -395,7 +389,7 @@ async fn kombus_brpop_fetch_still_works_when_asked_for() {
     for m in held {
         m.ack().await.unwrap();
     }
-    eventually("every ack written", || text(&raw(&["HLEN", &format!("{prefix}unacked")])) == "0").await;
+    eventually("every ack written", PATIENCE, async || text(&raw(&["HLEN", &format!("{prefix}unacked")])) == "0").await;
     assert_eq!(text(&raw(&["ZCARD", &format!("{prefix}unacked_index")])), "0");
     queue.delete(&channel, false, false).await.unwrap();
 }
@@ -457,7 +451,7 @@ async fn the_unacked_record_takes_the_properties_not_look_alike_headers() {
     assert_eq!(record[2], "right-rk");
     assert_eq!(record[0], serde_json::from_str::<Json>(&envelope).unwrap());
     message.ack().await.unwrap();
-    eventually("the ack removes it", || raw(&["HGET", "unacked", &tag]) == RespValue::Bulk(None)).await;
+    eventually("the ack removes it", PATIENCE, async || raw(&["HGET", "unacked", &tag]) == RespValue::Bulk(None)).await;
     queue.delete(&channel, false, false).await.unwrap();
 }
 
@@ -491,7 +485,7 @@ async fn closing_a_consumer_mid_fetch_puts_everything_back_at_once() {
         }
         channel.close().await.unwrap();
         drop(consumer);
-        eventually(&format!("round {round}: all {left} messages back in the queue, none recorded"), || {
+        eventually(&format!("round {round}: all {left} messages back in the queue, none recorded"), PATIENCE, async || {
             text(&raw(&["LLEN", &key])) == left.to_string() && text(&raw(&["HLEN", &unacked])) == "0"
         })
         .await;
@@ -582,10 +576,10 @@ async fn consuming_leaves_no_processing_list_behind() {
         m.ack().await.unwrap();
     }
     let registry = format!("{prefix}_kelp.processing");
-    eventually("the registry empties", || text(&raw(&["HLEN", &registry])) == "0").await;
+    eventually("the registry empties", PATIENCE, async || text(&raw(&["HLEN", &registry])) == "0").await;
     let lists = list(raw(&["KEYS", &format!("{prefix}_kelp.processing?*")]));
     assert!(lists.is_empty(), "processing lists left: {lists:?}");
-    eventually("every record acked", || text(&raw(&["HLEN", &format!("{prefix}unacked")])) == "0").await;
+    eventually("every record acked", PATIENCE, async || text(&raw(&["HLEN", &format!("{prefix}unacked")])) == "0").await;
     queue.delete(&channel, false, false).await.unwrap();
 }
 
@@ -635,7 +629,7 @@ async fn a_fetch_redis_refuses_gives_back_what_it_took_and_consuming_resumes() {
     let early = consumer.next_timeout(Duration::from_millis(1500)).await.unwrap();
     assert!(early.is_none(), "a fetch Redis refused handed out a message");
     let registry = format!("{prefix}_kelp.processing");
-    eventually("every message back in the queue between attempts", || {
+    eventually("every message back in the queue between attempts", PATIENCE, async || {
         text(&raw(&["LLEN", &key])) == (N - 2).to_string() && text(&raw(&["HLEN", &registry])) == "0"
     })
     .await;
@@ -661,11 +655,11 @@ async fn records_redis_refuses_put_the_messages_back_and_consuming_resumes() {
     let mut consumer = channel.consumer([queue.clone()]).auto_declare(false).build().await.unwrap();
     let early = consumer.next_timeout(Duration::from_millis(1500)).await.unwrap();
     assert!(early.is_none(), "a message was handed out without its record");
-    eventually("every message back in the queue between attempts", || text(&raw(&["LLEN", &key])) == N.to_string()).await;
+    eventually("every message back in the queue between attempts", PATIENCE, async || text(&raw(&["LLEN", &key])) == N.to_string()).await;
     raw(&["DEL", &unacked]);
     let mut seen = HashSet::new();
     receive_each_once(&mut consumer, N, &mut seen).await;
     assert!(consumer.next_timeout(Duration::from_millis(300)).await.unwrap().is_none(), "a message came twice");
-    eventually("no stray index entry", || text(&raw(&["ZCARD", &format!("{prefix}unacked_index")])) == "0").await;
+    eventually("no stray index entry", PATIENCE, async || text(&raw(&["ZCARD", &format!("{prefix}unacked_index")])) == "0").await;
     queue.delete(&channel, false, false).await.unwrap();
 }

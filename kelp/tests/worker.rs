@@ -5,16 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kelp::{Connection, Queue, Worker};
+use kelp_test_support::eventually;
 
 const PATIENCE: Duration = Duration::from_secs(20);
-
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not reached in time");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_settles_what_handlers_leave_and_stops_gracefully() {
@@ -48,7 +41,7 @@ async fn the_worker_settles_what_handlers_leave_and_stops_gracefully() {
     for n in 0..10 {
         producer.publish(&n).send().await.unwrap();
     }
-    wait_until(|| seen.lock().unwrap().len() == 11).await;
+    eventually("the handlers saw 11 deliveries", PATIENCE, async || seen.lock().unwrap().len() == 11).await;
     let handled = seen.lock().unwrap().clone();
     let firsts: BTreeSet<i32> = handled.iter().filter(|(_, r)| !r).map(|(n, _)| *n).collect();
     assert_eq!(firsts, (0..10).collect());
