@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Connection, Message, Producer, ProducerBuilder, run};
+use super::connection::Connection;
+use super::forward::forward_setters;
+use super::message::Message;
+use super::producer::{Producer, ProducerBuilder};
+use super::wait::run;
+use crate::patterns::simple::simple_builder_options;
 use crate::codec::compression::Compression;
 use crate::codec::serialization::{Accept, Serializer};
 use crate::error::Result;
@@ -31,7 +36,7 @@ pub use crate::patterns::rpc::Broadcast;
 /// ```
 #[derive(Clone, Debug)]
 pub struct ConnectionPool {
-    inner: crate::patterns::pools::ConnectionPool,
+    pub(super) inner: crate::patterns::pools::ConnectionPool,
 }
 
 /// A connection taken from a [`ConnectionPool`]; dropping it gives it back.
@@ -74,7 +79,7 @@ impl Deref for PooledConnection {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ProducerPool {
-    inner: crate::patterns::pools::ProducerPool,
+    pub(super) inner: crate::patterns::pools::ProducerPool,
 }
 
 /// A producer taken from a [`ProducerPool`]; dropping it gives it back.
@@ -190,24 +195,14 @@ pub mod pools {
 #[derive(Debug)]
 #[must_use = "a builder does nothing until built"]
 pub struct SimpleBuilder {
-    inner: crate::patterns::simple::SimpleBuilder,
+    pub(super) inner: crate::patterns::simple::SimpleBuilder,
 }
 
 impl SimpleBuilder {
-    /// How `put` encodes bodies.
-    pub fn serializer(self, serializer: Serializer) -> SimpleBuilder {
-        SimpleBuilder { inner: self.inner.serializer(serializer) }
-    }
+    simple_builder_options!(forward_setters, "SimpleBuilder");
 
-    /// Compress what `put` sends.
-    pub fn compression(self, compression: Compression) -> SimpleBuilder {
-        SimpleBuilder { inner: self.inner.compression(compression) }
-    }
 
-    /// The content types `get` accepts.
-    pub fn accept(self, accept: Accept) -> SimpleBuilder {
-        SimpleBuilder { inner: self.inner.accept(accept) }
-    }
+
 
     /// Declare and build.
     pub fn build(self) -> Result<SimpleQueue> {
@@ -233,7 +228,7 @@ impl SimpleBuilder {
 /// # Ok::<(), kelp::Error>(())
 /// ```
 pub struct SimpleQueue {
-    inner: crate::patterns::simple::SimpleQueue,
+    pub(super) inner: crate::patterns::simple::SimpleQueue,
 }
 
 /// A transient simple queue; see [`crate::SimpleBuffer`].
@@ -335,7 +330,7 @@ impl SimpleQueue {
 /// # Ok::<(), kelp::Error>(())
 /// ```
 pub struct RpcClient {
-    inner: crate::patterns::rpc::RpcClient,
+    pub(super) inner: crate::patterns::rpc::RpcClient,
 }
 
 impl RpcClient {
