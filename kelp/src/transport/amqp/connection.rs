@@ -14,21 +14,19 @@
 //! shared outbound buffer and talk to the reader through a command queue.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::codec::{
     self, ContentHeader, Frame, Method, Outbound, PROTOCOL_HEADER, methods, read_frame, short,
 };
 use crate::transport::confirm::{self, SharedConfirms};
+use super::socket::{ReadSide, WriteSide, connect_tcp, io_error};
 use super::tls;
 use super::wire;
 use crate::error::reply_code;
@@ -396,74 +394,7 @@ impl ChannelShared {
 }
 
 // ---------------------------------------------------------------------------
-// Sockets: plain TCP halves without a lock, TLS through tokio's split.
-
-pub(crate) enum ReadSide {
-    Tcp(tokio::net::tcp::OwnedReadHalf),
-    Tls(tokio::io::ReadHalf<tls::TlsStream>),
-}
-
-pub(crate) enum WriteSide {
-    Tcp(tokio::net::tcp::OwnedWriteHalf),
-    Tls(tokio::io::WriteHalf<tls::TlsStream>),
-}
-
-impl AsyncRead for ReadSide {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ReadSide::Tcp(r) => Pin::new(r).poll_read(cx, buf),
-            ReadSide::Tls(r) => Pin::new(r).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for WriteSide {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            WriteSide::Tcp(w) => Pin::new(w).poll_write(cx, buf),
-            WriteSide::Tls(w) => Pin::new(w).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            WriteSide::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
-            WriteSide::Tls(w) => Pin::new(w).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            WriteSide::Tcp(w) => w.is_write_vectored(),
-            WriteSide::Tls(w) => w.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            WriteSide::Tcp(w) => Pin::new(w).poll_flush(cx),
-            WriteSide::Tls(w) => Pin::new(w).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            WriteSide::Tcp(w) => Pin::new(w).poll_shutdown(cx),
-            WriteSide::Tls(w) => Pin::new(w).poll_shutdown(cx),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Connecting
-
-fn io_error(url: &BrokerUrl, what: &str, e: std::io::Error) -> Error {
-    Error::connection(format!("{what} {url}")).with_source(e)
-}
 
 /// Connect, authenticate, tune, open the virtual host, start the tasks.
 pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: Events) -> Result<Arc<Conn>> {
@@ -523,37 +454,6 @@ pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: E
         broker: conn.broker.clone(),
     });
     Ok(conn)
-}
-
-/// TCP connect to the first address of `url`'s host that accepts, with
-/// keepalive on (a dead peer is noticed even with heartbeats off).
-async fn connect_tcp(url: &BrokerUrl, port: u16) -> Result<TcpStream> {
-    let addresses = tokio::net::lookup_host((url.host(), port))
-        .await
-        .map_err(|e| io_error(url, "cannot resolve", e))?;
-    let mut last = None;
-    for address in addresses {
-        let socket = if address.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        };
-        let attempt = match socket {
-            Ok(socket) => {
-                let _ = socket.set_keepalive(true);
-                socket.connect(address).await
-            }
-            Err(e) => Err(e),
-        };
-        match attempt {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(match last {
-        Some(e) => io_error(url, "cannot connect to", e),
-        None => Error::connection(format!("{url}: the host name resolves to no address")),
-    })
 }
 
 async fn read_handshake_frame(read: &mut ReadSide, buf: &mut BytesMut, url: &BrokerUrl) -> Result<Frame> {
@@ -1315,6 +1215,7 @@ fn unexpected(what: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     /// The handshake's first read against a peer that sends `reply`.
     async fn first_handshake_frame(reply: &'static [u8]) -> Result<Frame> {

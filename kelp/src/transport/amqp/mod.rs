@@ -8,6 +8,7 @@
 
 mod codec;
 mod connection;
+mod socket;
 mod tls;
 mod wire;
 
