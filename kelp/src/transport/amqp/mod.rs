@@ -8,6 +8,7 @@
 
 mod codec;
 mod connection;
+mod handshake;
 mod socket;
 mod tls;
 mod wire;
@@ -47,7 +48,7 @@ pub mod fuzzing {
     pub fn read_frames(data: &[u8]) -> Result<usize> {
         let mut buf = BytesMut::from(data);
         let mut count = 0;
-        while let Some(frame) = codec::read_frame(&mut buf, super::connection::CLIENT_FRAME_MAX)? {
+        while let Some(frame) = codec::read_frame(&mut buf, super::handshake::CLIENT_FRAME_MAX)? {
             if let Frame::Method(_, Method::Other(AMQPClass::Connection(methods::connection::AMQPMethod::Start(start)))) =
                 &frame
             {
