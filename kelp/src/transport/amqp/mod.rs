@@ -9,6 +9,7 @@
 mod codec;
 mod connection;
 mod handshake;
+mod shared;
 mod socket;
 mod tls;
 mod wire;
@@ -18,7 +19,7 @@ use std::sync::atomic::Ordering;
 
 use amq_protocol::protocol::AMQPClass;
 use codec::{methods, short};
-use connection::{ChannelShared, Conn, ReaderCmd, Reply};
+use shared::{ChannelShared, Conn, ReaderCmd, Reply};
 
 
 use super::confirm::{self, PendingConfirm};
