@@ -13,6 +13,7 @@ mod shared;
 mod socket;
 mod tls;
 mod wire;
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
