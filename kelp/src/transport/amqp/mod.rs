@@ -9,6 +9,7 @@
 mod codec;
 mod connection;
 mod handshake;
+mod reader;
 mod shared;
 mod socket;
 mod tls;
