@@ -12,6 +12,10 @@
 //!
 //! Handles (channels, publishes, acks) encode their frames straight into the
 //! shared outbound buffer and talk to the reader through a command queue.
+//!
+//! Beside this file: `socket` (the socket halves), `handshake`, `shared`
+//! (the connection's and the channels' state, which handles and tasks
+//! share), `reader`, and `writer` (with the heartbeat task).
 
 use std::sync::Arc;
 
