@@ -397,4 +397,3 @@ impl ChannelShared {
             .send(|out| codec::put_method(&mut out.head, self.id, method))
     }
 }
-
