@@ -8,15 +8,20 @@
 
 mod codec;
 mod connection;
+mod handshake;
+mod reader;
+mod shared;
+mod socket;
 mod tls;
 mod wire;
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use amq_protocol::protocol::AMQPClass;
 use codec::{methods, short};
-use connection::{ChannelShared, Conn, ReaderCmd, Reply};
+use shared::{ChannelShared, Conn, ReaderCmd, Reply};
 
 
 use super::confirm::{self, PendingConfirm};
@@ -46,7 +51,7 @@ pub mod fuzzing {
     pub fn read_frames(data: &[u8]) -> Result<usize> {
         let mut buf = BytesMut::from(data);
         let mut count = 0;
-        while let Some(frame) = codec::read_frame(&mut buf, super::connection::CLIENT_FRAME_MAX)? {
+        while let Some(frame) = codec::read_frame(&mut buf, super::handshake::CLIENT_FRAME_MAX)? {
             if let Frame::Method(_, Method::Other(AMQPClass::Connection(methods::connection::AMQPMethod::Start(start)))) =
                 &frame
             {

@@ -1,0 +1,106 @@
+//! Sockets: plain TCP halves without a lock, TLS through tokio's split.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::tls;
+use crate::url::BrokerUrl;
+use crate::error::{Error, Result};
+
+pub(crate) enum ReadSide {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<tls::TlsStream>),
+}
+
+pub(crate) enum WriteSide {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<tls::TlsStream>),
+}
+
+impl AsyncRead for ReadSide {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ReadSide::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            ReadSide::Tls(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteSide {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteSide::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+            WriteSide::Tls(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteSide::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            WriteSide::Tls(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            WriteSide::Tcp(w) => w.is_write_vectored(),
+            WriteSide::Tls(w) => w.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteSide::Tcp(w) => Pin::new(w).poll_flush(cx),
+            WriteSide::Tls(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteSide::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+            WriteSide::Tls(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
+
+pub(super) fn io_error(url: &BrokerUrl, what: &str, e: std::io::Error) -> Error {
+    Error::connection(format!("{what} {url}")).with_source(e)
+}
+
+/// TCP connect to the first address of `url`'s host that accepts, with
+/// keepalive on (a dead peer is noticed even with heartbeats off).
+pub(super) async fn connect_tcp(url: &BrokerUrl, port: u16) -> Result<TcpStream> {
+    let addresses = tokio::net::lookup_host((url.host(), port))
+        .await
+        .map_err(|e| io_error(url, "cannot resolve", e))?;
+    let mut last = None;
+    for address in addresses {
+        let socket = if address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let attempt = match socket {
+            Ok(socket) => {
+                let _ = socket.set_keepalive(true);
+                socket.connect(address).await
+            }
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => io_error(url, "cannot connect to", e),
+        None => Error::connection(format!("{url}: the host name resolves to no address")),
+    })
+}
