@@ -668,7 +668,7 @@ struct QueueInner {
 
 struct QueueConsumer {
     tag: SharedStr,
-    channel: Arc<ChannelShared>,
+    channel: Arc<ChannelShared<QueueState>>,
     no_ack: bool,
     prefetch: u32,
     credit: Arc<Credit>,
@@ -879,27 +879,6 @@ impl QueueState {
         Ok(())
     }
 
-    /// Put a message back at the head of its priority level, redelivered.
-    fn requeue(self: &Arc<Self>, message: StoredMessage) {
-        let priority = usize::from(message.content.properties.priority.unwrap_or(0));
-        let mut inner = self.inner();
-        if inner.deleted {
-            return;
-        }
-        inner.push(
-            priority,
-            Queued {
-                message,
-                redelivered: true,
-                expires_at: None,
-            },
-            true,
-        );
-        if !inner.consumers.is_empty() {
-            self.dispatch(inner);
-        }
-    }
-
     /// Hand ready messages to consumers with credit. Consumes the guard: the
     /// lock is released before any auto-delete touches the virtual host.
     fn dispatch(self: &Arc<Self>, mut inner: MutexGuard<'_, QueueInner>) {
@@ -1006,7 +985,7 @@ impl QueueState {
     /// Register a consumer.
     pub(super) fn add_consumer(
         self: &Arc<Self>,
-        channel: Arc<ChannelShared>,
+        channel: Arc<ChannelShared<QueueState>>,
         tag: SharedStr,
         no_ack: bool,
         exclusive: bool,
@@ -1045,7 +1024,7 @@ impl QueueState {
 
     /// Remove a consumer by tag on a channel; auto-deletes the queue when it
     /// was the last one.
-    pub(super) fn remove_consumer(self: &Arc<Self>, channel: &Arc<ChannelShared>, tag: &str) {
+    pub(super) fn remove_consumer(self: &Arc<Self>, channel: &Arc<ChannelShared<QueueState>>, tag: &str) {
         let mut inner = self.inner();
         let before = inner.consumers.len();
         inner
@@ -1063,16 +1042,8 @@ impl QueueState {
         }
     }
 
-    /// Dispatch whatever can be dispatched now.
-    fn kick(self: &Arc<Self>) {
-        let inner = self.inner();
-        if inner.len > 0 && !inner.consumers.is_empty() {
-            self.dispatch(inner);
-        }
-    }
-
     /// Take one message for basic.get.
-    pub(super) fn get(self: &Arc<Self>, channel: &Arc<ChannelShared>, no_ack: bool) -> Option<Delivery> {
+    pub(super) fn get(self: &Arc<Self>, channel: &Arc<ChannelShared<QueueState>>, no_ack: bool) -> Option<Delivery> {
         let mut inner = self.inner();
         if self.limits.expires.is_some() {
             inner.last_used = Instant::now();
@@ -1102,6 +1073,41 @@ impl QueueState {
         inner.len = 0;
         inner.bytes = 0;
         u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}
+
+impl Redeliver for QueueState {
+    fn is_starved(&self) -> bool {
+        self.starved.load(Ordering::SeqCst)
+    }
+
+    /// Put a message back at the head of its priority level, redelivered.
+    fn requeue(self: &Arc<Self>, message: StoredMessage) {
+        let priority = usize::from(message.content.properties.priority.unwrap_or(0));
+        let mut inner = self.inner();
+        if inner.deleted {
+            return;
+        }
+        inner.push(
+            priority,
+            Queued {
+                message,
+                redelivered: true,
+                expires_at: None,
+            },
+            true,
+        );
+        if !inner.consumers.is_empty() {
+            self.dispatch(inner);
+        }
+    }
+
+    /// Dispatch whatever can be dispatched now.
+    fn kick(self: &Arc<Self>) {
+        let inner = self.inner();
+        if inner.len > 0 && !inner.consumers.is_empty() {
+            self.dispatch(inner);
+        }
     }
 }
 
@@ -1163,10 +1169,22 @@ fn spawn_expiry_watch(queue: Weak<QueueState>, expires: Duration) {
 // ---------------------------------------------------------------------------
 // Channel state that the broker touches while delivering.
 
+/// What a channel needs of the queues its deliveries came from, once it has
+/// settled them and let go of its lock. A type parameter, not a trait object,
+/// so an ack compiles to the same direct calls; the queue implements it.
+pub(super) trait Redeliver {
+    /// Ready messages are waiting for some consumer's credit.
+    fn is_starved(&self) -> bool;
+    /// Take a message back for redelivery.
+    fn requeue(self: &Arc<Self>, message: StoredMessage);
+    /// Deliver again, now that credit was freed.
+    fn kick(self: &Arc<Self>);
+}
+
 /// Where unacknowledged deliveries came from. Entries refer to an origin by
 /// index so that tracking a delivery touches no shared reference count.
-struct Origin {
-    queue: Arc<QueueState>,
+struct Origin<Q> {
+    queue: Arc<Q>,
     credit: Option<Arc<Credit>>,
 }
 
@@ -1175,22 +1193,31 @@ struct UnackedEntry {
     message: StoredMessage,
 }
 
-#[derive(Default)]
-struct Unacked {
+struct Unacked<Q> {
     /// Delivery tag of `slots[0]`.
     base: u64,
     slots: VecDeque<Option<UnackedEntry>>,
-    origins: Vec<Origin>,
+    origins: Vec<Origin<Q>>,
+}
+
+impl<Q> Default for Unacked<Q> {
+    fn default() -> Self {
+        Unacked {
+            base: 0,
+            slots: VecDeque::new(),
+            origins: Vec::new(),
+        }
+    }
 }
 
 /// What must happen after an entry was taken out, outside the channel's lock.
-struct Settled {
-    queue: Arc<QueueState>,
+struct Settled<Q> {
+    queue: Arc<Q>,
     message: Option<StoredMessage>,
 }
 
-impl Unacked {
-    fn origin_index(&mut self, queue: &Arc<QueueState>, credit: Option<&Arc<Credit>>) -> u32 {
+impl<Q: Redeliver> Unacked<Q> {
+    fn origin_index(&mut self, queue: &Arc<Q>, credit: Option<&Arc<Credit>>) -> u32 {
         let found = self.origins.iter().position(|o| {
             Arc::ptr_eq(&o.queue, queue)
                 && match (&o.credit, credit) {
@@ -1247,7 +1274,7 @@ impl Unacked {
 
     /// Free the entry's credit; return what still needs the queue's lock
     /// (a requeue, or a starved queue to kick), if anything.
-    fn release(&self, entry: UnackedEntry, requeue: bool) -> Option<Settled> {
+    fn release(&self, entry: UnackedEntry, requeue: bool) -> Option<Settled<Q>> {
         let origin = self.origins.get(entry.origin as usize)?;
         if let Some(credit) = &origin.credit {
             credit.outstanding.fetch_sub(1, Ordering::SeqCst);
@@ -1259,14 +1286,14 @@ impl Unacked {
             });
         }
         // Only messages held back for lack of credit need the queue now.
-        origin.queue.starved.load(Ordering::SeqCst).then(|| Settled {
+        origin.queue.is_starved().then(|| Settled {
             queue: origin.queue.clone(),
             message: None,
         })
     }
 }
 
-impl Settled {
+impl<Q: Redeliver> Settled<Q> {
     fn finish(self) {
         match self.message {
             Some(message) => self.queue.requeue(message),
@@ -1276,7 +1303,7 @@ impl Settled {
 }
 
 /// What the broker knows of a channel.
-pub(super) struct ChannelShared {
+pub(super) struct ChannelShared<Q> {
     pub(super) open: AtomicBool,
     pub(super) next_tag: AtomicU64,
     /// basic.qos prefetch for consumers created from now on (0 = unlimited).
@@ -1284,13 +1311,13 @@ pub(super) struct ChannelShared {
     /// basic.qos global prefetch shared by the channel's consumers.
     global_prefetch: AtomicU32,
     global_outstanding: AtomicU32,
-    unacked: Mutex<Unacked>,
+    unacked: Mutex<Unacked<Q>>,
     /// consumer tag → queue
-    pub(super) consumers: Mutex<HashMap<SharedStr, Arc<QueueState>>>,
+    pub(super) consumers: Mutex<HashMap<SharedStr, Arc<Q>>>,
 }
 
-impl ChannelShared {
-    pub(super) fn new() -> ChannelShared {
+impl<Q: Redeliver> ChannelShared<Q> {
+    pub(super) fn new() -> ChannelShared<Q> {
         ChannelShared {
             open: AtomicBool::new(true),
             next_tag: AtomicU64::new(1),
@@ -1326,7 +1353,7 @@ impl ChannelShared {
     }
 
     /// Record an unacknowledged delivery; returns its delivery tag.
-    fn track(&self, queue: &Arc<QueueState>, credit: Option<&Arc<Credit>>, message: StoredMessage) -> u64 {
+    fn track(&self, queue: &Arc<Q>, credit: Option<&Arc<Credit>>, message: StoredMessage) -> u64 {
         let mut unacked = lock(&self.unacked);
         let origin = unacked.origin_index(queue, credit);
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
@@ -1354,7 +1381,7 @@ impl ChannelShared {
     pub(super) fn settle(&self, tag: u64, multiple: bool, requeue: Option<bool>) -> Result<()> {
         let requeue = requeue == Some(true);
         if multiple {
-            let after: Vec<Settled> = {
+            let after: Vec<Settled<Q>> = {
                 let mut unacked = lock(&self.unacked);
                 let entries = unacked.take_up_to(if tag == 0 { u64::MAX } else { tag });
                 self.release_global_credit(false, u32::try_from(entries.len()).unwrap_or(u32::MAX));
@@ -1387,7 +1414,7 @@ impl ChannelShared {
     /// Let every queue this channel consumes from deliver again (after
     /// channel-wide credit was freed).
     fn kick_consumers(&self) {
-        let queues: Vec<Arc<QueueState>> = lock(&self.consumers).values().cloned().collect();
+        let queues: Vec<Arc<Q>> = lock(&self.consumers).values().cloned().collect();
         for queue in queues {
             queue.kick();
         }
@@ -1395,7 +1422,7 @@ impl ChannelShared {
 
     /// Requeue every unacknowledged delivery (channel close, basic.recover).
     pub(super) fn requeue_all(&self) {
-        let after: Vec<Settled> = {
+        let after: Vec<Settled<Q>> = {
             let mut unacked = lock(&self.unacked);
             let entries = unacked.take_up_to(u64::MAX);
             self.release_global_credit(false, u32::try_from(entries.len()).unwrap_or(u32::MAX));

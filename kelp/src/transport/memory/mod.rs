@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use broker::{ChannelShared, ExchangeSpec, PublishOutcome, QueueSpec, StoredMessage, VirtualHost, lock};
+use broker::{ChannelShared, ExchangeSpec, PublishOutcome, QueueSpec, QueueState, StoredMessage, VirtualHost, lock};
 
 use crate::transport::api::{Capabilities, Confirm, Transport, TransportChannel};
 use crate::transport::types::{BindArgs, CancelReason, ConnectOptions, ConsumeArgs, ConsumerEvent, Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk};
@@ -42,7 +42,7 @@ pub(crate) struct MemoryChannel {
 
 struct ChannelInner {
     connection: Arc<MemoryConnection>,
-    shared: Arc<ChannelShared>,
+    shared: Arc<ChannelShared<QueueState>>,
     confirm: AtomicBool,
     /// Why the broker closed this channel, when it did.
     closed_with: Mutex<Option<(u16, String)>>,
@@ -150,7 +150,7 @@ impl ChannelInner {
         if let Some(reason) = &reason {
             *lock(&self.closed_with) = Some(reason.clone());
         }
-        let consumers: Vec<(SharedStr, Arc<broker::QueueState>)> =
+        let consumers: Vec<(SharedStr, Arc<QueueState>)> =
             lock(&self.shared.consumers).drain().collect();
         let mut sinks = std::mem::take(&mut *lock(&self.sinks));
         for (tag, queue) in consumers {
