@@ -366,7 +366,7 @@ impl VirtualHost {
         let limits = QueueLimits::from_arguments(spec.arguments)?;
         let queue = Arc::new(QueueState {
             name: SharedStr::from(name.clone()),
-            vhost: Arc::downgrade(self),
+            vhost: Arc::<VirtualHost>::downgrade(self),
             durable: spec.durable,
             exclusive_owner: spec.exclusive.then_some(spec.connection_id),
             auto_delete: spec.auto_delete,
@@ -420,22 +420,6 @@ impl VirtualHost {
         drop(topo);
         queue.mark_deleted();
         Ok(ready)
-    }
-
-    /// Delete a queue that removed itself (auto-delete, expiry), if it is
-    /// still the registered instance.
-    fn remove_queue_instance(&self, queue: &Arc<QueueState>) {
-        let mut topo = write(&self.topology);
-        if topo
-            .queues
-            .get(queue.name.as_str())
-            .is_some_and(|q| Arc::ptr_eq(q, queue))
-        {
-            topo.queues.remove(queue.name.as_str());
-            topo.remove_bindings_to(&Destination::Queue(queue.name.to_string()));
-            drop(topo);
-            queue.mark_deleted();
-        }
     }
 
     /// Delete the exclusive queues of a closed connection.
@@ -503,6 +487,24 @@ impl VirtualHost {
         } else {
             PublishOutcome::Accepted
         })
+    }
+}
+
+impl QueueOwner for VirtualHost {
+    /// Delete a queue that removed itself (auto-delete, expiry), if it is
+    /// still the registered instance.
+    fn remove_queue_instance(&self, queue: &Arc<QueueState>) {
+        let mut topo = write(&self.topology);
+        if topo
+            .queues
+            .get(queue.name.as_str())
+            .is_some_and(|q| Arc::ptr_eq(q, queue))
+        {
+            topo.queues.remove(queue.name.as_str());
+            topo.remove_bindings_to(&Destination::Queue(queue.name.to_string()));
+            drop(topo);
+            queue.mark_deleted();
+        }
     }
 }
 
@@ -632,11 +634,20 @@ impl QueueLimits {
     }
 }
 
+/// What a queue needs of the virtual host that owns it: to be taken out when
+/// it deletes itself. A trait object, so that queues need not know the
+/// virtual host; only auto-delete and `x-expires` call it, never a publish
+/// or a delivery.
+pub(super) trait QueueOwner: Send + Sync {
+    /// Take `queue` out, if it is still the one registered under its name.
+    fn remove_queue_instance(&self, queue: &Arc<QueueState>);
+}
+
 /// A queue: ready messages (by priority), consumers, and its settings.
 pub(super) struct QueueState {
     pub(super) name: SharedStr,
     /// Weak: the virtual host owns its queues.
-    vhost: Weak<VirtualHost>,
+    vhost: Weak<dyn QueueOwner>,
     durable: bool,
     exclusive_owner: Option<u64>,
     auto_delete: bool,
