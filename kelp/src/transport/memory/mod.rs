@@ -5,14 +5,38 @@
 //!
 //! A channel error (404, 406, 403, 405...) closes the channel, as on a real
 //! broker, so code that works here keeps working on AMQP.
+//!
+//! The in-process broker behind `memory://`: virtual hosts, exchanges,
+//! bindings and queues with AMQP 0-9-1 semantics (and RabbitMQ's queue
+//! arguments: TTL, max-length with overflow, priorities, expiry).
+//!
+//! Locking: a virtual host's topology sits behind one `RwLock` (publishers
+//! take it shared); each queue has its own `Mutex` for its messages and
+//! consumers; each channel has a `Mutex` for its unacknowledged deliveries.
+//! The only nesting is vhost → queue → channel-unacked, never the reverse.
+//!
+//! The files follow the same order, each using only those below it: this
+//! file (the transport API) on `vhost` (exchanges, bindings, routing, the
+//! queues by name), on `queue` (a queue's messages, consumers and dispatch),
+//! on `unacked` (a channel's unacknowledged deliveries and credit), on
+//! `message`, `errors` and `locks`.
 
-mod broker;
+mod errors;
+mod locks;
+mod message;
+mod queue;
+mod unacked;
+mod vhost;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use broker::{ChannelShared, ExchangeSpec, PublishOutcome, QueueSpec, StoredMessage, VirtualHost, lock};
+use locks::lock;
+use message::StoredMessage;
+use queue::QueueState;
+use unacked::ChannelShared;
+use vhost::{ExchangeSpec, PublishOutcome, QueueSpec, VirtualHost};
 
 use crate::transport::api::{Capabilities, Confirm, Transport, TransportChannel};
 use crate::transport::types::{BindArgs, CancelReason, ConnectOptions, ConsumeArgs, ConsumerEvent, Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk};
@@ -42,7 +66,7 @@ pub(crate) struct MemoryChannel {
 
 struct ChannelInner {
     connection: Arc<MemoryConnection>,
-    shared: Arc<ChannelShared>,
+    shared: Arc<ChannelShared<QueueState>>,
     confirm: AtomicBool,
     /// Why the broker closed this channel, when it did.
     closed_with: Mutex<Option<(u16, String)>>,
@@ -58,7 +82,7 @@ impl Transport for MemoryTransport {
         Ok(MemoryTransport {
             connection: Arc::new(MemoryConnection {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                vhost: broker::virtual_host(url.virtual_host()),
+                vhost: vhost::virtual_host(url.virtual_host()),
                 open: AtomicBool::new(true),
                 closed_notify: tokio::sync::Notify::new(),
                 channels: Mutex::new(Vec::new()),
@@ -150,7 +174,7 @@ impl ChannelInner {
         if let Some(reason) = &reason {
             *lock(&self.closed_with) = Some(reason.clone());
         }
-        let consumers: Vec<(SharedStr, Arc<broker::QueueState>)> =
+        let consumers: Vec<(SharedStr, Arc<QueueState>)> =
             lock(&self.shared.consumers).drain().collect();
         let mut sinks = std::mem::take(&mut *lock(&self.sinks));
         for (tag, queue) in consumers {
