@@ -26,6 +26,7 @@ use super::handshake::handshake;
 use super::reader::Reader;
 use super::shared::Conn;
 use super::socket::{ReadSide, WriteSide, connect_tcp};
+#[cfg(feature = "tls")]
 use super::tls;
 use super::writer::{run_heartbeat, run_writer};
 use crate::event::{Event, Events};
@@ -41,9 +42,14 @@ pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: E
     // Latency matters more than packet count: frames are already batched.
     let _ = tcp.set_nodelay(true);
     let (mut read, mut write) = if url.is_tls() {
-        let stream = tls::connect(tcp, url).await?;
-        let (r, w) = tokio::io::split(stream);
-        (ReadSide::Tls(r), WriteSide::Tls(w))
+        #[cfg(feature = "tls")]
+        {
+            let stream = tls::connect(tcp, url).await?;
+            let (r, w) = tokio::io::split(stream);
+            (ReadSide::Tls(r), WriteSide::Tls(w))
+        }
+        #[cfg(not(feature = "tls"))]
+        return Err(crate::error::Error::feature_missing(url, "tls"));
     } else {
         let (r, w) = tcp.into_split();
         (ReadSide::Tcp(r), WriteSide::Tcp(w))

@@ -12,6 +12,7 @@ mod handshake;
 mod reader;
 mod shared;
 mod socket;
+#[cfg(feature = "tls")]
 mod tls;
 mod wire;
 mod writer;

@@ -6,17 +6,20 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+#[cfg(feature = "tls")]
 use super::tls;
 use crate::url::BrokerUrl;
 use crate::error::{Error, Result};
 
 pub(crate) enum ReadSide {
     Tcp(tokio::net::tcp::OwnedReadHalf),
+    #[cfg(feature = "tls")]
     Tls(tokio::io::ReadHalf<tls::TlsStream>),
 }
 
 pub(crate) enum WriteSide {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
+    #[cfg(feature = "tls")]
     Tls(tokio::io::WriteHalf<tls::TlsStream>),
 }
 
@@ -24,6 +27,7 @@ impl AsyncRead for ReadSide {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ReadSide::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
             ReadSide::Tls(r) => Pin::new(r).poll_read(cx, buf),
         }
     }
@@ -33,6 +37,7 @@ impl AsyncWrite for WriteSide {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             WriteSide::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
             WriteSide::Tls(w) => Pin::new(w).poll_write(cx, buf),
         }
     }
@@ -44,6 +49,7 @@ impl AsyncWrite for WriteSide {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             WriteSide::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "tls")]
             WriteSide::Tls(w) => Pin::new(w).poll_write_vectored(cx, bufs),
         }
     }
@@ -51,6 +57,7 @@ impl AsyncWrite for WriteSide {
     fn is_write_vectored(&self) -> bool {
         match self {
             WriteSide::Tcp(w) => w.is_write_vectored(),
+            #[cfg(feature = "tls")]
             WriteSide::Tls(w) => w.is_write_vectored(),
         }
     }
@@ -58,6 +65,7 @@ impl AsyncWrite for WriteSide {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             WriteSide::Tcp(w) => Pin::new(w).poll_flush(cx),
+            #[cfg(feature = "tls")]
             WriteSide::Tls(w) => Pin::new(w).poll_flush(cx),
         }
     }
@@ -65,6 +73,7 @@ impl AsyncWrite for WriteSide {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             WriteSide::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
             WriteSide::Tls(w) => Pin::new(w).poll_shutdown(cx),
         }
     }
