@@ -691,8 +691,8 @@ impl Error {
     /// ```
     /// use kelp::Compression;
     ///
-    /// let packed = Compression::Zstd.compress(&[0; 10_000])?;
-    /// assert!(Compression::Zstd.decompress(&packed, 1_000).unwrap_err().is_limit_exceeded());
+    /// let packed = Compression::Zlib.compress(&[0; 10_000])?;
+    /// assert!(Compression::Zlib.decompress(&packed, 1_000).unwrap_err().is_limit_exceeded());
     /// # Ok::<(), kelp::Error>(())
     /// ```
     pub fn is_limit_exceeded(&self) -> bool {

@@ -187,7 +187,7 @@ macro_rules! consumer_builder_options {
             ///     .build()
             ///     .await?;
             /// let producer = conn.producer().routing_key("accept-doc").build().await?;
-            /// producer.publish("yaml?").serializer(Serializer::yaml()).send().await?;
+            /// producer.publish("plain text?").serializer(Serializer::text()).send().await?;
             ///
             /// let message = consumer.next().await.expect("a message")?;
             /// assert!(message.decode::<String>().unwrap_err().is_content_disallowed());

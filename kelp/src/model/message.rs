@@ -285,9 +285,9 @@ impl Message {
     /// # let queue = Queue::new("message-compression-doc");
     /// # queue.declare(&channel).await?;
     /// # let producer = conn.producer().routing_key("message-compression-doc").build().await?;
-    /// producer.publish("x").compression(Compression::Bzip2).send().await?;
+    /// producer.publish("x").compression(Compression::Zlib).send().await?;
     /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.compression(), Some("application/x-bz2"));
+    /// assert_eq!(message.compression(), Some("application/x-gzip"));
     /// # Ok(()) }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
     /// ```
@@ -308,10 +308,10 @@ impl Message {
     /// # let queue = Queue::new("content-type-doc");
     /// # queue.declare(&channel).await?;
     /// # let producer = conn.producer().routing_key("content-type-doc").build().await?;
-    /// producer.publish("x").serializer(Serializer::msgpack()).send().await?;
+    /// producer.publish("x").serializer(Serializer::text()).send().await?;
     /// let message = queue.get(&channel, true).await?.expect("a message");
-    /// assert_eq!(message.content_type(), Some("application/x-msgpack"));
-    /// assert_eq!(message.content_encoding(), Some("binary"));
+    /// assert_eq!(message.content_type(), Some("text/plain"));
+    /// assert_eq!(message.content_encoding(), Some("utf-8"));
     /// # Ok(()) }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
     /// ```
@@ -557,7 +557,7 @@ impl Message {
     /// # let queue = Queue::new("decode-doc");
     /// # queue.declare(&channel).await?;
     /// # let producer = conn.producer().routing_key("decode-doc").build().await?;
-    /// producer.publish(&[("apples", 3)]).serializer(Serializer::yaml()).send().await?;
+    /// producer.publish(&[("apples", 3)]).serializer(Serializer::json()).send().await?;
     /// let message = queue.get(&channel, false).await?.expect("a message");
     /// let stock: Vec<(String, u32)> = message.decode()?;
     /// assert_eq!(stock, [("apples".to_string(), 3)]);

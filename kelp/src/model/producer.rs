@@ -52,13 +52,13 @@ enum Target {
 ///     .producer()
 ///     .exchange(Exchange::topic("producer-builder-doc"))
 ///     .routing_key("orders.created")
-///     .serializer(Serializer::msgpack())
-///     .compression(Compression::Zstd)
+///     .serializer(Serializer::text())
+///     .compression(Compression::Zlib)
 ///     .auto_message_id(true)
 ///     .build()
 ///     .await?;
 /// assert_eq!(producer.routing_key(), "orders.created");
-/// assert_eq!(producer.serializer().name(), "msgpack");
+/// assert_eq!(producer.serializer().name(), "text");
 /// # Ok(()) }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 /// ```
@@ -224,8 +224,8 @@ macro_rules! producer_builder_options {
             /// use kelp::{Connection, Serializer};
             ///
             /// let conn = Connection::new("memory://")?;
-            /// let producer = conn.producer().serializer(Serializer::yaml()).build().await?;
-            /// assert_eq!(producer.serializer().content_type(), "application/x-yaml");
+            /// let producer = conn.producer().serializer(Serializer::text()).build().await?;
+            /// assert_eq!(producer.serializer().content_type(), "text/plain");
             /// # Ok(()) }
             /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
             /// ```
@@ -828,11 +828,11 @@ macro_rules! publish_options {
             /// let queue = Queue::new("publish-serializer-doc");
             /// queue.declare(&channel).await?;
             /// let producer = conn.producer().routing_key("publish-serializer-doc").build().await?;
-            /// producer.publish(&[1, 2, 3]).serializer(Serializer::msgpack()).send().await?;
+            /// producer.publish("plain").serializer(Serializer::text()).send().await?;
             ///
             /// let message = queue.get(&channel, true).await?.expect("a message");
-            /// assert_eq!(message.content_type(), Some("application/x-msgpack"));
-            /// assert_eq!(message.decode::<Vec<u8>>()?, [1, 2, 3]);
+            /// assert_eq!(message.content_type(), Some("text/plain"));
+            /// assert_eq!(message.decode::<String>()?, "plain");
             /// # Ok(()) }
             /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
             /// ```
@@ -853,7 +853,7 @@ macro_rules! publish_options {
             /// queue.declare(&channel).await?;
             /// let producer = conn.producer().routing_key("publish-compression-doc").build().await?;
             /// let big = "row,".repeat(10_000);
-            /// producer.publish(&big).compression(Compression::Zstd).send().await?;
+            /// producer.publish(&big).compression(Compression::Zlib).send().await?;
             ///
             /// let message = queue.get(&channel, true).await?.expect("a message");
             /// assert!(message.raw_body().len() < big.len() / 10);
