@@ -158,6 +158,7 @@ async fn producer_pool_keeps_channel_and_confirms(url: &str) {
     queue.delete(&channel, false, false).await.unwrap();
 }
 
+#[cfg(any(feature = "amqp", feature = "redis"))]
 /// 64 tasks share a pool of 10 connections; the broker never sees more
 /// than 10 of them, and none after the pool is reset.
 async fn sixty_four_tasks_share_a_pool(url: &str, count: impl Fn(&str) -> usize) {
@@ -198,6 +199,7 @@ async fn sixty_four_tasks_share_a_pool(url: &str, count: impl Fn(&str) -> usize)
     .await;
 }
 
+#[cfg(feature = "amqp")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_tasks_share_a_pool_on_amqp() {
     sixty_four_tasks_share_a_pool(&every_transport::amqp(), |name| {
@@ -212,6 +214,7 @@ async fn sixty_four_tasks_share_a_pool_on_amqp() {
     .await;
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_tasks_share_a_pool_on_redis() {
     let url = every_transport::redis();

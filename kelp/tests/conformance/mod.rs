@@ -247,7 +247,14 @@ pub async fn every_serializer_round_trips(url: &str) {
     queue.declare(&channel).await.unwrap();
     let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
     let value = json!({"name": "kelp", "list": [1, "two", null, true], "nested": {"f": 1.5}});
-    for serializer in [Serializer::json(), Serializer::msgpack(), Serializer::yaml()] {
+    // The serializers this build has (json always).
+    #[allow(unused_mut)]
+    let mut serializers = vec![Serializer::json()];
+    #[cfg(feature = "msgpack")]
+    serializers.push(Serializer::msgpack());
+    #[cfg(feature = "yaml")]
+    serializers.push(Serializer::yaml());
+    for serializer in serializers {
         let content_type = serializer.content_type().to_owned();
         producer.publish(&value).serializer(serializer).send().await.unwrap();
         let m = get_eventually(&channel, &queue).await;
@@ -275,13 +282,8 @@ pub async fn compression_round_trips(url: &str) {
     queue.declare(&channel).await.unwrap();
     let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
     let text = "kelp ".repeat(1000);
-    for method in [
-        Compression::Zlib,
-        Compression::Bzip2,
-        Compression::Lzma,
-        Compression::Zstd,
-        Compression::Brotli,
-    ] {
+    // The methods this build has.
+    for method in Compression::ALL.into_iter().filter(|m| m.is_available()) {
         producer.publish(&text).compression(method).send().await.unwrap();
         let m = get_eventually(&channel, &queue).await;
         assert_eq!(m.compression(), Some(method.mime_type()));
@@ -787,9 +789,9 @@ pub async fn accept_list_refuses_without_losing(url: &str) {
         .await
         .unwrap();
     let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
-    producer.publish(&json!({"a": 1})).serializer(Serializer::yaml()).send().await.unwrap();
+    producer.publish("plain").serializer(Serializer::text()).send().await.unwrap();
     let m = next(&mut consumer).await;
-    let err = m.decode::<serde_json::Value>().expect_err("yaml is not accepted");
+    let err = m.decode::<serde_json::Value>().expect_err("text/plain is not accepted");
     assert_eq!(err.kind(), ErrorKind::ContentDisallowed);
     assert!(m.payload().unwrap_err().is_content_disallowed());
     // The raw body is still there, and the message can go back to the queue.

@@ -7,10 +7,12 @@ pub fn memory() -> String {
     "memory://".to_owned()
 }
 
+#[cfg(feature = "amqp")]
 pub fn amqp() -> String {
     kelp_test_support::require_rabbitmq()
 }
 
+#[cfg(feature = "redis")]
 pub fn redis() -> String {
     kelp_test_support::require_redis()
 }
@@ -22,9 +24,11 @@ macro_rules! on_every_transport {
         mod on_memory {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::every_transport::memory()).await } )*
         }
+        #[cfg(feature = "amqp")]
         mod on_amqp {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::every_transport::amqp()).await } )*
         }
+        #[cfg(feature = "redis")]
         mod on_redis {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $scenario() { super::$scenario(&super::every_transport::redis()).await } )*
         }
@@ -38,9 +42,11 @@ macro_rules! on_every_transport_blocking {
         mod on_memory {
             $( #[test] fn $scenario() { super::$scenario(&super::every_transport::memory()) } )*
         }
+        #[cfg(feature = "amqp")]
         mod on_amqp {
             $( #[test] fn $scenario() { super::$scenario(&super::every_transport::amqp()) } )*
         }
+        #[cfg(feature = "redis")]
         mod on_redis {
             $( #[test] fn $scenario() { super::$scenario(&super::every_transport::redis()) } )*
         }
