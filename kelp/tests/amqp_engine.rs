@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kelp::{Connection, ErrorKind, Event, Queue};
-use kelp_test_support::{FaultMode, FaultProxy, RabbitNode, RabbitNodeOptions, TlsListener, eventually, require_rabbitmq, unique_name};
+use kelp_test_support::{FaultMode, FaultProxy, RabbitNode, eventually, require_rabbitmq, unique_name};
+#[cfg(feature = "tls")]
+use kelp_test_support::{RabbitNodeOptions, TlsListener};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -315,6 +317,7 @@ async fn publishing_waits_while_the_broker_blocks_it() {
     assert_eq!(queue.inspect(&channel).await.unwrap().message_count, 3);
 }
 
+#[cfg(feature = "tls")]
 /// A node with a TLS listener trusting the test CA and EXTERNAL login by
 /// client certificate (the certificate's CN becomes the user name).
 async fn tls_node(pki: &kelp_test_support::tls::TestPki) -> RabbitNode {
@@ -332,6 +335,17 @@ async fn tls_node(pki: &kelp_test_support::tls::TestPki) -> RabbitNode {
     node
 }
 
+/// Without the `tls` feature, an amqps:// URL is refused by name, before
+/// anything is sent in the clear.
+#[cfg(not(feature = "tls"))]
+#[tokio::test]
+async fn amqps_without_the_tls_feature_names_it() {
+    let err = Connection::new("amqps://localhost:5671//").unwrap().connect().await.unwrap_err();
+    assert_eq!(err.kind(), kelp::ErrorKind::Unsupported, "{err}");
+    assert!(err.message().contains("`tls` feature"), "{err}");
+}
+
+#[cfg(feature = "tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verifies_the_broker_and_logs_in_with_a_client_certificate() {
     let dir = std::env::temp_dir().join(unique_name("pki"));

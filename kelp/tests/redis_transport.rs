@@ -209,6 +209,7 @@ async fn a_long_handler_keeps_its_message_past_the_visibility_timeout() {
     queue.delete(&slow_channel, false, false).await.unwrap();
 }
 
+#[cfg(feature = "tls")]
 /// A Redis server with a TLS port as well as its plain one (the harness
 /// checks readiness on the plain port), certificates made at test time.
 fn tls_server(dir: &std::path::Path, verify_clients: bool) -> (kelp_test_support::redis::RedisServer, u16, kelp_test_support::tls::TestPki) {
@@ -234,6 +235,7 @@ fn tls_server(dir: &std::path::Path, verify_clients: bool) -> (kelp_test_support
     (server, tls_port, pki)
 }
 
+#[cfg(feature = "tls")]
 async fn round_trip(url: &str) -> kelp::Result<String> {
     let conn = Connection::new(url)?;
     conn.connect().await?;
@@ -246,6 +248,7 @@ async fn round_trip(url: &str) -> kelp::Result<String> {
     message.decode::<String>()
 }
 
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn rediss_verifies_the_server_and_presents_a_client_certificate() {
     let dir = std::env::temp_dir().join(unique("redis-tls"));
@@ -271,6 +274,16 @@ async fn rediss_verifies_the_server_and_presents_a_client_certificate() {
     let err = round_trip(&untrusted).await.expect_err("an unknown CA must not verify");
     assert!(err.is_connection() || err.is_timeout(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without the `tls` feature, a rediss:// URL is refused by name, before
+/// anything is sent in the clear.
+#[cfg(not(feature = "tls"))]
+#[tokio::test]
+async fn rediss_without_the_tls_feature_names_it() {
+    let err = Connection::new("rediss://localhost:6380/0").unwrap().connect().await.unwrap_err();
+    assert_eq!(err.kind(), kelp::ErrorKind::Unsupported, "{err}");
+    assert!(err.message().contains("`tls` feature"), "{err}");
 }
 
 /// Topic routing inside Redis (the publish script) follows AMQP word by

@@ -25,9 +25,7 @@ use tokio::sync::mpsc;
 use super::handshake::handshake;
 use super::reader::Reader;
 use super::shared::Conn;
-use super::socket::{ReadSide, WriteSide, connect_tcp};
-#[cfg(feature = "tls")]
-use super::tls;
+use super::socket::{connect_tcp, split};
 use super::writer::{run_heartbeat, run_writer};
 use crate::event::{Event, Events};
 use crate::transport::types::ConnectOptions;
@@ -36,24 +34,16 @@ use crate::error::Result;
 
 /// Connect, authenticate, tune, open the virtual host, start the tasks.
 pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: Events) -> Result<Arc<Conn>> {
+    #[cfg(not(feature = "tls"))]
+    if url.is_tls() {
+        return Err(crate::error::Error::feature_missing(url, "tls"));
+    }
     let default_port = if url.is_tls() { 5671 } else { 5672 };
     let port = url.port().unwrap_or(default_port);
     let tcp = connect_tcp(url, port).await?;
     // Latency matters more than packet count: frames are already batched.
     let _ = tcp.set_nodelay(true);
-    let (mut read, mut write) = if url.is_tls() {
-        #[cfg(feature = "tls")]
-        {
-            let stream = tls::connect(tcp, url).await?;
-            let (r, w) = tokio::io::split(stream);
-            (ReadSide::Tls(r), WriteSide::Tls(w))
-        }
-        #[cfg(not(feature = "tls"))]
-        return Err(crate::error::Error::feature_missing(url, "tls"));
-    } else {
-        let (r, w) = tcp.into_split();
-        (ReadSide::Tcp(r), WriteSide::Tcp(w))
-    };
+    let (mut read, mut write) = split(tcp, url).await?;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let (tune, server_properties) = handshake(&mut read, &mut write, &mut buf, url, options).await?;
     let text = |key: &str| server_properties.get(key).and_then(|v| v.as_str()).unwrap_or("?").to_owned();

@@ -113,3 +113,22 @@ pub(super) async fn connect_tcp(url: &BrokerUrl, port: u16) -> Result<TcpStream>
         None => Error::connection(format!("{url}: the host name resolves to no address")),
     })
 }
+
+/// The socket's halves: TLS for `amqps://`, plain TCP otherwise.
+#[cfg(feature = "tls")]
+pub(crate) async fn split(tcp: TcpStream, url: &BrokerUrl) -> Result<(ReadSide, WriteSide)> {
+    if url.is_tls() {
+        let stream = tls::connect(tcp, url).await?;
+        let (r, w) = tokio::io::split(stream);
+        return Ok((ReadSide::Tls(r), WriteSide::Tls(w)));
+    }
+    let (r, w) = tcp.into_split();
+    Ok((ReadSide::Tcp(r), WriteSide::Tcp(w)))
+}
+
+/// The socket's halves (`amqps://` was refused before connecting).
+#[cfg(not(feature = "tls"))]
+pub(crate) async fn split(tcp: TcpStream, _url: &BrokerUrl) -> Result<(ReadSide, WriteSide)> {
+    let (r, w) = tcp.into_split();
+    Ok((ReadSide::Tcp(r), WriteSide::Tcp(w)))
+}
