@@ -32,6 +32,7 @@ use crate::model::consumer::consumer_builder_options;
 /// assert!(consumer.consumer_tags()[0].starts_with("report-"));
 /// # Ok::<(), kelp::Error>(())
 /// ```
+#[derive(Debug)]
 #[must_use = "a builder does nothing until built"]
 pub struct ConsumerBuilder {
     pub(super) inner: crate::model::consumer::ConsumerBuilder,

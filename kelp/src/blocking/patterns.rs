@@ -227,11 +227,13 @@ impl SimpleBuilder {
 /// assert!(queue.get_nowait().unwrap_err().is_empty());
 /// # Ok::<(), kelp::Error>(())
 /// ```
+#[derive(Debug)]
 pub struct SimpleQueue {
     pub(super) inner: crate::patterns::simple::SimpleQueue,
 }
 
 /// A transient simple queue; see [`crate::SimpleBuffer`].
+#[derive(Debug)]
 pub struct SimpleBuffer;
 
 impl SimpleBuffer {
@@ -329,6 +331,7 @@ impl SimpleQueue {
 /// assert_eq!(reply.decode::<i64>()?, 42);
 /// # Ok::<(), kelp::Error>(())
 /// ```
+#[derive(Debug)]
 pub struct RpcClient {
     pub(super) inner: crate::patterns::rpc::RpcClient,
 }

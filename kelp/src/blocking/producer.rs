@@ -38,6 +38,7 @@ use crate::model::producer::{producer_builder_options, publish_options};
 /// assert_eq!(producer.as_async().routing_key(), "reports.daily");
 /// # Ok::<(), kelp::Error>(())
 /// ```
+#[derive(Debug)]
 #[must_use = "a builder does nothing until built"]
 pub struct ProducerBuilder {
     pub(super) inner: crate::model::producer::ProducerBuilder,
@@ -153,6 +154,7 @@ impl Producer {
 /// assert_eq!(message.headers()["lang"].as_str(), Some("en"));
 /// # Ok::<(), kelp::Error>(())
 /// ```
+#[derive(Debug)]
 #[must_use = "nothing is published until send() is called"]
 pub struct Publish<'p, T: ?Sized> {
     pub(super) inner: crate::model::producer::Publish<'p, T>,

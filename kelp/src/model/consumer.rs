@@ -1059,3 +1059,15 @@ impl Channel {
         ConsumerBuilder::for_channel(self.clone()).queues(queues)
     }
 }
+
+impl fmt::Debug for ConsumerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerBuilder")
+            .field("queues", &self.queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>())
+            .field("no_ack", &self.no_ack)
+            .field("prefetch_count", &self.prefetch_count)
+            .field("exclusive", &self.exclusive)
+            .field("on_decode_error", &self.on_decode_error.is_some())
+            .finish_non_exhaustive()
+    }
+}

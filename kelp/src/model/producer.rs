@@ -1602,3 +1602,26 @@ impl Channel {
         ProducerBuilder::for_channel(self.clone())
     }
 }
+
+impl fmt::Debug for ProducerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProducerBuilder")
+            .field("exchange", &self.exchange.name)
+            .field("routing_key", &self.routing_key)
+            .field("serializer", &self.serializer.name())
+            .field("compression", &self.compression)
+            .field("confirms", &self.confirms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Publish<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publish")
+            .field("exchange", &self.exchange)
+            .field("routing_key", &self.routing_key)
+            .field("mandatory", &self.mandatory)
+            .field("properties", &self.content.properties)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,6 +1,7 @@
 //! Kombu's common patterns (`kombu.common`): broadcast queues and
 //! request / reply.
 
+use std::fmt;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -256,4 +257,12 @@ pub async fn collect_replies(
         message.requeue().await?;
     }
     Ok(out)
+}
+
+impl fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("reply_to", &self.reply_to)
+            .finish_non_exhaustive()
+    }
 }

@@ -2,6 +2,7 @@
 //! exchange of the same name, with put / get) and [`SimpleBuffer`] (the
 //! same, transient: auto-delete, no acks).
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -145,6 +146,7 @@ pub struct SimpleQueue {
 /// # Ok(()) }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 /// ```
+#[derive(Debug)]
 pub struct SimpleBuffer;
 
 impl SimpleBuffer {
@@ -312,4 +314,13 @@ fn publish_key(queue: &Queue) -> String {
 
 fn empty(queue: &str) -> Error {
     Error::new(ErrorKind::Empty, format!("no message in queue '{queue}'"))
+}
+
+impl fmt::Debug for SimpleQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimpleQueue")
+            .field("queue", &self.queue.name)
+            .field("no_ack", &self.no_ack)
+            .finish_non_exhaustive()
+    }
 }

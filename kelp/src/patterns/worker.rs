@@ -1,6 +1,7 @@
 //! [`Worker`]: consume forever, through failovers and errors (Kombu's
 //! `ConsumerMixin`, with a stop signal and a graceful shutdown).
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -329,6 +330,7 @@ pub struct Worker {
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
+#[derive(Debug)]
 pub struct StopHandle {
     stop: watch::Sender<bool>,
 }
@@ -574,4 +576,23 @@ async fn handle(handler: &Handler, mut message: Message) {
         && !e.is_stale() && !e.is_message_state() {
             tracing::warn!(error = %e, "worker: could not settle a message");
         }
+}
+
+impl fmt::Debug for WorkerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("connection", &self.connection)
+            .field("consumers", &self.specs.len())
+            .field("min_restart_interval", &self.min_restart_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("connection", &self.connection)
+            .field("consumers", &self.specs.len())
+            .finish_non_exhaustive()
+    }
 }

@@ -372,6 +372,8 @@ impl Outbound {
 }
 
 /// basic.publish, its content header and body frames split at `frame_max`.
+// The publish hot path: the arguments go straight into the frames.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn put_publish(
     out: &mut Outbound,
     channel: u16,
@@ -580,13 +582,15 @@ mod tests {
 
     #[test]
     fn publish_frames_split_bodies_at_frame_max() {
-        let mut properties = Properties::default();
-        properties.content_type = Some(SharedStr::from_static("application/json"));
-        properties.delivery_mode = Some(2);
-        properties.priority = Some(0);
-        properties.headers.insert("compression".into(), Value::from("application/x-gzip"));
-        properties.expiration = Some(SharedStr::from("1500"));
-        properties.timestamp = Some(1_700_000_000);
+        let properties = Properties {
+            content_type: Some(SharedStr::from_static("application/json")),
+            delivery_mode: Some(2),
+            priority: Some(0),
+            headers: [("compression".to_owned(), Value::from("application/x-gzip"))].into(),
+            expiration: Some(SharedStr::from("1500")),
+            timestamp: Some(1_700_000_000),
+            ..Properties::default()
+        };
         let body = Bytes::from(vec![7u8; 10_000]);
         let mut out = Outbound::new();
         put_publish(&mut out, 3, "ex", "rk", true, &properties, &body, 4096).unwrap();

@@ -37,7 +37,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// `tests/fuzz_corpus.rs` can check the hand-written seeds still decode; the
 /// asserts inside are the fuzzers' oracles.
 #[doc(hidden)]
-pub mod fuzzing {
+pub(crate) mod fuzzing {
     use bytes::{BufMut, Bytes, BytesMut};
 
     use super::codec::{self, Frame, Method, methods};

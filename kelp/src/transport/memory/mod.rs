@@ -347,7 +347,7 @@ impl TransportChannel for MemoryChannel {
                     ),
                 )
                 .with_reply(returned.reply_code, returned.reply_text.to_string())
-                .with_returned(returned)),
+                .with_returned(*returned)),
                 PublishOutcome::Rejected if confirming => Err(Error::new(
                     ErrorKind::Nacked,
                     "a queue refused the message (x-overflow=reject-publish, queue full)",

@@ -424,6 +424,7 @@ impl QueueState {
     }
 
     /// Register a consumer.
+    #[allow(clippy::too_many_arguments)] // basic.consume's own fields
     pub(super) fn add_consumer(
         self: &Arc<Self>,
         channel: Arc<ChannelShared<QueueState>>,

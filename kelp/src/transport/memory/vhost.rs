@@ -37,7 +37,8 @@ pub(super) enum PublishOutcome {
     /// Delivered to at least one queue, or dropped as unroutable without `mandatory`.
     Accepted,
     /// Nobody took it and it was `mandatory`.
-    Returned(ReturnedMessage),
+    /// Boxed: rare, and it would make every outcome as large as a message.
+    Returned(Box<ReturnedMessage>),
     /// A queue refused it (`x-overflow=reject-publish`).
     Rejected,
 }
@@ -476,14 +477,14 @@ fn unroutable(message: StoredMessage, mandatory: bool) -> PublishOutcome {
     if !mandatory {
         return PublishOutcome::Accepted;
     }
-    PublishOutcome::Returned(ReturnedMessage {
+    PublishOutcome::Returned(Box::new(ReturnedMessage {
         reply_code: NO_ROUTE,
         reply_text: SharedStr::from_static("NO_ROUTE"),
         exchange: message.exchange,
         routing_key: message.routing_key,
         properties: message.content.properties.clone(),
         body: message.content.body.clone(),
-    })
+    }))
 }
 
 impl Topology {

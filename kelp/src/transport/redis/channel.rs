@@ -115,12 +115,12 @@ impl RedisChannel {
     /// The binding-set member for `args` and whether the exchange is fanout.
     async fn bind_member(&self, args: &BindArgs) -> Result<(String, bool)> {
         let (queue, exchange, key) = (args.destination.as_str(), args.source.as_str(), args.routing_key.as_str());
-        let kind = self.shared().exchange_kind(&exchange).await?;
+        let kind = self.shared().exchange_kind(exchange).await?;
         let pattern = match kind {
-            Some(ExchangeKind::Topic) => kombu_topic_pattern(&key),
+            Some(ExchangeKind::Topic) => kombu_topic_pattern(key),
             _ => String::new(),
         };
-        Ok((Keys::member(&key, &pattern, &queue), matches!(kind, Some(ExchangeKind::Fanout))))
+        Ok((Keys::member(key, &pattern, queue), matches!(kind, Some(ExchangeKind::Fanout))))
     }
 }
 
@@ -270,7 +270,7 @@ impl TransportChannel for RedisChannel {
 
     async fn queue_bind(&self, args: &BindArgs) -> Result<()> {
         self.inner.check_open()?;
-        let (member, fanout) = self.bind_member(&args).await?;
+        let (member, fanout) = self.bind_member(args).await?;
         let shared = self.shared();
         let mut pipe = redis::pipe();
         pipe.cmd("SADD").arg(shared.keys.binding(&args.source)).arg(&member).ignore();
@@ -279,7 +279,7 @@ impl TransportChannel for RedisChannel {
         if fanout {
             let mut fanout = lock(&shared.fanout_bindings);
             let exchanges = fanout.entry(args.destination.to_owned()).or_default();
-            if !exchanges.iter().any(|e| *e == args.source) {
+            if !exchanges.contains(&args.source) {
                 exchanges.push(args.source.to_owned());
             }
         }
@@ -288,7 +288,7 @@ impl TransportChannel for RedisChannel {
 
     async fn queue_unbind(&self, args: &BindArgs) -> Result<()> {
         self.inner.check_open()?;
-        let (member, fanout) = self.bind_member(&args).await?;
+        let (member, fanout) = self.bind_member(args).await?;
         let shared = self.shared();
         let mut pipe = redis::pipe();
         pipe.cmd("SREM").arg(shared.keys.binding(&args.source)).arg(&member).ignore();

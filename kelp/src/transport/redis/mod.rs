@@ -22,7 +22,7 @@ mod connection;
 mod envelope;
 mod fanout;
 mod fetch;
-#[doc(hidden)] pub mod fuzzing;
+pub(crate) mod fuzzing;
 mod health;
 mod keys;
 mod publish;
