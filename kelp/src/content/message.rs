@@ -12,7 +12,7 @@ use super::value::FieldTable;
 ///
 /// Set them when publishing, with the setters of
 /// [`Publish`](crate::Publish); read them from
-/// [`Message::properties`].
+/// [`Message::properties`](crate::Message::properties).
 ///
 /// # Examples
 ///

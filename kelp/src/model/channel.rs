@@ -170,7 +170,7 @@ impl Channel {
 
     /// Put the channel in publisher-confirm mode (kept across reopenings).
     ///
-    /// [`ProducerBuilder::build`] does this itself unless confirms are
+    /// [`ProducerBuilder::build`](crate::ProducerBuilder::build) does this itself unless confirms are
     /// turned off.
     ///
     /// # Examples

@@ -1117,7 +1117,7 @@ impl Queue {
     }
 
     /// Look at the queue without changing anything: a passive declaration,
-    /// which fails with [`NotFound`](crate::ErrorKind::NotFound) when the
+    /// which fails with a not-found error ([`Error::is_not_found`](crate::Error::is_not_found)) when the
     /// queue does not exist, and otherwise tells how many messages are
     /// ready and how many consumers it has.
     ///
