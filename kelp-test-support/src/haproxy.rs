@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{Error, Result, free_port, unique_name, wait_for};
+use crate::error::{Error, Result};
+use crate::names::unique_name;
+use crate::poll::wait_for;
+use crate::procs::free_port;
 
 /// A running `haproxy` process (killed on drop).
 pub struct HaProxy {

@@ -17,7 +17,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The answer of a polled condition: does it hold yet, and with what value?
 pub trait Check {

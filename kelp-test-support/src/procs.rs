@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use crate::{Error, Result, Signal, kill_pid, nanos_now};
+use crate::error::{Error, Result};
+use crate::names::nanos_now;
+use crate::signals::{Signal, kill_pid};
 
 /// Environment variable carrying `<owner pid>:<owner start time>` on every
 /// process this crate starts.
@@ -50,7 +52,16 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-pub(crate) fn free_port() -> u16 {
+/// Picks a TCP port that is currently free on 127.0.0.1.
+///
+/// Ports are picked at random **below** the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, usually from 32768), between
+/// 10000 and its start, so that an outgoing connection can never occupy the
+/// port between this call and the server's bind, or while a node is down
+/// between `kill()` and `restart()`. Well-known ports of the default services
+/// (5672, 15672, 25672, 6379, 26379, 4369, ...) are never returned, nor a port
+/// this process already handed out.
+pub fn free_port() -> u16 {
     let (lo, hi) = ephemeral_range();
     // Prefer [10000, lo); if the ephemeral range starts too low, use (hi, 65535].
     let (start, end) = if lo > 11_000 {
@@ -138,7 +149,8 @@ fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
     ))
 }
 
-pub(crate) fn pid_alive(pid: u32) -> bool {
+/// Whether process `pid` exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
     matches!(proc_stat(pid), Some((state, _, _)) if state != 'Z' && state != 'X')
 }
 
@@ -399,7 +411,7 @@ pub(crate) fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitSta
 
 /// Waits until `pid` is gone (or a zombie) for at most `timeout`.
 pub(crate) fn wait_pid_gone(pid: u32, timeout: Duration) -> bool {
-    crate::wait_for(|| !pid_alive(pid), timeout).is_ok()
+    crate::poll::wait_for(|| !pid_alive(pid), timeout).is_ok()
 }
 
 /// SIGCONT + SIGKILL `child` and all its descendants, then reap `child`.

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// What a [`FaultProxy`] does. A new mode applies to existing **and** new
 /// connections; [`FaultProxy::set_mode`] returns once every part of the proxy
@@ -117,7 +117,7 @@ impl FaultProxy {
     pub async fn start(upstream: SocketAddr) -> Result<FaultProxy> {
         let mut last_err = None;
         for _ in 0..10 {
-            let addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()));
+            let addr = SocketAddr::from(([127, 0, 0, 1], crate::procs::free_port()));
             match bind_listener(addr) {
                 Ok(l) => return Ok(Self::with_listener(l, upstream)),
                 Err(e) => last_err = Some(e),

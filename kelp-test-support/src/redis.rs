@@ -15,7 +15,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::procs;
-use crate::{Error, Result, Signal, kill_pid};
+use crate::error::{Error, Result};
+use crate::signals::{Signal, kill_pid};
 
 // ---------------------------------------------------------------------------
 // RESP

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::procs;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The password of [`TestPki::client_p12`].
 pub const CLIENT_P12_PASSWORD: &str = "kelp-test";
@@ -147,7 +147,7 @@ pub fn generate_test_pki(dir: &Path) -> Result<TestPki> {
         // Distinct serials per certificate (and per run).
         let serial = format!(
             "0x{:x}{}",
-            crate::nanos_now() & 0xffff_ffff_ffff,
+            crate::names::nanos_now() & 0xffff_ffff_ffff,
             if name == "server" { 1 } else { 2 }
         );
         openssl(

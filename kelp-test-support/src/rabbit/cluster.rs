@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::node::{RabbitNode, blocking};
 use super::options::RabbitNodeOptions;
 use crate::procs;
-use crate::{Error, Result, amqp_probe};
+use crate::brokers::amqp_probe;
+use crate::error::{Error, Result};
 
 /// A RabbitMQ cluster of [`RabbitNode`]s on this host.
 ///
@@ -52,7 +53,7 @@ impl RabbitCluster {
             node.rabbitmqctl(&["join_cluster", &seed])?;
             node.rabbitmqctl(&["start_app"])?;
             let addr = node.addr();
-            crate::wait_for(
+            crate::poll::wait_for(
                 || amqp_probe(addr, Duration::from_secs(2)).is_ok(),
                 opts.start_timeout,
             )

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::options::RabbitNodeOptions;
 use crate::procs;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Where the real `rabbitmq-server` / `rabbitmqctl` scripts are.
 pub(super) fn rabbitmq_sbin() -> Result<PathBuf> {

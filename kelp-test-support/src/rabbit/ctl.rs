@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::config::NodeConfig;
 use crate::procs::{self, CmdOutput};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Runs `rabbitmqctl -n <node> <args>`; its output whatever the outcome.
 pub(super) fn ctl(cfg: &NodeConfig, args: &[&str], timeout: Duration) -> Result<CmdOutput> {

@@ -11,7 +11,8 @@ use super::ctl::{ctl, ctl_ok};
 use super::options::RabbitNodeOptions;
 use super::process::NodeInner;
 use crate::procs;
-use crate::{Error, Result, Signal, kill_pid};
+use crate::error::{Error, Result};
+use crate::signals::{Signal, kill_pid};
 
 /// An extra RabbitMQ node on this host; see the [module docs](super).
 ///

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use super::config::NodeConfig;
 use super::ctl::ctl_ok;
 use crate::procs;
-use crate::{Error, Result, Signal, amqp_probe, kill_pid};
+use crate::brokers::amqp_probe;
+use crate::error::{Error, Result};
+use crate::signals::{Signal, kill_pid};
 
 /// Serialises boots within this process (they are CPU heavy; see crate docs).
 static BOOT_LOCK: Mutex<()> = Mutex::new(());
