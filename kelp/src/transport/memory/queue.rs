@@ -4,7 +4,11 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that tests can pause and advance it (the same as
+// std's outside them).
+use tokio::time::Instant;
 
 use crate::content::text::SharedStr;
 use crate::content::value::{FieldTable, Value};
