@@ -15,6 +15,7 @@ on_every_transport!(
     simple_queue_put_get_qsize_clear,
     simple_buffer_needs_no_acks,
     rpc_round_trip,
+    rpc_reply_queue_follows_the_capability,
     broadcast_reaches_every_consumer,
     drain_takes_what_arrives,
     collect_replies_takes_only_its_own,
@@ -114,14 +115,19 @@ async fn rpc_round_trip(url: &str) {
     serving.abort();
 }
 
-/// On RabbitMQ the client takes its replies by direct reply-to: no reply
-/// queue of its own.
-#[cfg(feature = "amqp")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rpc_uses_direct_reply_to_on_rabbitmq() {
-    let conn = Connection::new(&every_transport::amqp()).unwrap();
+/// Where the transport has direct reply-to (RabbitMQ), the client takes
+/// its replies by it: no reply queue of its own. Elsewhere it declares one.
+async fn rpc_reply_queue_follows_the_capability(url: &str) {
+    let conn = Connection::new(url).unwrap();
+    let direct = conn.capabilities().await.unwrap().direct_reply_to;
     let client = RpcClient::new(&conn).await.unwrap();
-    assert_eq!(client.reply_to(), kelp::DIRECT_REPLY_TO, "RabbitMQ's direct reply-to");
+    if direct {
+        assert_eq!(client.reply_to(), kelp::DIRECT_REPLY_TO, "direct reply-to");
+    } else {
+        assert!(client.reply_to().starts_with("kelp.reply."), "{}", client.reply_to());
+        let own = Queue::new(client.reply_to()).passive(true);
+        own.declare(client.channel()).await.expect("the client's own reply queue exists");
+    }
 }
 
 async fn broadcast_reaches_every_consumer(url: &str) {

@@ -152,7 +152,7 @@ impl RpcClient {
     /// A client on `connection`, with its own channel.
     pub async fn new(connection: &Connection) -> Result<RpcClient> {
         let channel = connection.channel().await?;
-        let direct = connection.current_url().scheme().starts_with("amqp");
+        let direct = connection.capabilities().await?.direct_reply_to;
         let (consumer, reply_to) = if direct {
             // Direct reply-to: consume (no-ack) before publishing, on the
             // channel that publishes.

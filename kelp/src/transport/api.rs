@@ -45,6 +45,9 @@ pub struct Capabilities {
     pub max_length: bool,
     /// Exchange-to-exchange bindings.
     pub exchange_bindings: bool,
+    /// RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`): replies come
+    /// back without a reply queue of the client's own.
+    pub direct_reply_to: bool,
     /// A publish to an exchange that does not exist is an error (the broker
     /// keeps exchanges; Redis, like Kombu's transport, does not).
     pub checks_exchanges: bool,

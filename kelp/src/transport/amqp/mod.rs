@@ -163,6 +163,7 @@ impl Transport for AmqpTransport {
             exchange_bindings: true,
             max_length: true,
             checks_exchanges: true,
+            direct_reply_to: true,
         }
     }
 }

@@ -137,6 +137,7 @@ impl Transport for MemoryTransport {
             exchange_bindings: true,
             max_length: true,
             checks_exchanges: true,
+            direct_reply_to: false,
         }
     }
 }

@@ -169,6 +169,7 @@ impl Transport for RedisTransport {
             exchange_bindings: false,
             max_length: false,
             checks_exchanges: false,
+            direct_reply_to: false,
         }
     }
 }
