@@ -76,7 +76,7 @@ pub use error::{Error, Result};
 pub use names::unique_name;
 pub use procs::{free_port, pid_alive, reap_orphans};
 pub use haproxy::HaProxy;
-pub use poll::{Check, eventually, eventually_blocking, wait_for, wait_for_async};
+pub use poll::{Check, eventually, eventually_blocking, next_matching, wait_for, wait_for_async};
 pub use signals::{Signal, kill_pid};
 pub use proxy::{FaultMode, FaultProxy};
 pub use rabbit::{RabbitCluster, RabbitNode, RabbitNodeOptions, TlsListener};

@@ -214,3 +214,31 @@ mod tests {
         );
     }
 }
+
+/// The next value on a broadcast channel (kelp's connection events) that
+/// `pick` accepts, skipping the others (and a lag). Every value seen is
+/// printed on stderr, which the test harness shows only when a test fails.
+/// Panics, naming `what`, when the channel closes or `within` passes: the
+/// bound is there so that a broken test fails instead of hanging.
+pub async fn next_matching<T: Clone + Display>(
+    rx: &mut tokio::sync::broadcast::Receiver<T>,
+    what: &str,
+    within: Duration,
+    mut pick: impl FnMut(&T) -> bool,
+) -> T {
+    use tokio::sync::broadcast::error::RecvError;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(value)) => {
+                eprintln!("seen: {value}");
+                if pick(&value) {
+                    return value;
+                }
+            }
+            Ok(Err(RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("waiting for {what}: the channel ended: {e}"),
+            Err(_) => panic!("waiting for {what}: it did not come within {within:?}"),
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kelp::{Connection, ErrorKind, Event, Queue};
-use kelp_test_support::{FaultMode, FaultProxy, RabbitNode, eventually, require_rabbitmq, unique_name};
+use kelp_test_support::{next_matching, FaultMode, FaultProxy, RabbitNode, eventually, require_rabbitmq, unique_name};
 #[cfg(feature = "tls")]
 use kelp_test_support::{RabbitNodeOptions, TlsListener};
 
@@ -18,22 +18,6 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 fn temp_queue(prefix: &str) -> Queue {
     Queue::new(unique_name(prefix)).durable(false).argument("x-expires", 120_000u32)
-}
-
-/// Wait for an event matching `pick`, failing after PATIENCE.
-async fn wait_event(
-    events: &mut tokio::sync::broadcast::Receiver<Event>,
-    mut pick: impl FnMut(&Event) -> bool,
-) -> Event {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Ok(event)) if pick(&event) => return event,
-            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
-            Ok(Err(e)) => panic!("event stream ended: {e}"),
-            Err(_) => panic!("the expected event did not come within {PATIENCE:?}"),
-        }
-    }
 }
 
 async fn get_eventually(channel: &kelp::Channel, queue: &Queue) -> kelp::Message {
@@ -185,7 +169,7 @@ async fn a_connection_closed_by_the_broker_is_reported_with_its_reason() {
     let mut consumer = conn.consumer([queue.clone()]).build().await.unwrap();
     let (pid, _) = broker_connection(&name).await;
     rabbitmqctl(&["close_connection", &pid, "kelp test says goodbye"]);
-    let lost = wait_event(&mut events, |e| matches!(e, Event::ConnectionLost { .. })).await;
+    let lost = next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::ConnectionLost { .. })).await;
     let Event::ConnectionLost { reason, .. } = lost else { unreachable!() };
     assert!(reason.contains("320") && reason.contains("kelp test says goodbye"), "{reason}");
     // Without automatic recovery the subscription ends with the connection.
@@ -218,7 +202,7 @@ async fn a_connection_closed_by_the_broker_is_recovered_and_consumers_go_on() {
 
     let (pid, _) = broker_connection(&name).await;
     rabbitmqctl(&["close_connection", &pid, "forced for a recovery test"]);
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     // The exchange, queue and binding were declared again on the new
     // connection, and the consumer re-subscribed.
     producer.publish("after").send().await.unwrap();
@@ -237,7 +221,7 @@ async fn a_deleted_queue_cancels_its_consumer_with_an_event() {
     let mut consumer = conn.channel().await.unwrap().consumer([queue.clone()]).build().await.unwrap();
     let tag = consumer.consumer_tags()[0].to_owned();
     queue.delete(&conn.default_channel().await.unwrap(), false, false).await.unwrap();
-    let event = wait_event(&mut events, |e| matches!(e, Event::ConsumerCancelled { .. })).await;
+    let event = next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::ConsumerCancelled { .. })).await;
     assert_eq!(event, Event::ConsumerCancelled { consumer_tag: tag });
     let err = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap_err();
     assert!(err.is_cancelled(), "{err}");
@@ -260,7 +244,7 @@ async fn missed_heartbeats_through_a_black_hole_close_the_connection() {
         let queue = queue.clone();
         async move { queue.inspect(&channel).await }
     });
-    let lost = wait_event(&mut events, |e| matches!(e, Event::ConnectionLost { .. })).await;
+    let lost = next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::ConnectionLost { .. })).await;
     assert!(lost.to_string().contains("missed heartbeats"), "{lost}");
     let err = tokio::time::timeout(PATIENCE, stuck).await.unwrap().unwrap().unwrap_err();
     assert!(err.is_connection(), "{err}");
@@ -300,7 +284,7 @@ async fn publishing_waits_while_the_broker_blocks_it() {
         let producer = producer.clone();
         async move { producer.publish("during").send().await }
     });
-    let blocked = wait_event(&mut events, |e| matches!(e, Event::Blocked { .. })).await;
+    let blocked = next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Blocked { .. })).await;
     assert!(blocked.to_string().contains("blocked"), "{blocked}");
     // While blocked, a publish waits instead of piling up.
     let second = tokio::spawn({
@@ -311,7 +295,7 @@ async fn publishing_waits_while_the_broker_blocks_it() {
     assert!(!second.is_finished(), "a publish went out while the broker blocked it");
 
     node.rabbitmqctl_async(&["set_vm_memory_high_watermark", "0.4"]).await.unwrap();
-    wait_event(&mut events, |e| *e == Event::Unblocked).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| *e == Event::Unblocked).await;
     tokio::time::timeout(PATIENCE, first).await.unwrap().unwrap().unwrap();
     tokio::time::timeout(PATIENCE, second).await.unwrap().unwrap().unwrap();
     assert_eq!(queue.inspect(&channel).await.unwrap().message_count, 3);

@@ -9,30 +9,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kelp::{Connection, Event, Exchange, FailoverStrategy, Queue};
-use kelp_test_support::{RabbitCluster, RabbitNodeOptions, eventually};
+use kelp_test_support::{next_matching, RabbitCluster, RabbitNodeOptions, eventually};
 
 
 const PATIENCE: Duration = Duration::from_secs(90);
-
-async fn wait_event(
-    events: &mut tokio::sync::broadcast::Receiver<Event>,
-    mut pick: impl FnMut(&Event) -> bool,
-) -> Event {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let got = tokio::time::timeout_at(deadline, events.recv()).await;
-        if let Ok(Ok(e)) = &got {
-            eprintln!("event: {e}");
-        }
-        match got {
-            Ok(Ok(event)) if pick(&event) => return event,
-            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
-            Ok(Err(e)) => panic!("event stream ended: {e}"),
-            Err(_) => panic!("the expected event did not come within {PATIENCE:?}"),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_cluster_loses_a_node_and_kelp_carries_on() {
     let cluster = RabbitCluster::start_with_async(3, RabbitNodeOptions::default()).await.unwrap();
@@ -96,7 +76,7 @@ async fn a_three_node_cluster_loses_a_node_and_kelp_carries_on() {
     cluster.node(0).kill();
 
     // The classic queue comes back on a survivor, bound as before.
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     assert_ne!(consumer_conn.current_url().port(), Some(cluster.node(0).amqp_port()));
     let other = Connection::new(&urls[2]).unwrap();
     other
@@ -161,7 +141,7 @@ async fn behind_haproxy_kelp_recovers_through_the_one_address() {
 
     let holder = eventually("a node lists the connection", PATIENCE, async || node_holding(&cluster, &name)).await;
     cluster.node(holder).kill();
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     let now = node_holding(&cluster, &name).expect("reconnected through the proxy");
     assert_ne!(now, holder, "the proxy sent kelp to a live node");
     producer.publish("second").send().await.unwrap();

@@ -10,25 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kelp::{Connection, ErrorKind, Event, Exchange, Queue, RetryPolicy};
-use kelp_test_support::{RabbitNode, eventually, require_rabbitmq, unique_name};
+use kelp_test_support::{next_matching, RabbitNode, eventually, require_rabbitmq, unique_name};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-async fn wait_event(
-    events: &mut tokio::sync::broadcast::Receiver<Event>,
-    mut pick: impl FnMut(&Event) -> bool,
-) -> Event {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Ok(event)) if pick(&event) => return event,
-            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
-            Ok(Err(e)) => panic!("event stream ended: {e}"),
-            Err(_) => panic!("the expected event did not come within {PATIENCE:?}"),
-        }
-    }
-}
-
 /// The scenarios run one at a time: under the load of two scenarios at
 /// once (four RabbitMQ nodes on two cores), kill-and-restart scenarios
 /// have now and then found every message the killed node had confirmed
@@ -167,7 +151,7 @@ async fn kill_9_while_publishing_loses_no_confirmed_message() {
     // Let some go to A, then kill it hard.
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.kill();
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     assert_eq!(conn.current_url().port(), Some(b.amqp_port()));
     let sent = tokio::time::timeout(PATIENCE, publisher).await.unwrap().unwrap();
     assert_eq!(sent.len(), N, "every publish was confirmed");
@@ -198,7 +182,7 @@ async fn a_consumer_goes_on_by_itself_on_the_other_node() {
     let mut consumer = conn.consumer([queue.clone()]).prefetch_count(10).build().await.unwrap();
 
     a.kill();
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
 
     // Someone else publishes on B, after the failover, through the exchange:
     // routed only because kelp declared exchange, queue and binding there.
@@ -228,9 +212,9 @@ async fn a_frozen_node_is_detected_by_heartbeats_and_left() {
     m.ack().await.unwrap();
 
     a.freeze().unwrap();
-    let lost = wait_event(&mut events, |e| matches!(e, Event::ConnectionLost { .. })).await;
+    let lost = next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::ConnectionLost { .. })).await;
     assert!(lost.to_string().contains("missed heartbeats"), "{lost}");
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     assert_eq!(conn.current_url().port(), Some(b.amqp_port()));
     producer.publish("two").send().await.unwrap();
     let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
@@ -269,9 +253,9 @@ async fn the_same_node_restarting_is_recovered_when_it_returns() {
     let producer = conn.producer().routing_key("restart").build().await.unwrap();
 
     a.kill();
-    wait_event(&mut events, |e| matches!(e, Event::RecoveryStarted { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::RecoveryStarted { .. })).await;
     a.restart_async().await.unwrap();
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     producer.publish("back").send().await.unwrap();
     let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(m.decode::<String>().unwrap(), "back");
@@ -293,11 +277,11 @@ async fn server_named_queues_are_followed_to_their_new_name() {
     assert!(old.starts_with("amq.gen-"), "{old}");
 
     a.kill();
-    let renamed = wait_event(&mut events, |e| matches!(e, Event::QueueRenamed { .. })).await;
+    let renamed = next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::QueueRenamed { .. })).await;
     let Event::QueueRenamed { old: was, new } = renamed else { unreachable!() };
     assert_eq!(was, old);
     assert_ne!(new, old);
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     assert_eq!(consumer.queues(), [new]);
     let other = Connection::new(&b.url()).unwrap();
     other
@@ -328,7 +312,7 @@ async fn acks_for_deliveries_of_a_dead_connection_are_stale() {
     conn.producer().routing_key(queue.name.clone()).build().await.unwrap().publish("x").send().await.unwrap();
     let m = tokio::time::timeout(PATIENCE, consumer.next()).await.unwrap().unwrap().unwrap();
     a.kill();
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     let err = m.ack().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Stale, "{err}");
 }
@@ -461,7 +445,7 @@ async fn publishing_waits_for_the_topology_to_be_declared_again() {
     // Publish the moment b accepts the connection: these must wait until
     // "late" exists on b, or b confirms and drops them as unroutable.
     let b_port = format!(":{}/", b.addr().port());
-    wait_event(&mut events, |e| matches!(e, Event::Connected { broker } if broker.contains(&b_port))).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Connected { broker } if broker.contains(&b_port))).await;
     let producer = conn.producer().routing_key("late").build().await.unwrap();
     let sent = publish_numbered(&producer, "late", 50).await;
     let found = drain_ids(&b.url(), &queue).await;

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use kelp::{Connection, Event, Exchange, Queue, RetryPolicy};
-use kelp_test_support::{RedisOptions, RedisSentinel, RedisServer, RespValue, SentinelOptions, Signal, eventually, kill_pid};
+use kelp_test_support::{next_matching, RedisOptions, RedisSentinel, RedisServer, RespValue, SentinelOptions, Signal, eventually, kill_pid};
 
 /// How long any one step may take before the test calls it a hang.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -45,19 +45,6 @@ fn int(server: &RedisServer, args: &[&str]) -> i64 {
 fn message_id(m: &kelp::Message) -> String {
     m.properties().message_id.as_deref().unwrap_or("<no id>").to_owned()
 }
-
-async fn wait_event(events: &mut tokio::sync::broadcast::Receiver<Event>, mut pick: impl FnMut(&Event) -> bool) -> Event {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Ok(event)) if pick(&event) => return event,
-            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
-            Ok(Err(e)) => panic!("event stream ended: {e}"),
-            Err(_) => panic!("the expected event did not come within {PATIENCE:?}"),
-        }
-    }
-}
-
 async fn next_message(consumer: &mut kelp::Consumer, what: &str) -> kelp::Message {
     match tokio::time::timeout(PATIENCE, consumer.next()).await {
         Ok(Some(Ok(m))) => m,
@@ -389,10 +376,10 @@ async fn c_producer_and_consumer_fail_over_to_the_second_server() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     a.kill();
-    wait_event(&mut producer_events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut producer_events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     // Every publish that starts from here on goes to B.
     let first_on_b = started.load(Ordering::SeqCst);
-    wait_event(&mut consumer_events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut consumer_events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     assert_eq!(producer_conn.current_url().port(), Some(b.port()));
     assert_eq!(consumer_conn.current_url().port(), Some(b.port()));
     eventually("30 publishes started on B", PATIENCE, async || started.load(Ordering::SeqCst) >= first_on_b + 30).await;
@@ -487,7 +474,7 @@ async fn d_sentinel_failover_moves_kelp_to_the_promoted_replica() {
     m.ack().await.unwrap();
 
     master.kill();
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     eventually("the Sentinels name the replica as the master", PATIENCE, async || {
         sentinels.iter().all(|s| s.master_addr().ok().flatten().map(|(_, p)| p) == Some(replica.port()))
     })
@@ -616,9 +603,9 @@ async fn f_a_frozen_server_is_noticed_and_the_consumer_moves_on() {
     assert_eq!(conn.current_url().port(), Some(a.port()));
 
     a.freeze().unwrap();
-    let lost = wait_event(&mut events, |e| matches!(e, Event::ConnectionLost { .. })).await;
+    let lost = next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::ConnectionLost { .. })).await;
     assert!(matches!(&lost, Event::ConnectionLost { broker, .. } if broker.contains(&a.port().to_string())), "{lost:?}");
-    wait_event(&mut events, |e| matches!(e, Event::Recovered { .. })).await;
+    next_matching(&mut events, "an event", PATIENCE, |e| matches!(e, Event::Recovered { .. })).await;
     assert_eq!(conn.current_url().port(), Some(b.port()));
 
     // Published on B by someone else: the consumer re-declared the queue
