@@ -339,7 +339,8 @@ impl TransportChannel for RedisChannel {
     }
 
     async fn confirm_select(&self) -> Result<()> {
-        // Every write is answered by Redis before the publish returns.
+        // Every publish is confirmed by Redis's answer to its write (see
+        // `publish`): there is no mode to turn on.
         self.inner.check_open()
     }
 
@@ -359,8 +360,8 @@ impl TransportChannel for RedisChannel {
     fn resend(&self, unsent: Vec<(u64, OutgoingMessage)>) -> Result<()> {
         self.inner.check_open()?;
         let shared = self.inner.shared.clone();
-        // Publishes are confirmed synchronously, so nothing is normally left
-        // over; publish whatever is handed in, in order.
+        // Called after a reconnect with the publishes whose write was never
+        // answered; publish them again, in order.
         tokio::spawn(async move {
             for (_, message) in unsent {
                 if let Err(e) = shared.publish(&message).await {

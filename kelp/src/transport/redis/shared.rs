@@ -205,8 +205,8 @@ pub(super) struct ChannelState {
     /// until then.
     pub(super) retry_at: Option<tokio::time::Instant>,
     /// Kombu tags acked here whose records are not yet removed from Redis:
-    /// the fetch loop's next script call removes them (one round trip
-    /// settles a batch), or `flush_acks` when no fetch loop runs.
+    /// the fetch loop's next fetch sends them with its commands (one round
+    /// trip settles a batch), or `flush_acks` when no fetch loop runs.
     pub(super) pending_acks: Vec<String>,
 }
 
