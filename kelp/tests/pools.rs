@@ -5,7 +5,6 @@
 
 mod every_transport;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kelp::{Connection, ConnectionPool, ProducerPool, Queue};
@@ -169,7 +168,7 @@ async fn sixty_four_tasks_share_a_pool(url: &str, count: impl Fn(&str) -> usize)
         let conn = Connection::new(url).unwrap();
         queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
     }
-    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for i in 0..64 {
         let (pool, queue, peak) = (pool.clone(), queue.name.clone(), peak.clone());
