@@ -187,34 +187,6 @@ where
         .map_err(|_| Error::new(format!("condition still false after {timeout:?}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_longest_and_never_past_the_bound() {
-        let mut b = Backoff::new();
-        let pauses: Vec<u64> = (0..7)
-            .map(|_| b.pause(Duration::from_secs(1)).as_millis() as u64)
-            .collect();
-        assert_eq!(pauses, [10, 20, 40, 80, 160, 200, 200]);
-        assert_eq!(b.pause(Duration::from_millis(3)), Duration::from_millis(3));
-    }
-
-    #[test]
-    fn checks_say_whether_they_hold() {
-        assert_eq!(true.check(), Ok(()));
-        assert_eq!(false.check(), Err(None));
-        assert_eq!(Some(4).check(), Ok(4));
-        assert_eq!(None::<u8>.check(), Err(None));
-        assert_eq!(Ok::<u8, String>(5).check(), Ok(5));
-        assert_eq!(
-            Err::<u8, _>("not yet").check(),
-            Err(Some("not yet".to_owned()))
-        );
-    }
-}
-
 /// The next value on a broadcast channel (kelp's connection events) that
 /// `pick` accepts, skipping the others (and a lag). Every value seen is
 /// printed on stderr, which the test harness shows only when a test fails.
@@ -240,5 +212,33 @@ pub async fn next_matching<T: Clone + Display>(
             Ok(Err(e)) => panic!("waiting for {what}: the channel ended: {e}"),
             Err(_) => panic!("waiting for {what}: it did not come within {within:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_longest_and_never_past_the_bound() {
+        let mut b = Backoff::new();
+        let pauses: Vec<u64> = (0..7)
+            .map(|_| b.pause(Duration::from_secs(1)).as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 200, 200]);
+        assert_eq!(b.pause(Duration::from_millis(3)), Duration::from_millis(3));
+    }
+
+    #[test]
+    fn checks_say_whether_they_hold() {
+        assert_eq!(true.check(), Ok(()));
+        assert_eq!(false.check(), Err(None));
+        assert_eq!(Some(4).check(), Ok(4));
+        assert_eq!(None::<u8>.check(), Err(None));
+        assert_eq!(Ok::<u8, String>(5).check(), Ok(5));
+        assert_eq!(
+            Err::<u8, _>("not yet").check(),
+            Err(Some("not yet".to_owned()))
+        );
     }
 }

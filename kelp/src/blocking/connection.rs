@@ -150,11 +150,6 @@ impl Connection {
         run(self.inner.close())
     }
 
-    /// Same as [`close`](Connection::close).
-    pub fn release(&self) -> Result<()> {
-        self.close()
-    }
-
     /// Declare unless already declared on this connection.
     ///
     /// # Examples

@@ -446,23 +446,6 @@ impl Connection {
         self.supervisor.close().await
     }
 
-    /// Same as [`close`](Connection::close) (Kombu's name).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # async fn demo() -> kelp::Result<()> {
-    /// let conn = kelp::Connection::new("memory://")?;
-    /// conn.connect().await?;
-    /// conn.release().await?;
-    /// assert!(!conn.is_connected());
-    /// # Ok(()) }
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
-    /// ```
-    pub async fn release(&self) -> Result<()> {
-        self.close().await
-    }
-
     /// Forget what [`maybe_declare`](Connection::maybe_declare) remembers.
     ///
     /// Useful when something else may have deleted the entities.

@@ -184,7 +184,7 @@ pub async fn connect_close_reconnect(url: &str) {
     assert!(!conn.is_connected());
     conn.connect().await.unwrap();
     assert!(conn.is_connected());
-    conn.release().await.unwrap();
+    conn.close().await.unwrap();
     assert!(!conn.is_connected());
 }
 
