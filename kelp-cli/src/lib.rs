@@ -4,6 +4,7 @@
 pub mod bare_redis;
 pub mod bench;
 pub mod commands;
+pub mod drill;
 #[cfg(feature = "bench")]
 pub mod failover;
 pub mod measure;

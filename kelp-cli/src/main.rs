@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use kelp_cli::bench::BenchArgs;
 use kelp_cli::commands::{ConsumeArgs, PublishArgs};
+use kelp_cli::drill::command::DrillArgs;
 
 #[derive(Parser)]
 #[command(name = "kelp", version, about = "Publish, consume and benchmark messages over memory://, amqp:// and redis://")]
@@ -24,6 +25,8 @@ enum Command {
     Consume(ConsumeArgs),
     /// Measure throughput and latency of a producer and a consumer in one process.
     Bench(BenchArgs),
+    /// Check that no confirmed message is lost while brokers fail (a Jepsen-style drill).
+    Drill(DrillArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => kelp_cli::commands::publish(args).await,
             Command::Consume(args) => kelp_cli::commands::consume(args).await,
             Command::Bench(args) => kelp_cli::bench::run(args).await,
+            Command::Drill(args) => kelp_cli::drill::command::run(args).await,
         }
     });
     match result {

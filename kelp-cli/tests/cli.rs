@@ -219,3 +219,22 @@ fn bench_failover_without_the_bench_feature_says_how_to_build_it() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--failover"));
 }
+
+/// `kelp drill` on the embedded broker: every message accounted for, the
+/// report as one JSON object, exit 0.
+#[test]
+fn drill_accounts_for_every_message_and_exits_zero() {
+    let url = url();
+    let out = kelp(&["drill", "--url", &url, "--duration", "2", "--rate", "400", "--json"]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let checker = &report["checker"];
+    assert_eq!(checker["passed"], true, "{report}");
+    assert_eq!(checker["lost"], 0);
+    assert_eq!(checker["unexpected"], 0);
+    let sent = checker["sent"].as_u64().expect("a count");
+    assert!(sent > 0, "{report}");
+    assert_eq!(checker["confirmed"].as_u64(), Some(sent), "memory:// confirms every publish");
+    assert_eq!(checker["read"].as_u64(), Some(sent), "every message read");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sent "), "live progress on stderr");
+}
