@@ -251,6 +251,46 @@ async fn missed_heartbeats_through_a_black_hole_close_the_connection() {
     assert!(!conn.is_connected());
 }
 
+/// A broker that keeps the connection open and confirms nothing (what a node
+/// cut off from its cluster does) is left after the confirm timeout, and
+/// the publish is confirmed by the next broker. Heartbeats are off here, so
+/// nothing else could notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_confirms_nothing_is_left_for_the_next() {
+    let url = require_rabbitmq();
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await.unwrap();
+    let conn = Connection::builder(format!("{};{url}", proxy.url_for(&url)))
+        .failover_strategy(kelp::FailoverStrategy::PriorityOrder)
+        .heartbeat(None)
+        .confirm_timeout(Some(Duration::from_secs(2)))
+        .build()
+        .unwrap();
+    let mut events = conn.events();
+    let channel = conn.default_channel().await.unwrap();
+    let queue = temp_queue("stall");
+    queue.declare(&channel).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    producer.publish("before").send().await.unwrap();
+    assert_eq!(conn.current_url().port(), Some(proxy.addr().port()));
+
+    proxy.set_mode(FaultMode::BlackHole).await;
+    let during = tokio::spawn({
+        let producer = producer.clone();
+        async move { producer.publish("during").send().await }
+    });
+    let lost = next_matching(&mut events, "the connection lost", PATIENCE, |e| matches!(e, Event::ConnectionLost { .. })).await;
+    assert!(lost.to_string().contains("confirmed nothing"), "{lost}");
+    tokio::time::timeout(PATIENCE, during).await.unwrap().unwrap().expect("confirmed by the next broker");
+    assert_eq!(conn.current_url().port(), Some(5672), "moved to the direct URL");
+    let direct = Connection::new(&url).unwrap();
+    let reader = direct.default_channel().await.unwrap();
+    let mut bodies = Vec::new();
+    while let Some(message) = queue.get(&reader, true).await.unwrap() {
+        bodies.push(message.decode::<String>().unwrap());
+    }
+    assert_eq!(bodies, ["before", "during"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_an_idle_connection_alive() {
     let url = format!("{}?heartbeat=1", require_rabbitmq());
@@ -270,7 +310,9 @@ async fn heartbeats_keep_an_idle_connection_alive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_waits_while_the_broker_blocks_it() {
     let node = RabbitNode::start_async().await.unwrap();
-    let conn = Connection::new(&node.url()).unwrap();
+    // A confirm timeout shorter than the block: time spent blocked must not
+    // count as a broker that stopped confirming.
+    let conn = Connection::builder(node.url()).confirm_timeout(Some(Duration::from_secs(1))).build().unwrap();
     let mut events = conn.events();
     let channel = conn.default_channel().await.unwrap();
     let queue = Queue::new("blocked");
@@ -291,8 +333,9 @@ async fn publishing_waits_while_the_broker_blocks_it() {
         let producer = producer.clone();
         async move { producer.publish("held").send().await }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
     assert!(!second.is_finished(), "a publish went out while the broker blocked it");
+    assert!(conn.is_connected(), "a blocked broker is not one that stopped confirming");
 
     node.rabbitmqctl_async(&["set_vm_memory_high_watermark", "0.4"]).await.unwrap();
     next_matching(&mut events, "an event", PATIENCE, |e| *e == Event::Unblocked).await;

@@ -48,6 +48,7 @@ pub struct ConnectionBuilder {
     retry: RetryPolicy,
     recovery: bool,
     max_unconfirmed: usize,
+    confirm_timeout: Option<Duration>,
     standby: bool,
 }
 
@@ -74,6 +75,32 @@ macro_rules! connection_builder_options {
             /// ```
             fn max_unconfirmed(b, n: usize) {
                 b.max_unconfirmed = n.max(1);
+            }
+            /// Leave a broker that confirms nothing for this long while publishes
+            /// wait for their confirms, and fail over (default 15 s; `None` never).
+            ///
+            /// Heartbeats catch a broker that went silent. A cluster node cut off
+            /// from the other nodes by a network partition is not silent: it keeps
+            /// its connections and heartbeats, and it confirms nothing that needs
+            /// the rest of the cluster (a quorum queue's majority). This catches
+            /// that. Time spent blocked by the broker (a memory or disk alarm)
+            /// does not count. What was not confirmed is published again on the
+            /// next broker.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::time::Duration;
+            ///
+            /// // Large bodies to a slow disk: allow a minute without a confirm.
+            /// let conn = kelp::Connection::builder("memory://")
+            ///     .confirm_timeout(Some(Duration::from_secs(60)))
+            ///     .build()?;
+            /// # let _ = conn;
+            /// # Ok::<(), kelp::Error>(())
+            /// ```
+            fn confirm_timeout(b, timeout: Option<Duration>) {
+                b.confirm_timeout = timeout.filter(|t| !t.is_zero());
             }
             /// How reconnecting after a lost connection is retried (default:
             /// [`RetryPolicy::default`]). Operations that wait for a recovery wait at
@@ -182,20 +209,21 @@ macro_rules! connection_builder_options {
             fn connect_timeout(b, timeout: Duration) {
                 b.connect_timeout = Some(timeout);
             }
-            /// Heartbeat interval; `None` turns heartbeats off (default 60 s, or
-            /// `heartbeat=` in the URL). The broker and kelp agree on the smaller
-            /// non-zero value; kelp declares the broker dead after one interval of
-            /// silence (two of RabbitMQ's half-interval heartbeats missed), so a
-            /// frozen broker is noticed within 1.25 intervals.
+            /// Heartbeat interval; `None` turns heartbeats off (default 10 s, or
+            /// `heartbeat=` in the URL; RabbitMQ recommends 5 to 20 s). The broker
+            /// and kelp agree on the smaller non-zero value; kelp declares the
+            /// broker dead after one interval of silence (two of RabbitMQ's
+            /// half-interval heartbeats missed), so a frozen broker is left within
+            /// 1.25 intervals.
             ///
             /// # Examples
             ///
             /// ```
             /// use std::time::Duration;
             ///
-            /// // Notice a dead broker within about 12 seconds.
+            /// // Notice a dead broker within about 6 seconds.
             /// let conn = kelp::Connection::builder("memory://")
-            ///     .heartbeat(Some(Duration::from_secs(10)))
+            ///     .heartbeat(Some(Duration::from_secs(5)))
             ///     .build()?;
             /// # let _ = conn;
             /// # Ok::<(), kelp::Error>(())
@@ -252,6 +280,7 @@ impl ConnectionBuilder {
             retry: RetryPolicy::default(),
             recovery: true,
             max_unconfirmed: 100_000,
+            confirm_timeout: Some(Duration::from_secs(15)),
             standby: false,
         }
     }
@@ -294,6 +323,7 @@ impl ConnectionBuilder {
                 retry: self.retry,
                 recovery: self.recovery,
                 max_unconfirmed: self.max_unconfirmed,
+                confirm_timeout: self.confirm_timeout,
                 standby: self.standby,
             })),
         })

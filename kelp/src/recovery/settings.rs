@@ -13,9 +13,10 @@ use crate::url::BrokerUrl;
 
 /// Kombu's default connect timeout.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// RabbitMQ's default heartbeat; kelp keeps heartbeats on so that a frozen
-/// broker is noticed.
-const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
+/// Within the 5 to 20 s RabbitMQ recommends: a frozen broker is left about
+/// 12 s after its last byte (RabbitMQ's own default of 60 s would take a
+/// minute or more, which a service notices as an outage).
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// A connection's settings; the model's builder fills them in.
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub(crate) struct Settings {
     /// Recover automatically when the connection is lost.
     pub(crate) recovery: bool,
     pub(crate) max_unconfirmed: usize,
+    /// See `ConnectOptions::confirm_timeout`.
+    pub(crate) confirm_timeout: Option<Duration>,
     /// Keep a warm standby connection.
     pub(crate) standby: bool,
 }
@@ -58,6 +61,7 @@ impl Settings {
             keep_unconfirmed: self.recovery,
             max_unconfirmed: self.max_unconfirmed,
             publish_wait: self.retry.deadline.unwrap_or(Duration::from_secs(60)),
+            confirm_timeout: self.confirm_timeout,
         })
     }
 }

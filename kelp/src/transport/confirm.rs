@@ -58,6 +58,9 @@ pub(crate) struct Confirms {
     room: Option<Arc<tokio::sync::Notify>>,
     /// The broker channel whose delivery tags these are (0: none).
     owner: u64,
+    /// Acks and nacks received, for the stall watchdog: it compares this
+    /// count over time instead of stamping every publish.
+    settles: u64,
 }
 
 /// A process-wide unique id for a broker channel, to attach it to a
@@ -171,6 +174,15 @@ impl Confirms {
         self.waiting
     }
 
+    /// For the stall watchdog: whether a publish sent on channel `owner` is
+    /// still waiting for its confirm, and how many acks and nacks arrived in
+    /// all. Looks at the front only: confirmed publishes leave from there.
+    pub(crate) fn stall_probe(&self, owner: u64) -> (bool, u64) {
+        let waiting = self.owner == owner
+            && self.slots.iter().find(|s| matches!(s.state, State::Waiting(_))).is_some_and(|s| s.wire.is_some());
+        (waiting, self.settles)
+    }
+
     /// A notifier woken whenever publishes are confirmed (to wait for room).
     pub(crate) fn room(&mut self) -> Arc<tokio::sync::Notify> {
         self.room.get_or_insert_with(|| Arc::new(tokio::sync::Notify::new())).clone()
@@ -199,6 +211,7 @@ impl Confirms {
     /// else the one with that tag. Tags of the current channel increase
     /// along the queue, so the scan stops at the first later one.
     fn settle(&mut self, tag: u64, multiple: bool, outcome: impl Fn() -> Result<()>) {
+        self.settles += 1;
         for slot in &mut self.slots {
             let Some(wire) = slot.wire else { continue };
             if wire > tag {

@@ -29,6 +29,10 @@ pub(crate) struct ConnectOptions {
     pub(crate) max_unconfirmed: usize,
     /// How long a publish may wait (for room, or while blocked).
     pub(crate) publish_wait: Duration,
+    /// Leave a broker that confirms nothing for this long while publishes
+    /// wait for it (a node cut off from its cluster keeps its connections
+    /// and heartbeats, and confirms nothing); `None` never.
+    pub(crate) confirm_timeout: Option<Duration>,
 }
 
 /// Arguments of an exchange declaration.

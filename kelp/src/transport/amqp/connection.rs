@@ -26,7 +26,7 @@ use super::handshake::handshake;
 use super::reader::Reader;
 use super::shared::Conn;
 use super::socket::{connect_tcp, split};
-use super::writer::{run_heartbeat, run_writer};
+use super::writer::{run_keeper, run_writer};
 use crate::event::{Event, Events};
 use crate::transport::types::ConnectOptions;
 use crate::url::BrokerUrl;
@@ -53,9 +53,7 @@ pub(crate) async fn connect(url: &BrokerUrl, options: &ConnectOptions, events: E
     let conn = Arc::new(Conn::new(url.to_string(), tune, options, reader_tx, events));
     tokio::spawn(Reader::new(conn.clone(), reader_rx).run(read, buf));
     tokio::spawn(run_writer(conn.clone(), write));
-    if let Some(interval) = tune.heartbeat {
-        tokio::spawn(run_heartbeat(conn.clone(), interval));
-    }
+    tokio::spawn(run_keeper(conn.clone(), tune.heartbeat));
     conn.events.emit(Event::Connected {
         broker: conn.broker.clone(),
     });

@@ -3,7 +3,7 @@
 //! handles tell the reader task ([`ReaderCmd`]) and hear back ([`Reply`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -64,6 +64,20 @@ pub(crate) struct Conn {
     epoch: Instant,
     pub(super) last_read_ms: AtomicU64,
     pub(super) last_write_ms: AtomicU64,
+    /// See `ConnectOptions::confirm_timeout`.
+    pub(super) confirm_timeout: Option<Duration>,
+    /// The channels' confirms, for the stall watchdog (see [`Conn::stalled`]).
+    watched: Mutex<Vec<Watched>>,
+}
+
+/// One channel's confirms as the stall watchdog last saw them.
+struct Watched {
+    confirms: Weak<std::sync::Mutex<confirm::Confirms>>,
+    owner: u64,
+    /// Acks and nacks counted at the last change.
+    settles: u64,
+    /// Since when a publish has waited with no ack or nack arriving.
+    since_ms: u64,
 }
 
 struct IdPool {
@@ -123,7 +137,40 @@ impl Conn {
             epoch: Instant::now(),
             last_read_ms: AtomicU64::new(0),
             last_write_ms: AtomicU64::new(0),
+            confirm_timeout: options.confirm_timeout,
+            watched: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Watch a channel's confirms for stalls.
+    fn watch(&self, confirms: &SharedConfirms, owner: u64) {
+        let mut watched = lock(&self.watched);
+        watched.retain(|w| w.confirms.strong_count() > 0);
+        watched.push(Watched { confirms: Arc::downgrade(confirms), owner, settles: 0, since_ms: self.now_ms() });
+    }
+
+    /// The stall watchdog, called periodically: how long a publish of some
+    /// channel has waited while the broker confirmed nothing on it, if that
+    /// is longer than the confirm timeout. A broker cut off from its cluster
+    /// keeps the connection alive and confirms nothing; time spent blocked
+    /// (a resource alarm) does not count.
+    pub(super) fn stalled(&self) -> Option<Duration> {
+        let limit = self.confirm_timeout?.as_millis() as u64;
+        let now = self.now_ms();
+        let blocked = self.blocked.load(Ordering::Acquire);
+        let mut worst = None;
+        let mut watched = lock(&self.watched);
+        watched.retain(|w| w.confirms.strong_count() > 0);
+        for w in watched.iter_mut() {
+            let Some(confirms) = w.confirms.upgrade() else { continue };
+            let (waiting, settles) = confirm::lock(&confirms).stall_probe(w.owner);
+            if blocked || !waiting || settles != w.settles {
+                (w.settles, w.since_ms) = (settles, now);
+            } else if now.saturating_sub(w.since_ms) > limit {
+                worst = worst.max(Some(now.saturating_sub(w.since_ms)));
+            }
+        }
+        worst.map(Duration::from_millis)
     }
 
     pub(super) fn now_ms(&self) -> u64 {
@@ -318,6 +365,7 @@ impl ChannelShared {
         if take_over {
             confirm::lock(&confirms).attach(owner);
         }
+        conn.watch(&confirms, owner);
         ChannelShared {
             owner,
             id,

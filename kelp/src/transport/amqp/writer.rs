@@ -70,7 +70,8 @@ async fn write_all_chunks(write: &mut WriteSide, mut chunks: Vec<Bytes>) -> std:
     Ok(())
 }
 
-/// Sends our heartbeats and watches the broker's.
+/// Keeps the connection honest: sends our heartbeats and watches the
+/// broker's, and leaves a broker that confirms nothing.
 ///
 /// RabbitMQ sends a heartbeat every half interval when it has nothing else to
 /// send, so a full interval of silence means two of its heartbeats were
@@ -78,31 +79,53 @@ async fn write_all_chunks(write: &mut WriteSide, mut chunks: Vec<Bytes>) -> std:
 /// heartbeats"). Checking every quarter interval puts detection between 1 and
 /// 1.25 intervals after the last byte, where waiting for two full intervals
 /// (as most clients do) would take 2 to 2.5.
-pub(super) async fn run_heartbeat(conn: Arc<Conn>, interval: Duration) {
+///
+/// A broker can also be alive and useless: a cluster node cut off from the
+/// others keeps its connections and heartbeats and confirms nothing that
+/// needs the cluster. When publishes wait longer than the confirm timeout
+/// with no ack or nack at all, the connection is failed so that recovery
+/// moves to another broker (see `Conn::stalled`).
+pub(super) async fn run_keeper(conn: Arc<Conn>, heartbeat: Option<Duration>) {
+    let confirm_tick = conn.confirm_timeout.map(|t| (t / 4).max(Duration::from_millis(100)));
+    let tick = match (heartbeat.map(|h| h / 4), confirm_tick) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => return,
+    };
     let mut shutdown = conn.shutdown.subscribe();
-    let mut ticker = tokio::time::interval(interval / 4);
+    let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let half = (interval / 2).as_millis() as u64;
-    let dead_after = interval.as_millis() as u64;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.changed() => return,
         }
         let now = conn.now_ms();
-        let silent = now.saturating_sub(conn.last_read_ms.load(Ordering::Relaxed));
-        if silent > dead_after {
+        if let Some(interval) = heartbeat {
+            let silent = now.saturating_sub(conn.last_read_ms.load(Ordering::Relaxed));
+            if silent > interval.as_millis() as u64 {
+                conn.fail(Error::connection(format!(
+                    "missed heartbeats: nothing heard from {} for {} ms (heartbeat {:?})",
+                    conn.broker, silent, interval
+                )));
+                return;
+            }
+            if now.saturating_sub(conn.last_write_ms.load(Ordering::Relaxed)) >= (interval / 2).as_millis() as u64 {
+                let _ = conn.send(|out| {
+                    codec::put_heartbeat(&mut out.head);
+                    Ok(())
+                });
+            }
+        }
+        if let Some(waited) = conn.stalled() {
             conn.fail(Error::connection(format!(
-                "missed heartbeats: nothing heard from {} for {} ms (heartbeat {:?})",
-                conn.broker, silent, interval
+                "{} confirmed nothing for {} ms while publishes waited (confirm timeout {:?}): \
+                 leaving it, as a node cut off from its cluster would never confirm them",
+                conn.broker,
+                waited.as_millis(),
+                conn.confirm_timeout.unwrap_or_default()
             )));
             return;
-        }
-        if now.saturating_sub(conn.last_write_ms.load(Ordering::Relaxed)) >= half {
-            let _ = conn.send(|out| {
-                codec::put_heartbeat(&mut out.head);
-                Ok(())
-            });
         }
     }
 }
