@@ -70,6 +70,17 @@ pub enum Event {
         /// The new name.
         new: String,
     },
+    /// A queue recovery declares again was not on the broker any more: it
+    /// was declared anew, empty, and what it held there is gone (a classic
+    /// queue whose node died, or one the broker had not yet written to disk
+    /// when it was killed). Queues that go with their connection (exclusive,
+    /// auto-delete) are not reported.
+    QueueRecreated {
+        /// The queue.
+        queue: String,
+        /// The broker it was declared on, password masked.
+        broker: String,
+    },
     /// Publishes never confirmed on the lost connection were published again.
     PublishesResent {
         /// How many.
@@ -121,6 +132,10 @@ impl fmt::Display for Event {
                 write!(f, "could not restore {entity}: {reason}")
             }
             Event::QueueRenamed { old, new } => write!(f, "server-named queue {old} is now {new}"),
+            Event::QueueRecreated { queue, broker } => write!(
+                f,
+                "queue {queue} was not on {broker} any more: declared again, empty (what it held there is gone)"
+            ),
             Event::PublishesResent { count } => {
                 write!(f, "published {count} unconfirmed messages again")
             }
@@ -178,7 +193,8 @@ impl Events {
             Event::ConnectionLost { .. }
             | Event::Blocked { .. }
             | Event::RecoveryFailed { .. }
-            | Event::TopologyRecoveryFailed { .. } => tracing::warn!(%event),
+            | Event::TopologyRecoveryFailed { .. }
+            | Event::QueueRecreated { .. } => tracing::warn!(%event),
             _ => tracing::info!(%event),
         }
         // Nobody listening is fine.

@@ -291,6 +291,40 @@ async fn a_broker_that_confirms_nothing_is_left_for_the_next() {
     assert_eq!(bodies, ["before", "during"]);
 }
 
+/// Recovery tells when a queue it declares again was gone from the broker
+/// (declared anew, empty), and is silent about the ones that were there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_reports_a_queue_that_was_gone() {
+    let url = require_rabbitmq();
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().unwrap()).await.unwrap();
+    let conn = Connection::new(&proxy.url_for(&url)).unwrap();
+    let mut events = conn.events();
+    let channel = conn.default_channel().await.unwrap();
+    let (kept, gone) = (temp_queue("kept"), temp_queue("gone"));
+    kept.declare(&channel).await.unwrap();
+    gone.declare(&channel).await.unwrap();
+    // Someone else deletes one of them; then the connection drops.
+    let other = Connection::new(&url).unwrap();
+    gone.delete(&other.default_channel().await.unwrap(), false, false).await.unwrap();
+    proxy.set_mode(FaultMode::Reset).await;
+    proxy.set_mode(FaultMode::Pass).await;
+    // Every event up to the end of the recovery.
+    let mut recreated = Vec::new();
+    loop {
+        let event = next_matching(&mut events, "the recovery", PATIENCE, |_| true).await;
+        match event {
+            Event::Recovered { .. } => break,
+            Event::QueueRecreated { queue, broker } => {
+                assert!(broker.contains(":**@"), "password masked: {broker}");
+                recreated.push(queue);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(recreated, [gone.name.clone()], "only the queue that was gone");
+    assert_eq!(gone.inspect(&other.default_channel().await.unwrap()).await.unwrap().message_count, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_keep_an_idle_connection_alive() {
     let url = format!("{}?heartbeat=1", require_rabbitmq());

@@ -119,7 +119,10 @@ impl Workload {
                     Event::Recovered { .. } => {
                         counters.failovers.fetch_add(1, Ordering::Relaxed);
                     }
-                    Event::QueueRenamed { .. } => {}
+                    Event::QueueRecreated { queue, broker } => {
+                        counters.recreated.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%queue, %broker, "drill: a queue was gone and declared again, empty");
+                    }
                     other => tracing::debug!(event = %other, "drill: connection event"),
                 }
             }

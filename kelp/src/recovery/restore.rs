@@ -12,7 +12,7 @@ use super::subscription::{ConsumerRecord, next_epoch};
 use crate::error::Error;
 use crate::event::{Event, Events};
 use crate::transport::confirm::SharedConfirms;
-use crate::transport::{AnyChannel, AnyTransport};
+use crate::transport::{AnyChannel, AnyTransport, QueueDeclare};
 
 /// After a reconnect: declare the recorded topology again (unless a warm
 /// standby already holds it), reopen the channels and consume again.
@@ -22,16 +22,24 @@ pub(crate) async fn restore(registry: &Registry, active: &Active) {
         // The channels open while the topology is declared: nothing is
         // published on them before it is there, but opening them need
         // not wait for it.
-        let (_, prepared) = tokio::join!(
+        let (declared, prepared) = tokio::join!(
             declare_topology(registry, &active.transport, false, &active.events),
             prepare_missing(registry, &active.transport, &active.prepared)
         );
         lock(&active.prepared).extend(prepared);
+        report_recreated(&active.events, &active.broker, declared.recreated);
     }
     reopen_and_reconsume(registry, active).await;
     let leftovers = std::mem::take(&mut *lock(&active.prepared));
     for prepared in leftovers {
         let _ = prepared.channel.close().await;
+    }
+}
+
+/// Tell the application about queues that were gone and came back empty.
+pub(crate) fn report_recreated(events: &Events, broker: &str, queues: Vec<String>) {
+    for queue in queues {
+        events.emit(Event::QueueRecreated { queue, broker: broker.to_owned() });
     }
 }
 
@@ -56,6 +64,18 @@ struct Declarer<'a> {
 }
 
 impl Declarer<'_> {
+    /// Is `queue` gone from the broker? A passive declaration says (and the
+    /// broker closes the channel when it is gone: reopened at next use).
+    /// Anything but "not found" counts as there: the declaration that
+    /// follows reports its own errors.
+    async fn lost(&mut self, queue: &QueueDeclare) -> bool {
+        let probe = QueueDeclare { passive: true, ..queue.clone() };
+        match self.channel().await {
+            Ok(ch) => ch.queue_declare(&probe).await.is_err_and(|e| e.is_not_found()),
+            Err(_) => false,
+        }
+    }
+
     async fn channel(&mut self) -> Result<&AnyChannel, Error> {
         if self.channel.as_ref().is_none_or(|c| !c.is_open()) {
             self.channel = self.transport.open_channel(self.scratch.clone()).await.ok();
@@ -66,12 +86,20 @@ impl Declarer<'_> {
     }
 }
 
+/// What declaring the record did.
+pub(crate) struct Declared {
+    /// Everything was declared (nothing failed or was left out).
+    pub(crate) complete: bool,
+    /// Queues that were gone from the broker and were declared anew, empty.
+    pub(crate) recreated: Vec<String>,
+}
+
 /// Declare the recorded exchanges, queues and bindings on `transport`.
 /// On a standby, server-named queues (and bindings to them) are left out:
 /// they get new names when they are declared for real.
-/// True when everything was declared (nothing failed or was left out).
-pub(crate) async fn declare_topology(registry: &Registry, transport: &AnyTransport, standby: bool, events: &Events) -> bool {
+pub(crate) async fn declare_topology(registry: &Registry, transport: &AnyTransport, standby: bool, events: &Events) -> Declared {
     let mut complete = true;
+    let mut recreated = Vec::new();
     let topology = registry.snapshot();
     let mut declarer = Declarer { transport, scratch: SharedConfirms::default(), channel: None };
     for exchange in &topology.exchanges {
@@ -93,6 +121,8 @@ pub(crate) async fn declare_topology(registry: &Registry, transport: &AnyTranspo
         let mut declare = queue.declare.clone();
         if queue.server_named {
             declare.name.clear(); // the broker names it anew
+        } else if !declare.exclusive && !declare.auto_delete && declarer.lost(&declare).await {
+            recreated.push(declare.name.clone());
         }
         let result = match declarer.channel().await {
             Ok(ch) => ch.queue_declare(&declare).await,
@@ -132,7 +162,7 @@ pub(crate) async fn declare_topology(registry: &Registry, transport: &AnyTranspo
             let _ = channel.close().await;
         });
     }
-    complete
+    Declared { complete, recreated }
 }
 
 /// Open a channel (not yet adopted) on `transport` for every live

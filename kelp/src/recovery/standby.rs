@@ -27,6 +27,8 @@ pub(crate) struct Standby {
     prepared: Arc<Mutex<Vec<PreparedChannel>>>,
     /// Its connection's events, behind the gate.
     events: Events,
+    /// Queues it found gone and declared anew: reported when it takes over.
+    recreated: Arc<Mutex<Vec<String>>>,
 }
 
 /// What a standby hands over when it takes over.
@@ -35,6 +37,8 @@ pub(crate) struct Takeover {
     /// It already holds the whole recorded topology.
     pub(crate) topology_declared: bool,
     pub(crate) prepared: Vec<PreparedChannel>,
+    /// Queues the standby found gone and declared anew, empty.
+    pub(crate) recreated: Vec<String>,
 }
 
 impl Standby {
@@ -61,12 +65,22 @@ impl Standby {
         };
         let declared_version = Arc::new(AtomicU64::new(u64::MAX));
         let version = registry.version();
-        if declare_topology(registry, &transport, true, &options.events).await {
+        let declared = declare_topology(registry, &transport, true, &options.events).await;
+        if declared.complete {
             declared_version.store(version, Ordering::Release);
         }
+        let recreated = Arc::new(Mutex::new(declared.recreated));
         let prepared: Arc<Mutex<Vec<PreparedChannel>>> = Arc::default();
         prepare_channels(registry, &transport, &prepared, &gate).await;
-        Some(Standby { url_index, transport, events_gate: gate, declared_version, prepared, events: options.events.clone() })
+        Some(Standby {
+            url_index,
+            transport,
+            events_gate: gate,
+            declared_version,
+            prepared,
+            events: options.events.clone(),
+            recreated,
+        })
     }
 
     /// Take over as the connection in use: its events become the
@@ -76,6 +90,7 @@ impl Standby {
         Takeover {
             topology_declared: self.declared_version.load(Ordering::Acquire) == registry_version,
             prepared: std::mem::take(&mut *lock(&self.prepared)),
+            recreated: std::mem::take(&mut *lock(&self.recreated)),
             transport: self.transport,
         }
     }
@@ -92,6 +107,7 @@ impl Standby {
         let declared_version = self.declared_version.clone();
         let prepared = self.prepared.clone();
         let events = self.events.clone();
+        let recreated = self.recreated.clone();
         async move {
             loop {
                 tokio::select! {
@@ -105,10 +121,12 @@ impl Standby {
                     return;
                 };
                 let version = registry.version();
-                if declared_version.load(Ordering::Acquire) != version
-                    && declare_topology(&registry, &transport, true, &events).await
-                {
-                    declared_version.store(version, Ordering::Release);
+                if declared_version.load(Ordering::Acquire) != version {
+                    let declared = declare_topology(&registry, &transport, true, &events).await;
+                    lock(&recreated).extend(declared.recreated);
+                    if declared.complete {
+                        declared_version.store(version, Ordering::Release);
+                    }
                 }
                 prepare_channels(&registry, &transport, &prepared, &gate).await;
             }

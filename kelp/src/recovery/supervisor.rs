@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::active::{Active, PreparedChannel, lock};
 use super::channel::ChannelCore;
 use super::registry::Registry;
-use super::restore::restore;
+use super::restore::{report_recreated, restore};
 use super::retry::retry_loop;
 use super::settings::Settings;
 use super::standby::Standby;
@@ -272,6 +272,7 @@ impl Supervisor {
         let active = self.new_active(url_index, takeover.transport, takeover.topology_declared, takeover.prepared);
         tracing::debug!(broker = %active.broker, "the warm standby takes over");
         self.events.emit(Event::Connected { broker: active.broker.clone() });
+        report_recreated(&self.events, &active.broker, takeover.recreated);
         Some(active)
     }
 
