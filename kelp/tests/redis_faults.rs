@@ -662,3 +662,38 @@ async fn d_sentinel_switchover_moves_kelp_off_the_demoted_master() {
     eventually("nothing unacked on the new master", PATIENCE, async || int(&replica, &["HLEN", "unacked"]) == 0).await;
     conn.close().await.unwrap();
 }
+
+/// `confirm_replicas`: a publish is confirmed once the replica has it; with
+/// the replica frozen it is not confirmed (an error naming the replicas),
+/// and confirmed again once the replica is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g_confirmed_means_replicated_with_confirm_replicas() {
+    let master = start_server();
+    let replica = RedisOptions::default()
+        .replica_of(master.port())
+        .start()
+        .unwrap_or_else(|e| panic!("cannot start the replica: {e}"));
+    eventually("the replica syncs with the master", PATIENCE, async || {
+        replica.command(&["INFO", "replication"]).map(|v| text(&v).contains("master_link_status:up")).unwrap_or(false)
+    })
+    .await;
+    let conn = Connection::builder(master.url())
+        .transport_option("confirm_replicas", 1)
+        .transport_option("confirm_replicas_timeout", 0.5)
+        .build()
+        .unwrap();
+    let queue = Queue::new("confirm-replicas").durable(false);
+    queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
+    let producer = conn.producer().routing_key(queue.name.clone()).build().await.unwrap();
+    producer.publish("replicated").send().await.expect("the replica acknowledges");
+
+    replica.freeze().unwrap();
+    let err = producer.publish("master only").send().await.expect_err("the frozen replica cannot acknowledge");
+    assert!(err.is_nacked(), "{err}");
+    assert!(err.message().contains("0 of 1 replicas"), "{err}");
+    replica.thaw().unwrap();
+    eventually("publishes are confirmed again", PATIENCE, async || producer.publish("again").send().await.is_ok()).await;
+    // What the replica has is what the master has: nothing confirmed is missing there.
+    let on_replica = int(&replica, &["LLEN", &queue.name]);
+    assert!(on_replica >= 2, "the replica holds the confirmed messages ({on_replica})");
+}

@@ -37,6 +37,11 @@ pub(crate) struct RedisOptions {
     pub(crate) unacked_mutex_expire: Duration,
     /// `master_name`: the Sentinel master to follow (`sentinel://` URLs).
     pub(crate) master_name: Option<String>,
+    /// `confirm_replicas` (kelp): a publish counts as confirmed only once
+    /// this many replicas have it (Redis's `WAIT`); 0: when the master has it.
+    pub(crate) confirm_replicas: u32,
+    /// `confirm_replicas_timeout` (kelp): how long `WAIT` may take.
+    pub(crate) confirm_replicas_timeout: Duration,
 }
 
 impl RedisOptions {
@@ -92,6 +97,13 @@ impl RedisOptions {
             Some(v) => Some(v.as_str().ok_or_else(|| bad("master_name", "text"))?.to_owned()),
         };
         let polling_interval = seconds("polling_interval", 0.1)?.max(Duration::from_millis(10));
+        let confirm_replicas = match table.get("confirm_replicas") {
+            None => 0,
+            Some(v) => v
+                .as_i64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad("confirm_replicas", "a number of replicas"))?,
+        };
         Ok(RedisOptions {
             keyprefix,
             visibility_timeout: seconds("visibility_timeout", 3600.0)?,
@@ -104,6 +116,8 @@ impl RedisOptions {
                 .max(Duration::from_millis(50)),
             unacked_mutex_expire: seconds("unacked_mutex_expire", 300.0)?.max(Duration::from_secs(1)),
             master_name,
+            confirm_replicas,
+            confirm_replicas_timeout: seconds("confirm_replicas_timeout", 5.0)?.max(Duration::from_millis(1)),
         })
     }
 }

@@ -43,6 +43,13 @@ pub(super) async fn publish_writer(shared: Weak<Shared>, mut jobs: tokio::sync::
                 pipe.add_command(cmd);
             }
         }
+        // "Confirmed means replicated": the batch's writes count once the
+        // replicas have them (one WAIT for the whole pipeline).
+        let replicas = shared.options.confirm_replicas;
+        if replicas > 0 {
+            let timeout_ms = shared.options.confirm_replicas_timeout.as_millis() as u64;
+            pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
+        }
         let mut conn = match shared.conn() {
             Ok(conn) => conn,
             Err(e) => {
@@ -54,14 +61,44 @@ pub(super) async fn publish_writer(shared: Weak<Shared>, mut jobs: tokio::sync::
         };
         match pipe.query_async::<Vec<redis::Value>>(&mut conn).await {
             Ok(values) => {
+                let short = replicated(&shared, replicas, values.last());
                 for (job, at) in batch.into_iter().zip(firsts) {
                     let routed = matches!(values.get(at), Some(redis::Value::Int(n)) if *n > 0);
-                    let _ = job.reply.send(Ok(routed));
+                    let _ = job.reply.send(match &short {
+                        None => Ok(routed),
+                        Some(error) => Err(error.clone_for_waiters()),
+                    });
                 }
             }
             Err(e) => answer_failed_batch(&shared, batch, &pipe, &firsts, e).await,
         }
     }
+}
+
+/// With `confirm_replicas`, the error for a batch fewer replicas took than
+/// asked (Redis answers `WAIT` with how many acknowledged in time). The
+/// master has the messages; whether they survive its death is not known:
+/// the publish is not confirmed.
+fn replicated(shared: &Shared, wanted: u32, answer: Option<&redis::Value>) -> Option<Error> {
+    if wanted == 0 {
+        return None;
+    }
+    let got = match answer {
+        Some(redis::Value::Int(n)) => *n,
+        _ => -1,
+    };
+    (got < i64::from(wanted)).then(|| {
+        Error::new(
+            ErrorKind::Nacked,
+            format!(
+                "{} has the message, but only {} of {wanted} replicas within {:?} (confirm_replicas): \
+                 not confirmed, as losing the master now could lose it",
+                shared.broker,
+                got.max(0),
+                shared.options.confirm_replicas_timeout
+            ),
+        )
+    })
 }
 
 /// Some commands of a publish pipeline failed: those publishes get the
