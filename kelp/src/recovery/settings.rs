@@ -41,7 +41,7 @@ pub(crate) struct Settings {
 
 impl Settings {
     /// What the transport of `url` connects with.
-    pub(crate) fn connect_options(&self, url: &BrokerUrl, events: Events) -> Result<ConnectOptions> {
+    pub(crate) fn connect_options(&self, url: &BrokerUrl, events: Events, client: &str) -> Result<ConnectOptions> {
         let heartbeat = match self.heartbeat {
             Some(explicit) => explicit,
             None => match url.query_param("heartbeat") {
@@ -62,6 +62,7 @@ impl Settings {
             max_unconfirmed: self.max_unconfirmed,
             publish_wait: self.retry.deadline.unwrap_or(Duration::from_secs(60)),
             confirm_timeout: self.confirm_timeout,
+            client: client.to_owned(),
         })
     }
 }

@@ -44,6 +44,8 @@ pub(crate) struct Supervisor {
     /// Keys of what was declared on the current broker connection (the
     /// model's "maybe declare" cache), cleared on every (re)connect.
     declared: Mutex<HashSet<String>>,
+    /// This connection's name for the transports, the same across reconnects.
+    client: String,
 }
 
 impl Supervisor {
@@ -59,6 +61,7 @@ impl Supervisor {
             closed_by_app: AtomicBool::new(false),
             default_channel: Mutex::new(None),
             declared: Mutex::new(HashSet::new()),
+            client: crate::content::ids::uuid4(),
         }
     }
 
@@ -322,7 +325,7 @@ impl Supervisor {
             let Some(this) = supervisor.upgrade() else { return };
             let url = this.settings.urls[index].clone();
             let (events, gate) = this.events.gated();
-            let Ok(options) = this.settings.connect_options(&url, events) else { return };
+            let Ok(options) = this.settings.connect_options(&url, events, &this.client) else { return };
             let registry = this.registry.clone();
             // Connecting may take a while: hold nothing alive meanwhile.
             drop(this);
@@ -359,7 +362,7 @@ impl Supervisor {
         for index in order {
             let url = &urls[index];
             *last = Some(index);
-            let options = self.settings.connect_options(url, self.events.clone())?;
+            let options = self.settings.connect_options(url, self.events.clone(), &self.client)?;
             let attempt = tokio::time::timeout(options.connect_timeout, AnyTransport::connect(url, &options));
             let error = match attempt.await {
                 Ok(Ok(transport)) => {

@@ -29,6 +29,11 @@ pub(crate) struct ConnectOptions {
     pub(crate) max_unconfirmed: usize,
     /// How long a publish may wait (for room, or while blocked).
     pub(crate) publish_wait: Duration,
+    /// The same for every broker connection of one kelp connection, across
+    /// reconnects: a transport that leaves state on the broker per
+    /// connection (Redis: messages taken but not yet recorded) finds what
+    /// its predecessors left by it.
+    pub(crate) client: String,
     /// Leave a broker that confirms nothing for this long while publishes
     /// wait for it (a node cut off from its cluster keeps its connections
     /// and heartbeats, and confirms nothing); `None` never.

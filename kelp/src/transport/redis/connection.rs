@@ -99,13 +99,20 @@ impl Transport for RedisTransport {
             failure: Mutex::new(None),
             channels: Mutex::new(Vec::new()),
             writer,
-            owner: crate::content::ids::uuid4(),
+            // The client's name first: a later connection of the same
+            // client finds what this one leaves (see `give_back_predecessors`).
+            owner: format!("{}.{}", options.client, crate::content::ids::uuid4()),
             alive_ttl: ALIVE_TTL,
             fetches: std::sync::atomic::AtomicU64::new(0),
         });
         let mut alive = redis::pipe();
         shared.refresh_alive(&mut alive);
         shared.pipe::<()>(&alive, "announcing the connection").await?;
+        match shared.give_back_predecessors(&options.client).await {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(broker = %shared.broker, moved, "gave back what this client's lost connection had taken"),
+            Err(e) => tracing::warn!(error = %e, "cannot give back what this client's lost connection had taken"),
+        }
         tokio::spawn(publish_writer(Arc::downgrade(&shared), jobs));
         tracing::debug!(broker = %shared.broker, "connected to Redis");
         tokio::spawn(health_check(Arc::downgrade(&shared), ping_every));

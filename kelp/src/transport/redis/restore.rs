@@ -19,6 +19,36 @@ impl Shared {
         Ok(moved)
     }
 
+    /// A new connection of a client whose earlier connection was lost: that
+    /// one will fetch no more, so what it took and had not recorded goes
+    /// back now, rather than when its liveness key expires (15–25 s, and
+    /// only for kelp's consumers to see). Its liveness key goes too, so that
+    /// a fetch of it still on the wire (a partition delays, it does not
+    /// always drop) is given back by the next sweep of any consumer.
+    pub(super) async fn give_back_predecessors(&self, client: &str) -> Result<i64> {
+        let registry: std::collections::HashMap<String, String> =
+            self.query(redis::cmd("HGETALL").arg(self.keys.processing_registry()), "reading the processing registry").await?;
+        let prefix = format!("{client}.");
+        let mut owners = std::collections::BTreeSet::new();
+        let mut lists = Vec::new();
+        for (list, value) in registry {
+            let Some((owner, _source)) = value.split_once(keys::SEP) else { continue };
+            if owner.starts_with(&prefix) && owner != self.owner {
+                owners.insert(owner.to_owned());
+                lists.push(list);
+            }
+        }
+        if owners.is_empty() {
+            return Ok(0);
+        }
+        let mut forget = redis::pipe();
+        for owner in &owners {
+            forget.cmd("DEL").arg(self.keys.alive(owner)).ignore();
+        }
+        self.pipe::<()>(&forget, "forgetting this client's lost connection").await?;
+        self.give_back(&lists).await
+    }
+
     /// Give back the messages waiting in `lists` (this connection's, after
     /// a failed fetch), or with no lists, those of dead consumers.
     pub(super) async fn give_back(&self, lists: &[String]) -> Result<i64> {

@@ -1,0 +1,59 @@
+//! What the reliability campaign's scenarios share: how many fault rounds
+//! (`KELP_CAMPAIGN_ROUNDS`, 2 in the test suite, 20 in the long form), the
+//! drill's settings, running rounds of a fault, and reading the report.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use kelp_cli::drill::{Drill, DrillConfig, FaultLog, Report};
+
+/// Fault rounds per scenario: `KELP_CAMPAIGN_ROUNDS`, else 2 (the test
+/// suite's short form; `scripts/campaign.sh` runs the long one).
+pub fn rounds() -> u32 {
+    std::env::var("KELP_CAMPAIGN_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(2)
+}
+
+/// Pause between rounds, so that traffic settles on the new topology.
+pub fn between_rounds() -> Duration {
+    Duration::from_secs(std::env::var("KELP_CAMPAIGN_PAUSE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(3))
+}
+
+/// The drill as the campaign runs it: a steady stream (not a flood: the
+/// brokers share 2 cores with everything else), every kind of reader.
+pub fn drill(url: impl Into<String>, queue: &str) -> DrillConfig {
+    DrillConfig::new(url, queue)
+        .clients(2, 2, 1)
+        .rate(Some(300))
+        .drain(Duration::from_secs(5), Duration::from_secs(180))
+        .sample_every(Duration::from_secs(2))
+}
+
+/// Run `round` `rounds()` times while the drill runs, with a pause before
+/// each, then finish the drill and print its report.
+pub async fn campaign<F, Fut>(name: &str, config: DrillConfig, mut round: F) -> Report
+where
+    F: FnMut(u32, FaultLog) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let drill = Drill::start(config).await.unwrap_or_else(|e| panic!("{name}: the drill cannot start: {e}"));
+    let faults = drill.faults();
+    tokio::time::sleep(between_rounds()).await;
+    for n in 0..rounds() {
+        round(n, faults.clone()).await;
+        tokio::time::sleep(between_rounds()).await;
+    }
+    let report = drill.finish().await.unwrap_or_else(|e| panic!("{name}: the drill cannot finish: {e}"));
+    eprintln!("== {name}\n{}", report.to_text());
+    println!("CAMPAIGN {name} {}", report.to_json());
+    report
+}
+
+/// Lost = 0 and unexpected = 0, and the traffic carried on after every fault.
+pub fn assert_nothing_lost(name: &str, report: &Report) {
+    assert!(report.passed(), "{name}: {}", report.to_text());
+    assert!(report.verdict.confirmed > 0, "{name}: nothing was confirmed at all\n{}", report.to_text());
+    assert_eq!(report.recovery.never_confirmed, 0, "{name}: publishing never resumed after a fault\n{}", report.to_text());
+    assert_eq!(report.recovery.never_delivered, 0, "{name}: consuming never resumed after a fault\n{}", report.to_text());
+}
