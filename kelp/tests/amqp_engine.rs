@@ -321,7 +321,7 @@ async fn recovery_reports_a_queue_that_was_gone() {
             _ => {}
         }
     }
-    assert_eq!(recreated, [gone.name.clone()], "only the queue that was gone");
+    assert_eq!(recreated, std::slice::from_ref(&gone.name), "only the queue that was gone");
     assert_eq!(gone.inspect(&other.default_channel().await.unwrap()).await.unwrap().message_count, 0);
 }
 
