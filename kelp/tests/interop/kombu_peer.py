@@ -47,6 +47,12 @@ declare URL EXCHANGE TYPE [--options JSON] QUEUE=KEY...
     does (on Redis: the binding sets with Kombu's patterns). Prints
     {"declared": N}.
 
+restore URL [--options JSON]
+    Redis only: runs Kombu's own restore of overdue unacked messages once
+    (channel.qos.restore_visible, what a Celery worker's event loop calls
+    every few seconds) and prints {"restored": N}, N the unacked records it
+    put back in their queues.
+
 Errors go to stderr with a non-zero exit status.
 """
 
@@ -234,6 +240,17 @@ def declare(url, exchange_name, exchange_type, bindings, options=None):
     print(json.dumps({"declared": len(bindings)}), flush=True)
 
 
+def restore(url, options=None):
+    options = options or {}
+    with Connection(url, transport_options=transport_options(options)) as conn:
+        channel = conn.channel()
+        client = channel.client
+        before = client.hlen(channel.unacked_key)
+        channel.qos.restore_visible(num=100000)
+        after = client.hlen(channel.unacked_key)
+    print(json.dumps({"restored": before - after}), flush=True)
+
+
 def describe(message, body):
     info = message.delivery_info
     return {
@@ -257,6 +274,8 @@ def main(argv):
         publish(args[1], args[2], options)
     elif len(args) == 5 and args[0] == "consume":
         consume(args[1], args[2], int(args[3]), args[4], options)
+    elif len(args) == 2 and args[0] == "restore":
+        restore(args[1], options)
     elif len(args) >= 4 and args[0] == "declare":
         declare(args[1], args[2], args[3], args[4:], options)
     else:
