@@ -94,7 +94,7 @@ async fn redis_master_killed_under_sentinel_loses_nothing_confirmed() {
             .transport_option("confirm_replicas_timeout", 2.0)
     });
     let group = &group;
-    let report = campaign::campaign("redis: master kill -9 under Sentinel", config, |round, faults| async move {
+    let report = campaign::campaign("redis: master kill -9 under Sentinel", config, |round, faults, _| async move {
         let old = group.master().expect("a master");
         let what = format!("round {round}: kill -9 of the master (server {old})");
         faults.fault(what.clone());
@@ -121,7 +121,7 @@ async fn redis_client_partition_loses_nothing_confirmed() {
     let through = proxy.url_for(&url);
     let config = campaign::drill(through, "campaign-redis-partition").connection(|b| b.heartbeat(Some(Duration::from_secs(2))));
     let proxy = &proxy;
-    let report = campaign::campaign("redis: client partition", config, |round, faults| async move {
+    let report = campaign::campaign("redis: client partition", config, |round, faults, _| async move {
         let what = format!("round {round}: client cut off from Redis for 6 s");
         faults.fault(what.clone());
         proxy.set_mode(FaultMode::BlackHole).await;

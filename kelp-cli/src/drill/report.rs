@@ -66,6 +66,7 @@ impl Report {
             "publish_latency": self.latency.to_json(),
             "failovers": self.progress.failovers,
             "queues_declared_again": self.progress.recreated,
+            "stale_acks": self.progress.stale_acks,
             "drained": self.drained,
             "samples": self.samples.iter().map(Sample::to_json).collect::<Vec<_>>(),
             "growth": self.growth.map(|g| json!({"rss": g.rss, "fds": g.fds, "tasks": g.tasks})),
@@ -96,7 +97,11 @@ impl Report {
             let _ = writeln!(out, "  foreign       {} messages not of this run", v.foreign);
         }
         let faults = self.faults.iter().filter(|m| !m.heal).count();
-        let _ = writeln!(out, "  faults        {faults}, failovers {}, queues declared again {}", self.progress.failovers, self.progress.recreated);
+        let _ = writeln!(
+            out,
+            "  faults        {faults}, failovers {}, queues declared again {}, stale acks {}",
+            self.progress.failovers, self.progress.recreated, self.progress.stale_acks
+        );
         let _ = writeln!(out, "  to confirm    {}", spread(&self.recovery.to_confirm));
         let _ = writeln!(out, "  to delivery   {}", spread(&self.recovery.to_delivery));
         if self.recovery.never_confirmed + self.recovery.never_delivered > 0 {

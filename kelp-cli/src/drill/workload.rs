@@ -29,6 +29,7 @@ pub struct Counters {
     pub(super) delivered: AtomicU64,
     pub(super) failovers: AtomicU64,
     pub(super) recreated: AtomicU64,
+    pub(super) stale_acks: AtomicU64,
 }
 
 /// A moment's totals.
@@ -49,6 +50,9 @@ pub struct Progress {
     pub failovers: u64,
     /// Queues recovery found gone and declared again, empty.
     pub recreated: u64,
+    /// Acks refused as stale: the delivery came on a connection since
+    /// replaced, so the broker delivers the message again.
+    pub stale_acks: u64,
     /// The broker the first producer is on.
     pub producer_node: String,
     /// The broker the first consumer is on.
@@ -143,6 +147,7 @@ impl Workload {
             delivered: c.delivered.load(Ordering::Relaxed),
             failovers: c.failovers.load(Ordering::Relaxed),
             recreated: c.recreated.load(Ordering::Relaxed),
+            stale_acks: c.stale_acks.load(Ordering::Relaxed),
             producer_node: node((self.first_consumer != Some(0)).then_some(0)),
             consumer_node: node(self.first_consumer),
         }
@@ -196,6 +201,15 @@ struct Client {
 }
 
 impl Client {
+    /// Ack; a stale one (its connection was replaced) is counted.
+    async fn ack(&self, message: kelp::Message) {
+        if let Err(e) = message.ack().await
+            && e.is_stale()
+        {
+            self.counters.stale_acks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn new(config: &DrillConfig, run: &str, workload: &Workload, conn: Connection, stop: watch::Receiver<bool>) -> Client {
         Client {
             conn,
@@ -341,8 +355,8 @@ async fn consume(mut client: Client, prefetch: u16) {
                 Some(Ok(message)) => {
                     client.record(&message, ReadBy::Consume);
                     // A stale ack (the delivery's connection was replaced)
-                    // is the broker's to redeliver: nothing to do here.
-                    let _ = message.ack().await;
+                    // is the broker's to redeliver: counted, nothing to do.
+                    client.ack(message).await;
                 }
                 Some(Err(e)) => {
                     tracing::info!(error = %e, "drill: subscription ended, subscribing again");
@@ -368,7 +382,7 @@ async fn get(mut client: Client) {
         match client.queue.get(&channel, false).await {
             Ok(Some(message)) => {
                 client.record(&message, ReadBy::Get);
-                let _ = message.ack().await;
+                client.ack(message).await;
             }
             Ok(None) => client.pause(Duration::from_millis(50)).await,
             Err(e) => {

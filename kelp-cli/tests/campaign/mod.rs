@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use kelp_cli::drill::{Drill, DrillConfig, FaultLog, Report};
+use kelp_cli::drill::{Drill, DrillConfig, FaultLog, Progress, Report};
 
 /// Fault rounds per scenario: `KELP_CAMPAIGN_ROUNDS`, else 2 (the test
 /// suite's short form; `scripts/campaign.sh` runs the long one).
@@ -31,17 +31,18 @@ pub fn drill(url: impl Into<String>, queue: &str) -> DrillConfig {
 }
 
 /// Run `round` `rounds()` times while the drill runs, with a pause before
-/// each, then finish the drill and print its report.
+/// each (it is given the drill's progress, which says where the clients
+/// are), then finish the drill and print its report.
 pub async fn campaign<F, Fut>(name: &str, config: DrillConfig, mut round: F) -> Report
 where
-    F: FnMut(u32, FaultLog) -> Fut,
+    F: FnMut(u32, FaultLog, Progress) -> Fut,
     Fut: Future<Output = ()>,
 {
     let drill = Drill::start(config).await.unwrap_or_else(|e| panic!("{name}: the drill cannot start: {e}"));
     let faults = drill.faults();
     tokio::time::sleep(between_rounds()).await;
     for n in 0..rounds() {
-        round(n, faults.clone()).await;
+        round(n, faults.clone(), drill.progress()).await;
         tokio::time::sleep(between_rounds()).await;
     }
     let report = drill.finish().await.unwrap_or_else(|e| panic!("{name}: the drill cannot finish: {e}"));
@@ -52,8 +53,26 @@ where
 
 /// Lost = 0 and unexpected = 0, and the traffic carried on after every fault.
 pub fn assert_nothing_lost(name: &str, report: &Report) {
-    assert!(report.passed(), "{name}: {}", report.to_text());
-    assert!(report.verdict.confirmed > 0, "{name}: nothing was confirmed at all\n{}", report.to_text());
-    assert_eq!(report.recovery.never_confirmed, 0, "{name}: publishing never resumed after a fault\n{}", report.to_text());
-    assert_eq!(report.recovery.never_delivered, 0, "{name}: consuming never resumed after a fault\n{}", report.to_text());
+    if let Err(why) = check_nothing_lost(name, report) {
+        panic!("{why}");
+    }
+}
+
+/// [`assert_nothing_lost`] as a result, for runs that go on to the next
+/// scenario.
+pub fn check_nothing_lost(name: &str, report: &Report) -> Result<(), String> {
+    let text = report.to_text();
+    if !report.passed() {
+        return Err(format!("{name}: lost or unexpected messages\n{text}"));
+    }
+    if report.verdict.confirmed == 0 {
+        return Err(format!("{name}: nothing was confirmed at all\n{text}"));
+    }
+    if report.recovery.never_confirmed > 0 {
+        return Err(format!("{name}: publishing never resumed after a fault\n{text}"));
+    }
+    if report.recovery.never_delivered > 0 {
+        return Err(format!("{name}: consuming never resumed after a fault\n{text}"));
+    }
+    Ok(())
 }
