@@ -128,6 +128,16 @@ impl History {
         Snapshot { publishes: inner.publishes.clone(), deliveries: inner.deliveries.clone() }
     }
 
+    /// An estimate of the record's heap, in KiB (tables by capacity, each
+    /// delivery's node name).
+    pub fn footprint_kib(&self) -> u64 {
+        let inner = self.inner();
+        let table = inner.publishes.capacity() * (std::mem::size_of::<(MessageId, Publish)>() + 1);
+        let deliveries = inner.deliveries.capacity() * std::mem::size_of::<Delivery>();
+        let names: usize = inner.deliveries.iter().map(|d| d.node.capacity() + d.id.as_ref().err().map_or(0, String::capacity)).sum();
+        ((table + deliveries + names) / 1024) as u64
+    }
+
     /// Publishes still waiting for their end.
     pub fn in_flight(&self) -> usize {
         self.inner().publishes.values().filter(|p| p.settled.is_none()).count()

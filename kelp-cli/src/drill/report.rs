@@ -111,9 +111,12 @@ impl Report {
         if let (Some(first), Some(last)) = (self.samples.first(), self.samples.last()) {
             let _ = writeln!(
                 out,
-                "  footprint     rss {} → {} KiB, fds {} → {}, tasks {} → {}",
-                first.rss_kib, last.rss_kib, first.fds, last.fds, first.tasks, last.tasks
+                "  footprint     rss {} → {} KiB (the drill's record {} KiB of it), fds {} → {}, tasks {} → {}",
+                first.rss_kib, last.rss_kib, last.history_kib, first.fds, last.fds, first.tasks, last.tasks
             );
+        }
+        if let Some(g) = self.growth {
+            let _ = writeln!(out, "  growth        after warm-up: memory ×{:.2} (record excluded), fds ×{:.2}, tasks ×{:.2}", g.rss, g.fds, g.tasks);
         }
         let _ = writeln!(out, "  verdict       {}", if self.passed() { "PASS (lost 0, unexpected 0)" } else { "FAIL" });
         out

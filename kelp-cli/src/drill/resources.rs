@@ -17,6 +17,10 @@ pub struct Sample {
     pub fds: usize,
     /// Tasks alive on the runtime.
     pub tasks: usize,
+    /// What the drill's own record of every message takes (an estimate of
+    /// its heap, in KiB): it grows with every message by design, so the
+    /// growth of kelp's memory is the resident size less this.
+    pub history_kib: u64,
 }
 
 impl Sample {
@@ -27,12 +31,25 @@ impl Sample {
             rss_kib: rss_kib().unwrap_or(0),
             fds: std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
             tasks: tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0),
+            history_kib: 0,
         }
+    }
+
+    /// Resident memory less the drill's record: what kelp and the rest of
+    /// the process hold.
+    pub fn own_kib(&self) -> u64 {
+        self.rss_kib.saturating_sub(self.history_kib)
     }
 
     /// As JSON.
     pub fn to_json(&self) -> serde_json::Value {
-        json!({"elapsed_secs": self.elapsed.as_secs_f64(), "rss_kib": self.rss_kib, "fds": self.fds, "tasks": self.tasks})
+        json!({
+            "elapsed_secs": self.elapsed.as_secs_f64(),
+            "rss_kib": self.rss_kib,
+            "history_kib": self.history_kib,
+            "fds": self.fds,
+            "tasks": self.tasks,
+        })
     }
 }
 
@@ -46,7 +63,7 @@ fn rss_kib() -> Option<u64> {
 /// samples over the largest of the first third after `warm_up` (1.0 = flat).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Growth {
-    /// Resident memory.
+    /// Resident memory less the drill's record ([`Sample::own_kib`]).
     pub rss: f64,
     /// File descriptors.
     pub fds: f64,
@@ -67,7 +84,7 @@ pub fn growth(samples: &[Sample], warm_up: Duration) -> Option<Growth> {
         late.iter().map(|s| f(s)).fold(0.0, f64::max) / before
     };
     Some(Growth {
-        rss: ratio(|s| s.rss_kib as f64),
+        rss: ratio(|s| s.own_kib() as f64),
         fds: ratio(|s| s.fds as f64),
         tasks: ratio(|s| s.tasks as f64),
     })
@@ -79,7 +96,7 @@ mod tests {
 
     #[test]
     fn growth_compares_the_last_third_with_the_first() {
-        let s = |secs: u64, rss: u64| Sample { elapsed: Duration::from_secs(secs), rss_kib: rss, fds: 10, tasks: 5 };
+        let s = |secs: u64, rss: u64| Sample { elapsed: Duration::from_secs(secs), rss_kib: rss, fds: 10, tasks: 5, history_kib: 0 };
         let flat = [s(0, 1), s(10, 100), s(20, 110), s(30, 100), s(40, 105), s(50, 108), s(60, 100)];
         let g = growth(&flat, Duration::from_secs(10)).unwrap();
         assert!(g.rss <= 1.0, "{g:?}");

@@ -50,18 +50,20 @@ impl Drill {
         let _ = setup.close().await;
 
         let started = Instant::now();
+        let history = Arc::new(History::default());
         let samples = Arc::new(Mutex::new(vec![Sample::take(started)]));
         let sampler = {
             let samples = samples.clone();
+            let history = history.clone();
             let every = config.sample_every;
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
-                    samples.lock().unwrap_or_else(|e| e.into_inner()).push(Sample::take(started));
+                    let sample = Sample { history_kib: history.footprint_kib(), ..Sample::take(started) };
+                    samples.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
                 }
             })
         };
-        let history = Arc::new(History::default());
         let workload = Workload::start(&config, &run, history.clone()).await?;
         Ok(Drill {
             config,
@@ -102,7 +104,7 @@ impl Drill {
         let drained = drain(&self.config, &self.run, &self.history, self.config.drain_timeout).await?;
         self.sampler.abort();
         let mut samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()));
-        samples.push(Sample::take(self.started));
+        samples.push(Sample { history_kib: self.history.footprint_kib(), ..Sample::take(self.started) });
         let history = self.history.snapshot();
         let marks = self.faults.marks();
         let brokers = kelp::BrokerUrl::parse_list(&self.config.url)
