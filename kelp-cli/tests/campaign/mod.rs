@@ -47,8 +47,16 @@ where
     }
     let report = drill.finish().await.unwrap_or_else(|e| panic!("{name}: the drill cannot finish: {e}"));
     eprintln!("== {name}\n{}", report.to_text());
-    println!("CAMPAIGN {name} {}", report.to_json());
+    record(name, &report);
     report
+}
+
+/// One JSON line per scenario on stdout, `CAMPAIGN {...}`, which
+/// `scripts/campaign.sh` collects.
+pub fn record(name: &str, report: &Report) {
+    let mut json = report.to_json();
+    json["scenario"] = name.into();
+    println!("CAMPAIGN {json}");
 }
 
 /// Lost = 0 and unexpected = 0, and the traffic carried on after every fault.
