@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-#[cfg(feature = "amqp")]
+#[cfg(any(feature = "amqp", feature = "redis"))]
 use super::confirm::PendingConfirm;
 use super::confirm::SharedConfirms;
 use super::types::{
@@ -61,11 +61,11 @@ pub struct Capabilities {
 #[must_use = "a confirmation does nothing unless awaited"]
 pub(crate) enum Confirm {
     Ready(Option<Result<()>>),
-    #[cfg(feature = "amqp")]
-    Amqp(PendingConfirm),
-    /// A reply still on its way (Redis: the write's answer).
-    #[cfg(feature = "redis")]
-    Pending(Pin<Box<dyn Future<Output = Result<()>> + Send>>),
+    /// Tracked in the channel's confirms, resolved by the broker's ack or
+    /// nack (AMQP) or by the answer to its write (Redis); it survives a
+    /// reconnect.
+    #[cfg(any(feature = "amqp", feature = "redis"))]
+    Tracked(PendingConfirm),
 }
 
 impl Confirm {
@@ -84,10 +84,8 @@ impl Future for Confirm {
                     .take()
                     .unwrap_or_else(|| Err(Error::closed("confirmation polled after completion"))),
             ),
-            #[cfg(feature = "amqp")]
-            Confirm::Amqp(pending) => Pin::new(pending).poll(cx),
-            #[cfg(feature = "redis")]
-            Confirm::Pending(reply) => reply.as_mut().poll(cx),
+            #[cfg(any(feature = "amqp", feature = "redis"))]
+            Confirm::Tracked(pending) => Pin::new(pending).poll(cx),
         }
     }
 }

@@ -169,6 +169,37 @@ impl Confirms {
         }
     }
 
+    /// The delivery tag `ticket` has on the current channel, if it was sent
+    /// there.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn wire_of(&self, ticket: u64) -> Option<u64> {
+        let index = usize::try_from(ticket.checked_sub(self.base)?).ok()?;
+        self.slots.get(index)?.wire
+    }
+
+    /// Resolve the publish with delivery tag `wire` on channel `owner` (a
+    /// transport that confirms each publish by its own answer, as Redis
+    /// does): `outcome` sees the message, to tell an unroutable one.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn settle_wire(&mut self, owner: u64, wire: u64, outcome: impl FnOnce(&OutgoingMessage) -> Result<()>) {
+        if self.owner != owner {
+            return;
+        }
+        self.settles += 1;
+        let slot = self.slots.iter_mut().find(|s| s.wire == Some(wire));
+        if let Some(slot) = slot {
+            let result = match &slot.message {
+                Some(message) => outcome(message),
+                None => Ok(()),
+            };
+            Self::resolve(&mut self.waiting, slot, result);
+        }
+        self.compact();
+        if let Some(room) = &self.room {
+            room.notify_waiters();
+        }
+    }
+
     /// Publishes waiting for their confirm.
     pub(crate) fn waiting(&self) -> usize {
         self.waiting

@@ -455,7 +455,7 @@ impl TransportChannel for AmqpChannel {
             Ok(seq)
         })?;
         Ok(match seq {
-            Some(seq) => Confirm::Amqp(PendingConfirm::new(self.shared.confirms.clone(), seq)),
+            Some(seq) => Confirm::Tracked(PendingConfirm::new(self.shared.confirms.clone(), seq)),
             None => Confirm::ready(Ok(())),
         })
     }

@@ -8,13 +8,14 @@ use std::sync::{Arc, Weak};
 use super::fanout::{subscribe, subscribe_loop};
 use super::fetch::fetch_loop;
 use super::keys::{Keys, kombu_topic_pattern};
-use super::shared::{ChannelInner, ConsumerEntry, FANOUT_TAG, OwnedTask, Shared, Unacked, lock};
+use super::shared::{ChannelInner, ConsumerEntry, FANOUT_TAG, OwnedTask, Settle, Shared, Unacked, lock};
 use crate::transport::api::{Confirm, TransportChannel};
+use crate::transport::confirm::{self, PendingConfirm};
 use crate::transport::types::{BindArgs, CancelReason, ConsumeArgs, Delivery, DeliverySender, ExchangeDeclare, OutgoingMessage, QueueDeclare, QueueDeclareOk};
 use crate::content::exchange::ExchangeKind;
 use crate::error::reply_code::{NOT_ALLOWED, NOT_FOUND, PRECONDITION_FAILED, RESOURCE_LOCKED};
 use crate::content::text::SharedStr;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// A channel on a Redis connection: its consumers, prefetch and unacked
 /// deliveries.
@@ -44,6 +45,38 @@ impl ChannelInner {
             for queue in consumed {
                 self.maybe_auto_delete(&queue).await;
             }
+        }
+    }
+
+    /// The confirmation of this channel's publish with tag `wire`.
+    fn confirmation(&self, wire: u64) -> Settle {
+        Settle { confirms: self.confirms.clone(), owner: self.owner, wire }
+    }
+
+    /// Too many publishes wait for Redis's answer: wait for room, up to the
+    /// publish deadline, then fail rather than grow without bound.
+    async fn wait_for_room(&self) -> Result<()> {
+        let most = self.shared.max_unconfirmed;
+        let deadline = tokio::time::Instant::now() + self.shared.publish_wait;
+        loop {
+            let room = {
+                let mut confirms = confirm::lock(&self.confirms);
+                if confirms.waiting() < most {
+                    return Ok(());
+                }
+                confirms.room()
+            };
+            let notified = room.notified();
+            if confirm::lock(&self.confirms).waiting() < most {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!("{most} publishes on this channel wait for Redis's answer and none came in {:?}", self.shared.publish_wait),
+                ));
+            }
+            self.check_open()?;
         }
     }
 
@@ -346,26 +379,45 @@ impl TransportChannel for RedisChannel {
 
     async fn publish(&self, message: OutgoingMessage) -> Result<Confirm> {
         self.inner.check_open()?;
+        self.inner.wait_for_room().await?;
         let shared = self.inner.shared.clone();
         let plan = shared.plan_publish(&message).await?;
-        let sending = shared.send_publish(&message, plan);
+        let (ticket, wire) = {
+            let mut confirms = confirm::lock(&self.inner.confirms);
+            // A newer channel took over (this one's connection is gone):
+            // nothing was sent; publish there instead.
+            let Some(ticket) = confirms.track(self.inner.owner, message.clone()) else {
+                return Err(Error::connection("the channel was replaced after a reconnect"));
+            };
+            (ticket, confirms.wire_of(ticket).unwrap_or(0))
+        };
         // The writer sends it (with whatever else is queued, in one
-        // pipeline); the confirmation is its answer.
-        Ok(Confirm::Pending(Box::pin(async move {
-            let routed = sending.await?;
-            shared.returned_if_unroutable(&message, routed)
-        })))
+        // pipeline); Redis's answer confirms it.
+        shared.send_publish(&message, plan, self.inner.confirmation(wire));
+        Ok(Confirm::Tracked(PendingConfirm::new(self.inner.confirms.clone(), ticket)))
     }
 
     fn resend(&self, unsent: Vec<(u64, OutgoingMessage)>) -> Result<()> {
         self.inner.check_open()?;
-        let shared = self.inner.shared.clone();
         // Called after a reconnect with the publishes whose write was never
-        // answered; publish them again, in order.
+        // answered: each gets its tag on this channel now, in order, and is
+        // published again; the answer settles the original publish.
+        let resent: Vec<(u64, OutgoingMessage)> = {
+            let mut confirms = confirm::lock(&self.inner.confirms);
+            unsent
+                .into_iter()
+                .map(|(ticket, message)| {
+                    confirms.resent(ticket);
+                    (confirms.wire_of(ticket).unwrap_or(0), message)
+                })
+                .collect()
+        };
+        let inner = self.inner.clone();
         tokio::spawn(async move {
-            for (_, message) in unsent {
-                if let Err(e) = shared.publish(&message).await {
-                    tracing::warn!(error = %e, "re-publishing after a reconnect failed");
+            for (wire, message) in resent {
+                match inner.shared.plan_publish(&message).await {
+                    Ok(plan) => inner.shared.send_publish(&message, plan, inner.confirmation(wire)),
+                    Err(e) => inner.confirmation(wire).answer(&inner.shared, Err(e)),
                 }
             }
         });

@@ -17,6 +17,7 @@ use super::publish::publish_writer;
 use super::scripts;
 use super::shared::{ChannelInner, ChannelState, Shared, lock};
 use crate::transport::api::{Capabilities, Transport};
+use crate::transport::confirm;
 use crate::transport::types::ConnectOptions;
 use crate::url::{BrokerUrl, TransportKind};
 use crate::error::{Error, ErrorKind, Result};
@@ -104,6 +105,9 @@ impl Transport for RedisTransport {
             owner: format!("{}.{}", options.client, crate::content::ids::uuid4()),
             alive_ttl: ALIVE_TTL,
             fetches: std::sync::atomic::AtomicU64::new(0),
+            keep_unconfirmed: options.keep_unconfirmed,
+            max_unconfirmed: options.max_unconfirmed,
+            publish_wait: options.publish_wait,
         });
         let mut alive = redis::pipe();
         shared.refresh_alive(&mut alive);
@@ -119,14 +123,20 @@ impl Transport for RedisTransport {
         Ok(RedisTransport { shared })
     }
 
-    async fn open_channel(&self, _confirms: crate::transport::confirm::SharedConfirms) -> Result<RedisChannel> {
+    async fn open_channel(&self, confirms: confirm::SharedConfirms) -> Result<RedisChannel> {
         self.shared.conn()?;
+        // From now on this channel's answers settle them; what a lost
+        // connection's channel left unanswered waits to be sent again.
+        let owner = confirm::next_owner();
+        confirm::lock(&confirms).attach(owner);
         let inner = Arc::new(ChannelInner {
             shared: self.shared.clone(),
             open: AtomicBool::new(true),
             closed_with: Mutex::new(None),
             state: Mutex::new(ChannelState::default()),
             wake: Arc::new(Notify::new()),
+            confirms,
+            owner,
         });
         let mut channels = lock(&self.shared.channels);
         channels.retain(|c| c.strong_count() > 0);

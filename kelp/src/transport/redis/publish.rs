@@ -1,13 +1,13 @@
 //! Publishing: where a message goes (routed by the PUBLISH script, pushed
 //! onto queues, or published on a fanout channel), and the writer that
-//! sends publishes in order, pipelined, answering each.
+//! sends publishes in order, pipelined, settling each one's confirmation
+//! with Redis's answer.
 
-use std::future::Future;
 use std::sync::{Arc, Weak};
 
 use super::keys::{self, Keys};
 use super::route::Route;
-use super::shared::{PublishJob, Shared, lock};
+use super::shared::{PublishJob, Settle, Shared, lock};
 use super::{envelope, scripts};
 use crate::transport::types::OutgoingMessage;
 use crate::content::exchange::ExchangeKind;
@@ -54,7 +54,7 @@ pub(super) async fn publish_writer(shared: Weak<Shared>, mut jobs: tokio::sync::
             Ok(conn) => conn,
             Err(e) => {
                 for job in batch {
-                    let _ = job.reply.send(Err(e.clone_for_waiters()));
+                    job.settle.answer(&shared, Err(e.clone_for_waiters()));
                 }
                 continue;
             }
@@ -64,10 +64,13 @@ pub(super) async fn publish_writer(shared: Weak<Shared>, mut jobs: tokio::sync::
                 let short = replicated(&shared, replicas, values.last());
                 for (job, at) in batch.into_iter().zip(firsts) {
                     let routed = matches!(values.get(at), Some(redis::Value::Int(n)) if *n > 0);
-                    let _ = job.reply.send(match &short {
-                        None => Ok(routed),
-                        Some(error) => Err(error.clone_for_waiters()),
-                    });
+                    job.settle.answer(
+                        &shared,
+                        match &short {
+                            None => Ok(routed),
+                            Some(error) => Err(error.clone_for_waiters()),
+                        },
+                    );
                 }
             }
             Err(e) => answer_failed_batch(&shared, batch, &pipe, &firsts, e).await,
@@ -108,7 +111,7 @@ async fn answer_failed_batch(shared: &Arc<Shared>, batch: Vec<PublishJob>, sent:
     let Some(failures) = e.clone().into_server_errors() else {
         let error = shared.error(e, "publishing");
         for job in batch {
-            let _ = job.reply.send(Err(error.clone_for_waiters()));
+            job.settle.answer(shared, Err(error.clone_for_waiters()));
         }
         return;
     };
@@ -134,19 +137,11 @@ async fn answer_failed_batch(shared: &Arc<Shared>, batch: Vec<PublishJob>, sent:
             }
             Some((_, f)) => Err(Error::new(ErrorKind::Protocol, format!("Redis at {} refused a publish: {f:?}", shared.broker))),
         };
-        let _ = job.reply.send(answer);
+        job.settle.answer(shared, answer);
     }
 }
 
 impl Shared {
-    /// Publish and wait for Redis to have it (used to send again after a
-    /// reconnect).
-    pub(super) async fn publish(self: &Arc<Self>, message: &OutgoingMessage) -> Result<()> {
-        let plan = self.plan_publish(message).await?;
-        let routed = self.send_publish(message, plan).await?;
-        self.returned_if_unroutable(message, routed)
-    }
-
     /// Decide where a publish goes; every lookup is awaited here, so that
     /// sending is then a single command and publishes leave in order.
     pub(super) async fn plan_publish(&self, message: &OutgoingMessage) -> Result<PublishPlan> {
@@ -209,21 +204,17 @@ impl Shared {
         }
     }
 
-    /// Hand a publish to the writer; resolves with whether it was routed.
-    pub(super) fn send_publish(&self, message: &OutgoingMessage, plan: PublishPlan) -> impl Future<Output = Result<bool>> + Send + 'static {
+    /// Hand a publish to the writer, whose answer settles `settle`.
+    pub(super) fn send_publish(&self, message: &OutgoingMessage, plan: PublishPlan, settle: Settle) {
         let cmds = self.publish_commands(message, plan);
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let queued = if cmds.is_empty() {
-            let _ = reply.send(Ok(false));
-            Ok(())
-        } else {
-            self.writer.send(PublishJob { cmds, reply }).map_err(|_| self.closed_error())
-        };
-        let broker = self.broker.clone();
-        async move {
-            queued?;
-            answer.await.map_err(|_| Error::connection(format!("lost the connection to {broker} before it answered a publish")))?
+        if cmds.is_empty() {
+            // Bound nowhere: nothing to write.
+            settle.answer(self, Ok(false));
+            return;
         }
+        // A writer gone with its connection: the channel's stop settles (or
+        // keeps) the publish.
+        let _ = self.writer.send(PublishJob { cmds, settle });
     }
 
     /// Whether a publish to `exchange` can be routed by the PUBLISH script,

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use super::client::{auth_refused, name_connection};
 use super::keys::{Keys, RedisOptions};
+use crate::transport::confirm::{self, SharedConfirms};
 use crate::transport::types::{CancelReason, ConsumerEvent, DeliverySender};
 use crate::content::exchange::ExchangeKind;
 use crate::event::{Event, Events};
@@ -75,12 +76,47 @@ pub(super) struct Shared {
     pub(super) alive_ttl: Duration,
     /// Numbers this connection's fetches (each takes into lists of its own).
     pub(super) fetches: std::sync::atomic::AtomicU64,
+    /// Keep unconfirmed publishes when the connection is lost, to publish
+    /// them again on the next one.
+    pub(super) keep_unconfirmed: bool,
+    /// At most this many unconfirmed publishes per channel; more wait, up
+    /// to `publish_wait`.
+    pub(super) max_unconfirmed: usize,
+    pub(super) publish_wait: Duration,
 }
 
-/// A publish for the writer: its commands and where its answer goes.
+/// A publish for the writer: its commands and the confirmation its answer
+/// settles.
 pub(super) struct PublishJob {
     pub(super) cmds: Vec<redis::Cmd>,
-    pub(super) reply: tokio::sync::oneshot::Sender<Result<bool>>,
+    pub(super) settle: Settle,
+}
+
+/// Which tracked publish an answer confirms: its channel's confirms, the
+/// channel, and its delivery tag there.
+pub(super) struct Settle {
+    pub(super) confirms: SharedConfirms,
+    pub(super) owner: u64,
+    pub(super) wire: u64,
+}
+
+impl Settle {
+    /// Resolve with Redis's answer: `Ok(routed)`, or why it failed. A lost
+    /// connection leaves it to be published again on the next one (when
+    /// unconfirmed publishes are kept): whether this write was applied is
+    /// not known.
+    pub(super) fn answer(self, shared: &Shared, answer: Result<bool>) {
+        if let Err(e) = &answer
+            && shared.keep_unconfirmed
+            && e.kind() == ErrorKind::Connection
+        {
+            return;
+        }
+        confirm::lock(&self.confirms).settle_wire(self.owner, self.wire, |message| match answer {
+            Ok(routed) => shared.returned_if_unroutable(message, routed),
+            Err(e) => Err(e),
+        });
+    }
 }
 
 impl Shared {
@@ -188,6 +224,11 @@ pub(super) struct ChannelInner {
     pub(super) state: Mutex<ChannelState>,
     /// Consumers changed, or acks made room under the prefetch limit.
     pub(super) wake: Arc<Notify>,
+    /// This channel's publishes, until Redis answered them (they outlive
+    /// the channel: see [`Settle::answer`]).
+    pub(super) confirms: SharedConfirms,
+    /// This channel's id in `confirms`.
+    pub(super) owner: u64,
 }
 
 #[derive(Default)]
@@ -252,9 +293,23 @@ impl ChannelInner {
         }
     }
 
-    /// Stop the channel and tell its consumers (with `reason`).
+    /// Stop the channel and tell its consumers (with `reason`). Its
+    /// unconfirmed publishes wait for the next connection when this one was
+    /// lost (and they are kept); otherwise their fate is unknown.
     pub(super) fn stop(&self, reason: Option<CancelReason>) -> Vec<Unacked> {
         self.open.store(false, Ordering::Release);
+        {
+            let mut confirms = confirm::lock(&self.confirms);
+            if matches!(reason, Some(CancelReason::ConnectionLost)) && self.shared.keep_unconfirmed {
+                confirms.detach_from(self.owner);
+            } else {
+                let error = if self.shared.is_open() { Error::closed("the channel is closed") } else { self.shared.closed_error() };
+                let unknown = confirms.fail_wired(self.owner, &error);
+                if !unknown.is_empty() {
+                    tracing::warn!(count = unknown.len(), "publishes not answered before the channel closed: their fate is unknown");
+                }
+            }
+        }
         // The fetch loop is not aborted: a pop it has in flight records its
         // messages in Redis, and only the loop can put them back (its
         // dispatch finds no consumer); it ends at its next check.
