@@ -60,6 +60,7 @@ mod error;
 mod names;
 mod poll;
 mod procs;
+mod reap;
 mod signals;
 
 pub mod haproxy;
@@ -74,7 +75,8 @@ pub use brokers::{
 };
 pub use error::{Error, Result};
 pub use names::unique_name;
-pub use procs::{free_port, pid_alive, reap_orphans};
+pub use procs::{free_port, pid_alive};
+pub use reap::reap_orphans;
 pub use haproxy::HaProxy;
 pub use poll::{Check, eventually, eventually_blocking, next_matching, wait_for, wait_for_async};
 pub use signals::{Signal, kill_pid};

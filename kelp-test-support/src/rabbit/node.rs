@@ -39,7 +39,7 @@ impl RabbitNode {
     /// picked for everything the options leave open; if a picked port turns out
     /// to be taken at boot, the start is retried with new ports (twice).
     pub fn start_with(opts: RabbitNodeOptions) -> Result<RabbitNode> {
-        procs::reap_orphans_once();
+        crate::reap::reap_orphans_once();
         let sbin = rabbitmq_sbin()?;
         let retries_allowed =
             opts.amqp_port.is_none() && opts.tls.as_ref().is_none_or(|t| t.port.is_none());
