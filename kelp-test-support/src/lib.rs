@@ -11,6 +11,16 @@
 //!   with the PID of their Erlang VM (`beam.smp`) so tests can `SIGKILL`,
 //!   `SIGSTOP` and `SIGCONT` them; graceful stop, restart on the same ports and
 //!   data directory, a TLS listener, extra `rabbitmq.conf` lines, clustering.
+//! * [`NetCluster`]: a RabbitMQ cluster whose nodes each run in a network
+//!   namespace of their own (on `10.77.x.0/24`, reached from the tests
+//!   through a bridge and veth pairs), for faults between nodes that are
+//!   real network faults: partitions (also non-transitive ones), a black
+//!   hole, random loss or a rate limit on the link between the test and
+//!   one node (nftables rules, htb classes), besides killed, frozen,
+//!   stopped and restarted nodes and memory alarms. `cluster_partition_handling`
+//!   is configurable, and [`NetCluster::recover`] brings the cluster back
+//!   in one piece after a partition, as RabbitMQ's guide says. Needs root,
+//!   `ip`, `tc` and `nft` (`scripts/deps.sh` installs them).
 //! * [`RedisServer`] / [`RedisSentinel`]: extra `redis-server` and Sentinel
 //!   processes on free ports.
 //! * [`FaultProxy`]: a TCP proxy between kelp and a broker whose behaviour
@@ -32,7 +42,9 @@
 //! environment marker (`KELP_TEST_OWNER=<pid>:<start time>`); if a test binary
 //! dies without unwinding (SIGKILL, abort), the next test binary that starts a
 //! node or server calls [`reap_orphans`], which kills marked processes whose
-//! owner is gone and removes their temporary directories.
+//! owner is gone and removes their temporary directories. The network
+//! namespaces, veths and bridges of a [`NetCluster`] carry their owner in
+//! their names (and interface aliases) and are deleted the same way.
 //!
 //! # Running tests that start nodes
 //!
@@ -58,8 +70,10 @@
 mod brokers;
 mod error;
 mod names;
+mod netns;
 mod poll;
 mod procs;
+mod reap;
 mod signals;
 
 pub mod haproxy;
@@ -74,12 +88,16 @@ pub use brokers::{
 };
 pub use error::{Error, Result};
 pub use names::unique_name;
-pub use procs::{free_port, pid_alive, reap_orphans};
+pub use procs::{free_port, pid_alive};
+pub use reap::reap_orphans;
 pub use haproxy::HaProxy;
 pub use poll::{Check, eventually, eventually_blocking, next_matching, wait_for, wait_for_async};
 pub use signals::{Signal, kill_pid};
 pub use proxy::{FaultMode, FaultProxy};
-pub use rabbit::{RabbitCluster, RabbitNode, RabbitNodeOptions, TlsListener};
+pub use rabbit::{
+    ClusterView, NetCluster, NetClusterOptions, NodeNetns, PartitionHandling, RabbitCluster,
+    RabbitNode, RabbitNodeOptions, TlsListener,
+};
 pub use redis::{
     RedisOptions, RedisSentinel, RedisServer, RespValue, SentinelOptions, redis_command,
 };

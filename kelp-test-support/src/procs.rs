@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -99,10 +99,12 @@ pub(crate) fn port_is_free(port: u16) -> bool {
 }
 
 /// Whether process `pid` holds a socket listening on TCP `port` (IPv4 or IPv6).
+/// The socket tables read are those of `pid`'s network namespace
+/// (`/proc/<pid>/net`), so this works for a node in a namespace too.
 pub(crate) fn pid_listens_on(pid: u32, port: u16) -> bool {
     let mut inodes = HashSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = fs::read_to_string(table) else {
+    for table in [format!("/proc/{pid}/net/tcp"), format!("/proc/{pid}/net/tcp6")] {
+        let Ok(text) = fs::read_to_string(&table) else {
             continue;
         };
         for line in text.lines().skip(1) {
@@ -211,10 +213,23 @@ pub(crate) fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
-fn owner_marker() -> String {
+/// This process's pid and start time (clock ticks since boot): together
+/// they name it, even after its pid is reused.
+pub(crate) fn owner_id() -> (u32, u64) {
     let me = std::process::id();
     let start = proc_stat(me).map(|(_, _, st)| st).unwrap_or(0);
+    (me, start)
+}
+
+fn owner_marker() -> String {
+    let (me, start) = owner_id();
     format!("{me}:{start}")
+}
+
+/// Whether the process `pid` that started at `start` ([`owner_id`]) still
+/// runs.
+pub(crate) fn owner_alive(pid: u32, start: u64) -> bool {
+    matches!(proc_stat(pid), Some((s, _, st)) if st == start && s != 'Z')
 }
 
 /// Adds the owner and directory markers to a command's environment.
@@ -223,15 +238,11 @@ pub(crate) fn mark(cmd: &mut Command, dir: &Path) {
     cmd.env(DIR_ENV, dir);
 }
 
-/// Kills every process started by this crate (see the crate docs: they carry
-/// a `KELP_TEST_OWNER` environment marker) whose owning test process no
-/// longer exists, e.g. after a test binary was killed with SIGKILL, and
-/// removes their temporary directories. Processes of live owners (other test
-/// binaries running at the same time) are left alone.
-///
-/// Called automatically, once per process, before the first node or server is
-/// started. Returns the number of processes killed.
-pub fn reap_orphans() -> usize {
+/// Kills every process started by this crate (they carry a
+/// `KELP_TEST_OWNER` environment marker) whose owning test process no
+/// longer exists, and removes their temporary directories; the process half
+/// of [`crate::reap_orphans`]. Returns the number of processes killed.
+pub(crate) fn reap_orphan_processes() -> usize {
     let mut killed = 0;
     let mut dirs = HashSet::new();
     let me = std::process::id();
@@ -284,7 +295,7 @@ fn owner_of(pid: u32) -> Option<(bool, Option<PathBuf>)> {
     if let Some(owner) = env.iter().find_map(|v| v.strip_prefix(&owner_prefix)) {
         let (opid, ostart) = owner.split_once(':')?;
         let (opid, ostart) = (opid.parse::<u32>().ok()?, ostart.parse::<u64>().ok()?);
-        let alive = matches!(proc_stat(opid), Some((s, _, st)) if st == ostart && s != 'Z');
+        let alive = owner_alive(opid, ostart);
         let dir = env
             .iter()
             .find_map(|v| v.strip_prefix(&dir_prefix))
@@ -306,14 +317,6 @@ fn owner_of(pid: u32) -> Option<(bool, Option<PathBuf>)> {
     let opid: u32 = parts.next()?.parse().ok()?;
     let alive = pid_alive(opid);
     Some((alive, Some(cwd)))
-}
-
-static REAP_ONCE: Once = Once::new();
-
-pub(crate) fn reap_orphans_once() {
-    REAP_ONCE.call_once(|| {
-        reap_orphans();
-    });
 }
 
 // ---------------------------------------------------------------------------

@@ -6,7 +6,9 @@
 //! directories, `rabbitmq.conf`, `rabbitmq-env.conf` and enabled-plugins file,
 //! all inside a temporary directory. No plugin is enabled, so it opens no
 //! management/prometheus/stream port; it listens on 127.0.0.1 only. It never
-//! touches the default node's files or ports.
+//! touches the default node's files or ports. (A node can also run inside a
+//! network namespace, on an address of its own: [`NodeNetns`]; a
+//! [`NetCluster`] is made of such nodes.)
 //!
 //! # How the VM's PID is found
 //!
@@ -33,17 +35,21 @@
 mod cluster;
 mod config;
 mod ctl;
+mod nemesis;
+mod net_cluster;
 mod node;
 mod options;
 mod process;
 
 pub use cluster::RabbitCluster;
+pub use net_cluster::{ClusterView, NetCluster, NetClusterOptions, PartitionHandling};
 pub use node::RabbitNode;
-pub use options::{RabbitNodeOptions, TlsListener};
+pub use options::{NodeNetns, RabbitNodeOptions, TlsListener};
 
 #[allow(dead_code)]
 fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<RabbitNode>();
     is::<RabbitCluster>();
+    is::<NetCluster>();
 }

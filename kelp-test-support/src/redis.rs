@@ -305,7 +305,7 @@ fn start_proc(
     start_timeout: Duration,
     make: impl Fn(u16, &Path) -> Result<Vec<String>>,
 ) -> Result<RedisProc> {
-    procs::reap_orphans_once();
+    crate::reap::reap_orphans_once();
     let program = redis_binary()?;
     let mut attempt = 0;
     loop {

@@ -6,7 +6,6 @@ use std::time::Duration;
 use super::node::{RabbitNode, blocking};
 use super::options::RabbitNodeOptions;
 use crate::procs;
-use crate::brokers::amqp_probe;
 use crate::error::{Error, Result};
 
 /// A RabbitMQ cluster of [`RabbitNode`]s on this host.
@@ -48,22 +47,7 @@ impl RabbitCluster {
         let mut nodes = vec![first];
         for _ in 1..n {
             let node = RabbitNode::start_with(opts.clone())?;
-            let seed = nodes[0].node_name().to_string();
-            node.rabbitmqctl(&["stop_app"])?;
-            node.rabbitmqctl(&["join_cluster", &seed])?;
-            node.rabbitmqctl(&["start_app"])?;
-            let addr = node.addr();
-            crate::poll::wait_for(
-                || amqp_probe(addr, Duration::from_secs(2)).is_ok(),
-                opts.start_timeout,
-            )
-            .map_err(|_| {
-                Error::new(format!(
-                    "node {} did not answer AMQP after joining {seed}\n{}",
-                    node.node_name(),
-                    node.diagnostics()
-                ))
-            })?;
+            join(&node, nodes[0].node_name(), opts.start_timeout)?;
             nodes.push(node);
         }
         Ok(RabbitCluster { nodes })
@@ -126,8 +110,24 @@ impl RabbitCluster {
     }
 }
 
+/// Joins a running `node` to the cluster of node `seed`, as RabbitMQ's
+/// clustering guide does (`rabbitmqctl stop_app; join_cluster <seed>;
+/// start_app`), and waits until it answers AMQP again.
+pub(super) fn join(node: &RabbitNode, seed: &str, timeout: Duration) -> Result<()> {
+    node.rabbitmqctl(&["stop_app"])?;
+    node.rabbitmqctl(&["join_cluster", seed])?;
+    node.rabbitmqctl(&["start_app"])?;
+    crate::poll::wait_for(|| node.probe(Duration::from_secs(2)).is_ok(), timeout).map_err(|_| {
+        Error::new(format!(
+            "node {} did not answer AMQP after joining {seed}\n{}",
+            node.node_name(),
+            node.diagnostics()
+        ))
+    })
+}
+
 /// Extracts `"key":["a","b"]` from JSON text (node names need no unescaping).
-fn json_string_array(json: &str, key: &str) -> Option<Vec<String>> {
+pub(super) fn json_string_array(json: &str, key: &str) -> Option<Vec<String>> {
     let start = json.find(&format!("\"{key}\":["))? + key.len() + 4;
     let end = start + json[start..].find(']')?;
     Some(

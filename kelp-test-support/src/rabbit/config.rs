@@ -2,13 +2,16 @@
 //! node's temporary directory with its configuration, Erlang cookie, data
 //! and logs, and the environment both the server and `rabbitmqctl` run in.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use super::options::RabbitNodeOptions;
-use crate::procs;
+use crate::brokers::amqp_probe;
 use crate::error::{Error, Result};
+use crate::netns;
+use crate::procs;
 
 /// Where the real `rabbitmq-server` / `rabbitmqctl` scripts are.
 pub(super) fn rabbitmq_sbin() -> Result<PathBuf> {
@@ -46,6 +49,10 @@ pub(super) fn rabbitmq_sbin() -> Result<PathBuf> {
 #[derive(Debug)]
 pub(super) struct NodeConfig {
     pub(super) name: String,
+    /// The address it listens on: 127.0.0.1, or its address in `netns`.
+    pub(super) ip: Ipv4Addr,
+    /// The network namespace it runs in, if any.
+    pub(super) netns: Option<String>,
     pub(super) amqp_port: u16,
     pub(super) dist_port: u16,
     pub(super) tls_port: Option<u16>,
@@ -56,20 +63,40 @@ pub(super) struct NodeConfig {
 
 impl NodeConfig {
     /// A node on the ports `opts` fixes and free ones for the rest, in a
-    /// new temporary directory (nothing written in it yet).
+    /// new temporary directory (nothing written in it yet). A node in a
+    /// namespace has the namespace's ports to itself and is named after its
+    /// address.
     pub(super) fn new(opts: &RabbitNodeOptions, sbin: &Path) -> Result<NodeConfig> {
-        let amqp_port = opts.amqp_port.unwrap_or_else(procs::free_port);
-        let dist_port = procs::free_port();
+        let in_ns = opts.netns.is_some();
+        let pick = |fixed: u16| if in_ns { fixed } else { procs::free_port() };
+        let amqp_port = opts.amqp_port.unwrap_or_else(|| pick(5672));
+        let dist_port = pick(25672);
         let tls_port = opts
             .tls
             .as_ref()
-            .map(|t| t.port.unwrap_or_else(procs::free_port));
+            .map(|t| t.port.unwrap_or_else(|| pick(5671)));
+        let (name, ip, netns, kind) = match &opts.netns {
+            Some(n) => (
+                format!("kelp@{}", n.addr),
+                n.addr,
+                Some(n.netns.clone()),
+                format!("rabbit-{}", n.addr),
+            ),
+            None => (
+                format!("kelp-test-{amqp_port}@localhost"),
+                Ipv4Addr::LOCALHOST,
+                None,
+                format!("rabbit-{amqp_port}"),
+            ),
+        };
         Ok(NodeConfig {
-            name: format!("kelp-test-{amqp_port}@localhost"),
+            name,
+            ip,
+            netns,
             amqp_port,
             dist_port,
             tls_port,
-            dir: procs::make_temp_dir(&format!("rabbit-{amqp_port}"))?,
+            dir: procs::make_temp_dir(&kind)?,
             sbin: sbin.to_path_buf(),
             start_timeout: opts.start_timeout,
         })
@@ -88,8 +115,45 @@ impl NodeConfig {
         self.dir.join("node.pid")
     }
 
-    /// Environment for both the server and the CLI tools.
-    pub(super) fn apply_env(&self, cmd: &mut Command) {
+    /// A command running one of RabbitMQ's scripts (`rabbitmq-server`,
+    /// `rabbitmqctl`) for this node: in its namespace, with its
+    /// environment.
+    pub(super) fn command(&self, script: &str) -> Result<Command> {
+        let program = self.sbin.join(script);
+        let mut cmd = match &self.netns {
+            Some(ns) => netns::command_in(ns, &program)?,
+            None => Command::new(program),
+        };
+        self.apply_env(&mut cmd);
+        Ok(cmd)
+    }
+
+    /// Whether the node's AMQP port answers [`amqp_probe`], seen from the
+    /// node's own network (its namespace: faults on the links to it do not
+    /// count).
+    pub(super) fn probe_amqp(&self, timeout: Duration) -> Result<()> {
+        let addr = SocketAddr::from((self.ip, self.amqp_port));
+        match &self.netns {
+            Some(ns) => netns::in_netns(ns, || amqp_probe(addr, timeout))?,
+            None => amqp_probe(addr, timeout),
+        }
+    }
+
+    /// Whether `port` of the node accepts TCP connections, seen from the
+    /// node's own network.
+    pub(super) fn accepts(&self, port: u16, timeout: Duration) -> bool {
+        let addr = SocketAddr::from((self.ip, port));
+        let connect = || std::net::TcpStream::connect_timeout(&addr, timeout).is_ok();
+        match &self.netns {
+            Some(ns) => netns::in_netns(ns, connect).unwrap_or(false),
+            None => connect(),
+        }
+    }
+
+    /// Environment for both the server and the CLI tools. In a namespace,
+    /// `ERL_EPMD_ADDRESS` stays unset: the namespace's epmd listens on all
+    /// of its addresses, and the node and the CLI find it on the node's.
+    fn apply_env(&self, cmd: &mut Command) {
         // Nothing from the caller's RabbitMQ/Erlang environment may leak in
         // (a developer's RABBITMQ_NODENAME, say).
         for (k, _) in std::env::vars_os() {
@@ -99,9 +163,10 @@ impl NodeConfig {
             }
         }
         let d = &self.dir;
+        let [a, b, c, e] = self.ip.octets();
         cmd.env("HOME", self.home())
             .env("RABBITMQ_NODENAME", &self.name)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_IP_ADDRESS", self.ip.to_string())
             .env("RABBITMQ_NODE_PORT", self.amqp_port.to_string())
             .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
@@ -115,12 +180,16 @@ impl NodeConfig {
             .env(
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
                 format!(
-                    "-kernel inet_dist_use_interface {{127,0,0,1}} -kelp_test_node {}",
+                    "-kernel inet_dist_use_interface {{{a},{b},{c},{e}}} -kelp_test_node {}",
                     self.name
                 ),
             )
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
             .current_dir(d);
+        if self.netns.is_some() {
+            cmd.env("RABBITMQ_USE_LONGNAME", "true");
+        } else {
+            cmd.env("ERL_EPMD_ADDRESS", "127.0.0.1");
+        }
         procs::mark(cmd, d);
     }
 
@@ -167,10 +236,15 @@ impl NodeConfig {
             "# kelp-test-support: intentionally empty (keeps /etc/rabbitmq/rabbitmq-env.conf out)\n",
         )?;
         let mut conf = String::from("# generated by kelp-test-support\n");
-        conf.push_str(&format!("listeners.tcp.1 = 127.0.0.1:{}\n", self.amqp_port));
-        conf.push_str("loopback_users.guest = true\n");
+        conf.push_str(&format!("listeners.tcp.1 = {}:{}\n", self.ip, self.amqp_port));
+        if self.netns.is_some() {
+            // Clients come over the bridge, not the loopback.
+            conf.push_str("loopback_users = none\n");
+        } else {
+            conf.push_str("loopback_users.guest = true\n");
+        }
         if let (Some(tls), Some(port)) = (&opts.tls, self.tls_port) {
-            conf.push_str(&format!("listeners.ssl.1 = 127.0.0.1:{port}\n"));
+            conf.push_str(&format!("listeners.ssl.1 = {}:{port}\n", self.ip));
             conf.push_str(&format!(
                 "ssl_options.cacertfile = {}\n",
                 abs(&tls.cacert).display()

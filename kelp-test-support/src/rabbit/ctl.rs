@@ -1,7 +1,6 @@
 //! `rabbitmqctl -n <node>`, run with the node's environment (and so its
 //! Erlang cookie), killed if it outlives its timeout.
 
-use std::process::Command;
 use std::time::Duration;
 
 use super::config::NodeConfig;
@@ -10,8 +9,7 @@ use crate::error::{Error, Result};
 
 /// Runs `rabbitmqctl -n <node> <args>`; its output whatever the outcome.
 pub(super) fn ctl(cfg: &NodeConfig, args: &[&str], timeout: Duration) -> Result<CmdOutput> {
-    let mut cmd = Command::new(cfg.sbin.join("rabbitmqctl"));
-    cfg.apply_env(&mut cmd);
+    let mut cmd = cfg.command("rabbitmqctl")?;
     cmd.arg("-n").arg(&cfg.name).args(args);
     procs::run_with_timeout(cmd, &cfg.dir, timeout)
 }

@@ -39,7 +39,7 @@ impl RabbitNode {
     /// picked for everything the options leave open; if a picked port turns out
     /// to be taken at boot, the start is retried with new ports (twice).
     pub fn start_with(opts: RabbitNodeOptions) -> Result<RabbitNode> {
-        procs::reap_orphans_once();
+        crate::reap::reap_orphans_once();
         let sbin = rabbitmq_sbin()?;
         let retries_allowed =
             opts.amqp_port.is_none() && opts.tls.as_ref().is_none_or(|t| t.port.is_none());
@@ -86,7 +86,7 @@ impl RabbitNode {
         Ok(node)
     }
 
-    /// The AMQP port (127.0.0.1).
+    /// The AMQP port (on [`ip`](Self::ip)).
     pub fn amqp_port(&self) -> u16 {
         self.inner.cfg.amqp_port
     }
@@ -101,16 +101,27 @@ impl RabbitNode {
         self.inner.cfg.dist_port
     }
 
-    /// `127.0.0.1:<amqp port>`.
-    pub fn addr(&self) -> std::net::SocketAddr {
-        std::net::SocketAddr::from(([127, 0, 0, 1], self.inner.cfg.amqp_port))
+    /// The address the node listens on: 127.0.0.1, or its address in its
+    /// network namespace ([`RabbitNodeOptions::in_netns`]).
+    pub fn ip(&self) -> std::net::Ipv4Addr {
+        self.inner.cfg.ip
     }
 
-    /// `amqp://guest:guest@127.0.0.1:<port>//`
+    /// The network namespace the node runs in, if any.
+    pub fn netns(&self) -> Option<&str> {
+        self.inner.cfg.netns.as_deref()
+    }
+
+    /// `<ip>:<amqp port>`, e.g. `127.0.0.1:<amqp port>`.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from((self.inner.cfg.ip, self.inner.cfg.amqp_port))
+    }
+
+    /// `amqp://guest:guest@<ip>:<port>//`
     pub fn url(&self) -> String {
         format!(
-            "amqp://guest:guest@127.0.0.1:{}//",
-            self.inner.cfg.amqp_port
+            "amqp://guest:guest@{}:{}//",
+            self.inner.cfg.ip, self.inner.cfg.amqp_port
         )
     }
 
@@ -123,7 +134,8 @@ impl RabbitNode {
             .map(|p| format!("amqps://guest:guest@localhost:{p}//"))
     }
 
-    /// The Erlang node name, `kelp-test-<amqp port>@localhost`.
+    /// The Erlang node name: `kelp-test-<amqp port>@localhost`, or
+    /// `kelp@<ip>` in a namespace.
     pub fn node_name(&self) -> &str {
         &self.inner.cfg.name
     }
@@ -288,6 +300,12 @@ impl RabbitNode {
             ctl_ok(&inner.cfg, &refs, Duration::from_secs(120))
         })
         .await
+    }
+
+    /// Whether the node answers AMQP ([`crate::amqp_probe`]) on its own
+    /// network (from inside its namespace, if it has one).
+    pub(super) fn probe(&self, timeout: Duration) -> Result<()> {
+        self.inner.cfg.probe_amqp(timeout)
     }
 
     /// The tails of the node's startup log and main log, for an error.

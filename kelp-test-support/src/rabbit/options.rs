@@ -2,6 +2,7 @@
 //! started with: ports, a TLS listener, extra configuration, plugins, the
 //! Erlang cookie and the boot timeout.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,12 +66,32 @@ impl TlsListener {
     }
 }
 
+/// A node that runs inside a network namespace instead of on this host's
+/// loopback (what [`NetCluster`](super::NetCluster) sets up for each of its
+/// nodes).
+///
+/// The namespace must exist, with `addr` on one of its interfaces and `lo`
+/// up. The node is then named `kelp@<addr>` (Erlang long names), listens
+/// on `addr` (AMQP on 5672 unless [`RabbitNodeOptions::amqp_port`] says
+/// otherwise, Erlang distribution on 25672), starts an `epmd` of its own on
+/// the namespace's network stack, and lets `guest` log in from other hosts
+/// (`loopback_users = none`), since its clients are not on its loopback.
+/// The server and `rabbitmqctl` run under `ip netns exec <netns>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeNetns {
+    /// The namespace's name (as `ip netns list` shows it).
+    pub netns: String,
+    /// The node's address in the namespace.
+    pub addr: Ipv4Addr,
+}
+
 /// Options for [`RabbitNode::start_with`](super::RabbitNode::start_with). `Default` gives a plain node on
 /// free ports.
 #[derive(Clone, Debug)]
 pub struct RabbitNodeOptions {
-    /// The AMQP port; `None` picks a free one. (The Erlang distribution port
-    /// is always picked free.)
+    /// The AMQP port; `None` picks a free one (5672 in a namespace). (The
+    /// Erlang distribution port is always picked free, or 25672 in a
+    /// namespace.)
     pub amqp_port: Option<u16>,
     /// An optional TLS listener.
     pub tls: Option<TlsListener>,
@@ -87,6 +108,8 @@ pub struct RabbitNodeOptions {
     /// How long one boot may take before it is considered failed. Default:
     /// 60 s, or `KELP_TEST_RABBIT_START_TIMEOUT_SECS`.
     pub start_timeout: Duration,
+    /// Run the node in a network namespace (`None`: on 127.0.0.1).
+    pub netns: Option<NodeNetns>,
 }
 
 impl Default for RabbitNodeOptions {
@@ -103,6 +126,7 @@ impl Default for RabbitNodeOptions {
             plugins: Vec::new(),
             erlang_cookie: None,
             start_timeout: Duration::from_secs(secs),
+            netns: None,
         }
     }
 }
@@ -141,6 +165,16 @@ impl RabbitNodeOptions {
     /// Sets the boot timeout.
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = timeout;
+        self
+    }
+
+    /// Runs the node in network namespace `netns` on `addr` (see
+    /// [`NodeNetns`]).
+    pub fn in_netns(mut self, netns: impl Into<String>, addr: Ipv4Addr) -> Self {
+        self.netns = Some(NodeNetns {
+            netns: netns.into(),
+            addr,
+        });
         self
     }
 }

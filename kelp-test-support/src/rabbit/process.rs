@@ -3,7 +3,7 @@
 //! See the [parent module](super) for how the VM's PID is found and what
 //! "ready" means.
 
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use super::config::NodeConfig;
 use super::ctl::ctl_ok;
 use crate::procs;
-use crate::brokers::amqp_probe;
 use crate::error::{Error, Result};
 use crate::signals::{Signal, kill_pid};
 
@@ -53,8 +52,7 @@ impl NodeInner {
     pub(super) fn boot(&self, st: &mut NodeState) -> Result<()> {
         let _boot = BOOT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let cfg = &self.cfg;
-        let mut cmd = Command::new(cfg.sbin.join("rabbitmq-server"));
-        cfg.apply_env(&mut cmd);
+        let mut cmd = cfg.command("rabbitmq-server")?;
         let (out, err) = procs::append_log(&cfg.startup_log())?;
         cmd.stdin(std::process::Stdio::null())
             .stdout(out)
@@ -68,7 +66,6 @@ impl NodeInner {
             ))
         })?;
         let deadline = t0 + cfg.start_timeout;
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cfg.amqp_port));
         let mut beam: Option<u32> = None;
         let mut last_probe = String::from("no probe yet");
         let fail = |child: &mut Child, why: String| -> Error {
@@ -76,8 +73,9 @@ impl NodeInner {
             let diag = cfg.diagnostics();
             let port_conflict = diag.contains("eaddrinuse") || why.contains("another process");
             let mut e = Error::new(format!(
-                "RabbitMQ node {} (AMQP 127.0.0.1:{}, dist port {}, dir {}) failed to start: {why}\n{diag}",
+                "RabbitMQ node {} (AMQP {}:{}, dist port {}, dir {}) failed to start: {why}\n{diag}",
                 cfg.name,
+                cfg.ip,
                 cfg.amqp_port,
                 cfg.dist_port,
                 cfg.dir.display()
@@ -111,7 +109,7 @@ impl NodeInner {
                         format!("the Erlang VM (pid {pid}) died during boot"),
                     ));
                 }
-                match amqp_probe(addr, Duration::from_secs(2)) {
+                match cfg.probe_amqp(Duration::from_secs(2)) {
                     Ok(()) => {
                         if procs::pid_listens_on(pid, cfg.amqp_port) {
                             break;
@@ -155,9 +153,8 @@ impl NodeInner {
             ));
         }
         if let Some(tls_port) = cfg.tls_port {
-            let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], tls_port));
             loop {
-                if std::net::TcpStream::connect_timeout(&tls_addr, Duration::from_secs(2)).is_ok()
+                if cfg.accepts(tls_port, Duration::from_secs(2))
                     && procs::pid_listens_on(pid, tls_port)
                 {
                     break;
@@ -166,7 +163,8 @@ impl NodeInner {
                     return Err(fail(
                         &mut child,
                         format!(
-                            "AMQP is up but the TLS listener on 127.0.0.1:{tls_port} is not (check the certificate paths)"
+                            "AMQP is up but the TLS listener on {}:{tls_port} is not (check the certificate paths)",
+                            cfg.ip
                         ),
                     ));
                 }
@@ -174,8 +172,9 @@ impl NodeInner {
             }
         }
         eprintln!(
-            "kelp-test-support: RabbitMQ node {} ready on 127.0.0.1:{} after {:.1} s (beam pid {pid})",
+            "kelp-test-support: RabbitMQ node {} ready on {}:{} after {:.1} s (beam pid {pid})",
             cfg.name,
+            cfg.ip,
             cfg.amqp_port,
             t0.elapsed().as_secs_f64()
         );
