@@ -9,6 +9,17 @@ use std::time::Duration;
 
 use kelp_cli::drill::{Drill, DrillConfig, FaultLog, Progress, Report};
 
+/// kelp's log on stderr, as `RUST_LOG` says (nothing without it), with
+/// times, to line up with the fault marks.
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 /// Fault rounds per scenario: `KELP_CAMPAIGN_ROUNDS`, else 2 (the test
 /// suite's short form; `scripts/campaign.sh` runs the long one).
 pub fn rounds() -> u32 {
@@ -38,6 +49,7 @@ where
     F: FnMut(u32, FaultLog, Progress) -> Fut,
     Fut: Future<Output = ()>,
 {
+    init_logs();
     let drill = Drill::start(config).await.unwrap_or_else(|e| panic!("{name}: the drill cannot start: {e}"));
     let faults = drill.faults();
     tokio::time::sleep(between_rounds()).await;
