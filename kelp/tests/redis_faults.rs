@@ -564,9 +564,18 @@ async fn d_sentinel_failover_moves_kelp_to_the_promoted_replica() {
         producer.publish(&i).message_id(format!("after-{i}")).send().await.unwrap_or_else(|e| panic!("publish after-{i}: {e}"));
     }
     let mut seen = HashSet::new();
+    let mut before_again = 0;
     while seen.len() < 20 {
         let m = next_message(&mut consumer, "after the failover").await;
         let id = message_id(&m);
+        // The ack of "before" may have died with the master: its record,
+        // replicated, is then given back by the new connection (at least
+        // once), marked redelivered, and only once.
+        if id == "before" && m.redelivered() && before_again == 0 {
+            before_again += 1;
+            m.ack().await.unwrap();
+            continue;
+        }
         assert!(id.starts_with("after-"), "unexpected {id}");
         assert!(seen.insert(id.clone()), "{id} delivered twice");
         m.ack().await.unwrap();
@@ -578,8 +587,7 @@ async fn d_sentinel_failover_moves_kelp_to_the_promoted_replica() {
     // Every ack after the failover reaches the new master. The ack of
     // "before" left kelp just as the master was killed (acks are not
     // answered, as basic.ack is not): its record may have survived on the
-    // replica, to be redelivered after the visibility timeout (at least
-    // once, never lost).
+    // replica, to be given back (at least once, never lost).
     eventually("no message of after the failover unacked on the new master", PATIENCE, async || {
         match replica.command(&["HVALS", "unacked"]) {
             Ok(RespValue::Array(Some(records))) => records.iter().all(|r| !text(r).contains("after-")),

@@ -325,7 +325,11 @@ impl Supervisor {
             let Some(this) = supervisor.upgrade() else { return };
             let url = this.settings.urls[index].clone();
             let (events, gate) = this.events.gated();
-            let Ok(options) = this.settings.connect_options(&url, events, &this.client) else { return };
+            // A client id of its own: the standby may reach the very broker
+            // the active connection uses (two addresses of one Redis), and
+            // must not take the active connection for a lost predecessor.
+            let client = format!("{}-standby", this.client);
+            let Ok(options) = this.settings.connect_options(&url, events, &client) else { return };
             let registry = this.registry.clone();
             // Connecting may take a while: hold nothing alive meanwhile.
             drop(this);

@@ -479,7 +479,10 @@ impl TransportChannel for RedisChannel {
         let keys = self.shared().keys.fetch_order(&[queue]);
         let taken = self.inner.take(&keys, 1, !no_ack, &[], false).await?;
         let mut fetched = self.inner.finish(taken).await?;
-        let Some(popped) = fetched.pop() else { return Ok(None) };
+        let Some(popped) = fetched.pop() else {
+            self.shared().sweep_when_idle().await;
+            return Ok(None);
+        };
         let mut state = lock(&self.inner.state);
         let mut delivery = self.inner.delivery(&mut state, popped, None);
         delivery.info.consumer_tag = None;

@@ -75,8 +75,10 @@ impl Transport for RedisTransport {
             }
         }
         // The publish script goes by EVALSHA in pipelines: load it first.
-        if let Err(e) = redis::cmd("SCRIPT").arg("LOAD").arg(scripts::PUBLISH_SOURCE).query_async::<String>(&mut cmd).await {
-            return Err(Error::connection(format!("cannot load kelp's publish script into {url}")).with_source(e));
+        for (what, source) in [("publish", scripts::PUBLISH_SOURCE), ("liveness", scripts::ALIVE_SOURCE)] {
+            if let Err(e) = redis::cmd("SCRIPT").arg("LOAD").arg(source).query_async::<String>(&mut cmd).await {
+                return Err(Error::connection(format!("cannot load kelp's {what} script into {url}")).with_source(e));
+            }
         }
         // PING at the heartbeat interval, at most Kombu's 25 s health check.
         let ping_every = options.heartbeat.unwrap_or(HEALTH_CHECK).min(HEALTH_CHECK);
@@ -108,6 +110,7 @@ impl Transport for RedisTransport {
             keep_unconfirmed: options.keep_unconfirmed,
             max_unconfirmed: options.max_unconfirmed,
             publish_wait: options.publish_wait,
+            idle_sweep: Mutex::new(None),
         });
         let mut alive = redis::pipe();
         shared.refresh_alive(&mut alive);

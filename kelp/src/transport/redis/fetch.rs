@@ -35,7 +35,7 @@ impl ChannelInner {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        ack_commands(&mut pipe, &self.shared.keys, tags);
+        ack_commands(&mut pipe, &self.shared.keys, &self.shared.owner, tags);
         self.shared.pipe::<()>(&pipe, "acknowledging").await
     }
 
@@ -99,7 +99,7 @@ impl ChannelInner {
         loop {
             let mut pipe = redis::pipe();
             if first_round {
-                ack_commands(&mut pipe, &shared.keys, acks);
+                ack_commands(&mut pipe, &shared.keys, &shared.owner, acks);
             }
             if record && !plan.is_empty() {
                 shared.refresh_alive(&mut pipe);
@@ -237,7 +237,11 @@ impl ChannelInner {
         index.arg("ZADD").arg(shared.keys.unacked_index());
         let mut records = redis::Cmd::with_capacity(args, record_bytes + 32);
         records.arg("HSET").arg(shared.keys.unacked());
+        let held_key = shared.keys.held(&shared.owner);
+        let mut held = redis::Cmd::with_capacity(args, fetched.iter().map(|p| p.tag.len() + p.source.len() + 24).sum::<usize>() + 32);
+        held.arg("HSET").arg(&held_key);
         for popped in fetched.iter() {
+            held.arg(&popped.tag).arg(format!("{now}{}{}", keys::SEP, &*popped.source));
             match &popped.decoded {
                 Some(d) if d.json_text => {
                     records.arg(&popped.tag).arg(KombuRecord { payload: &popped.raw, exchange: &d.exchange, routing_key: &d.routing_key })
@@ -255,6 +259,8 @@ impl ChannelInner {
         if !fetched.is_empty() {
             pipe.add_command(index);
             pipe.add_command(records);
+            pipe.cmd("SADD").arg(shared.keys.holders()).arg(&shared.owner).ignore();
+            pipe.add_command(held);
         }
         pipe.cmd("DEL").arg(lists).ignore();
         pipe.cmd("HDEL").arg(shared.keys.processing_registry()).arg(lists).ignore();
@@ -270,6 +276,7 @@ impl ChannelInner {
         let tags: Vec<&str> = fetched.iter().map(|p| p.tag.as_str()).collect();
         put_back.cmd("ZREM").arg(shared.keys.unacked_index()).arg(&tags).ignore();
         put_back.cmd("HDEL").arg(shared.keys.unacked()).arg(&tags).ignore();
+        put_back.cmd("HDEL").arg(&held_key).arg(&tags).ignore();
         shared.pipe::<()>(&put_back, "putting back messages Redis would not record").await?;
         Err(Error::new(ErrorKind::Protocol, format!("Redis at {} refused to record deliveries: {refused}", shared.broker)))
     }
@@ -404,10 +411,11 @@ pub(super) struct Taken {
 }
 
 /// Remove the unacked records of acked deliveries.
-fn ack_commands(pipe: &mut redis::Pipeline, keys: &Keys, tags: &[String]) {
+fn ack_commands(pipe: &mut redis::Pipeline, keys: &Keys, owner: &str, tags: &[String]) {
     for chunk in tags.chunks(1000) {
         pipe.cmd("HDEL").arg(keys.unacked()).arg(chunk).ignore();
         pipe.cmd("ZREM").arg(keys.unacked_index()).arg(chunk).ignore();
+        pipe.cmd("HDEL").arg(keys.held(owner)).arg(chunk).ignore();
     }
 }
 

@@ -107,6 +107,9 @@ pub(super) async fn health_check(shared: Weak<Shared>, interval: Duration) {
                 if let Err(e) = sweeping.sweep_processing().await {
                     tracing::warn!(error = %e, "the sweep of dead consumers' processing lists failed");
                 }
+                if let Err(e) = sweeping.sweep_held().await {
+                    tracing::warn!(error = %e, "the sweep of gone connections' unacked deliveries failed");
+                }
                 if let Err(e) = sweeping.restore_visible().await {
                     tracing::warn!(error = %e, "the unacked sweep failed");
                 }

@@ -227,10 +227,29 @@ impl Keys {
         format!("{}_kelp.processing{SEP}{fetcher}{SEP}{source}", self.prefix)
     }
 
+    /// What connection `owner` has recorded as unacked and not yet acked (a
+    /// hash: delivery tag → `recorded-at SEP source list`): when the owner
+    /// dies or loses its connection, its deliveries go back at once, as
+    /// RabbitMQ requeues a lost channel's, not after the visibility timeout.
+    pub(crate) fn held(&self, owner: &str) -> String {
+        format!("{}_kelp.held{SEP}{owner}", self.prefix)
+    }
+
+    /// The connections that may have a [`Keys::held`] hash (a set of owners).
+    pub(crate) fn holders(&self) -> String {
+        format!("{}_kelp.holders", self.prefix)
+    }
+
     /// The key whose presence says connection `owner` is alive (it expires
     /// when the owner stops refreshing it).
     pub(crate) fn alive(&self, owner: &str) -> String {
         format!("{}{}", self.alive_prefix(), owner)
+    }
+
+    /// Set when a successor of connection `owner` gave back what it held:
+    /// `owner` is dead for good, whatever its late writes say.
+    pub(crate) fn gone(&self, owner: &str) -> String {
+        format!("{}_kelp.gone{SEP}{owner}", self.prefix)
     }
 
     pub(crate) fn alive_prefix(&self) -> String {

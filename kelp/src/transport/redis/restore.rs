@@ -8,6 +8,10 @@ use super::shared::{ChannelInner, FANOUT_TAG, FETCH_BATCH, Shared, Unacked, now_
 use super::{envelope, keys, scripts};
 use crate::error::Result;
 
+/// How long a lost connection's tombstone stays: far longer than any write
+/// of it a partition could still be holding back.
+const GONE_TTL_MS: u64 = 600_000;
+
 impl Shared {
     /// Give back the processing lists of consumers that died between
     /// taking messages and recording them.
@@ -19,6 +23,79 @@ impl Shared {
         Ok(moved)
     }
 
+    /// For a `get` that found its queue empty: at most once per
+    /// `unacked_restore_interval`, give back what dead consumers left, so
+    /// a process that only polls sees those messages again too.
+    pub(super) async fn sweep_when_idle(&self) {
+        {
+            let mut last = super::shared::lock(&self.idle_sweep);
+            if last.is_some_and(|at| at.elapsed() < self.options.unacked_restore_interval) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        if let Err(e) = self.sweep_processing().await {
+            tracing::debug!(error = %e, "the idle sweep of dead consumers' processing lists failed");
+        }
+        if let Err(e) = self.sweep_held().await {
+            tracing::debug!(error = %e, "the idle sweep of gone connections' unacked deliveries failed");
+        }
+    }
+
+    /// Put back the unacked deliveries of connections that are gone (their
+    /// liveness key expired or was removed), as RabbitMQ requeues a closed
+    /// channel's: seconds after, not after the visibility timeout.
+    pub(super) async fn sweep_held(&self) -> Result<usize> {
+        let holders: Vec<String> = self.query(redis::cmd("SMEMBERS").arg(self.keys.holders()), "reading the holders").await?;
+        let others: Vec<&String> = holders.iter().filter(|h| **h != self.owner).collect();
+        if others.is_empty() {
+            return Ok(0);
+        }
+        let mut alive = redis::pipe();
+        for owner in &others {
+            alive.cmd("EXISTS").arg(self.keys.alive(owner));
+        }
+        let exists: Vec<bool> = self.pipe(&alive, "asking which holders are alive").await?;
+        let dead: Vec<String> = others.into_iter().zip(exists).filter(|(_, e)| !e).map(|(o, _)| o.clone()).collect();
+        let restored = self.give_back_held(&dead).await?;
+        if restored > 0 {
+            tracing::info!(broker = %self.broker, restored, "put back the unacked deliveries of connections that are gone");
+        }
+        Ok(restored)
+    }
+
+    /// Put back what each of `owners` recorded as unacked and never acked.
+    /// A record is only restored while it is still the one the owner wrote
+    /// (same time in the unacked index): the visibility timeout may have
+    /// restored it meanwhile and another consumer hold it now.
+    pub(super) async fn give_back_held(&self, owners: &[String]) -> Result<usize> {
+        let mut restored = 0;
+        for owner in owners {
+            let held_key = self.keys.held(owner);
+            let held: Vec<(String, String)> = self.query(redis::cmd("HGETALL").arg(&held_key), "reading a connection's unacked deliveries").await?;
+            for (tag, value) in held {
+                let Some((recorded_at, source)) = value.split_once(keys::SEP) else { continue };
+                let mut look = redis::pipe();
+                look.cmd("ZSCORE").arg(self.keys.unacked_index()).arg(&tag).cmd("HGET").arg(self.keys.unacked()).arg(&tag);
+                let (score, record): (Option<f64>, Option<Vec<u8>>) = self.pipe(&look, "reading an unacked message").await?;
+                let same = matches!((score, recorded_at.parse::<f64>()), (Some(s), Ok(r)) if (s - r).abs() < 1e-3);
+                let Some(record) = record.filter(|_| same) else { continue };
+                let Some((payload, _, _)) = split_unacked_record(&record) else {
+                    tracing::error!(tag, "an unacked record is not [payload, exchange, routing_key]; left for the visibility timeout");
+                    continue;
+                };
+                let marked = envelope::mark_redelivered(&payload).unwrap_or(payload);
+                if self.restore_record(&tag, &marked, &[source.to_owned()], false).await? {
+                    restored += 1;
+                }
+            }
+            let mut forget = redis::pipe();
+            forget.cmd("DEL").arg(&held_key).ignore().cmd("SREM").arg(self.keys.holders()).arg(owner).ignore();
+            self.pipe::<()>(&forget, "forgetting a gone connection's unacked deliveries").await?;
+        }
+        Ok(restored)
+    }
+
     /// A new connection of a client whose earlier connection was lost: that
     /// one will fetch no more, so what it took and had not recorded goes
     /// back now, rather than when its liveness key expires (15–25 s, and
@@ -28,25 +105,34 @@ impl Shared {
     pub(super) async fn give_back_predecessors(&self, client: &str) -> Result<i64> {
         let registry: std::collections::HashMap<String, String> =
             self.query(redis::cmd("HGETALL").arg(self.keys.processing_registry()), "reading the processing registry").await?;
+        let holders: Vec<String> = self.query(redis::cmd("SMEMBERS").arg(self.keys.holders()), "reading the holders").await?;
         let prefix = format!("{client}.");
+        let predecessor = |owner: &str| owner.starts_with(&prefix) && owner != self.owner;
         let mut owners = std::collections::BTreeSet::new();
         let mut lists = Vec::new();
         for (list, value) in registry {
             let Some((owner, _source)) = value.split_once(keys::SEP) else { continue };
-            if owner.starts_with(&prefix) && owner != self.owner {
+            if predecessor(owner) {
                 owners.insert(owner.to_owned());
                 lists.push(list);
             }
         }
+        let holding: Vec<String> = holders.into_iter().filter(|h| predecessor(h)).collect();
+        owners.extend(holding.iter().cloned());
         if owners.is_empty() {
             return Ok(0);
         }
         let mut forget = redis::pipe();
         for owner in &owners {
+            forget.cmd("SET").arg(self.keys.gone(owner)).arg(1).arg("PX").arg(GONE_TTL_MS).ignore();
             forget.cmd("DEL").arg(self.keys.alive(owner)).ignore();
         }
         self.pipe::<()>(&forget, "forgetting this client's lost connection").await?;
-        self.give_back(&lists).await
+        // Taken and unrecorded first, then recorded and unacked: the order
+        // they were taken in.
+        let taken = self.give_back(&lists).await?;
+        let held = self.give_back_held(&holding).await?;
+        Ok(taken + i64::try_from(held).unwrap_or(i64::MAX))
     }
 
     /// Give back the messages waiting in `lists` (this connection's, after
@@ -166,12 +252,18 @@ fn split_unacked_record(record: &[u8]) -> Option<(Vec<u8>, String, String)> {
 impl ChannelInner {
     /// Put deliveries back in the lists they came from.
     pub(super) async fn requeue(&self, unacked: Vec<Unacked>, back: bool) {
+        let mut tags = Vec::with_capacity(unacked.len());
         for u in unacked {
             let marked = envelope::mark_redelivered(&u.raw).unwrap_or_else(|_| u.raw.to_vec());
             let targets: Vec<String> = if u.source.is_empty() { Vec::new() } else { vec![u.source.to_string()] };
             if let Err(e) = self.shared.restore_record(&u.tag, &marked, &targets, back).await {
                 tracing::warn!(error = %e, tag = u.tag, "could not put a message back; the visibility timeout will");
             }
+            tags.push(u.tag);
+        }
+        if !tags.is_empty() {
+            let held = self.shared.keys.held(&self.shared.owner);
+            let _: Result<()> = self.shared.pipe(redis::pipe().cmd("HDEL").arg(held).arg(&tags).ignore(), "forgetting requeued deliveries").await;
         }
     }
 }

@@ -70,6 +70,19 @@ return 1
     )
 });
 
+/// Refresh liveness key KEYS[1] (for ARGV[1] ms) unless KEYS[2], the
+/// connection's tombstone, says a successor already gave back what it held:
+/// a pipeline that a partition delayed past that point must not bring the
+/// dead connection back to life (its late writes are then swept at once).
+pub(crate) static ALIVE: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ALIVE_SOURCE));
+
+/// The source of [`ALIVE`] (loaded with SCRIPT LOAD at connect).
+pub(crate) const ALIVE_SOURCE: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1
+"#;
+
 /// Release the sweep lock KEYS[1] if it still holds our token ARGV[1].
 pub(crate) static UNLOCK: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(

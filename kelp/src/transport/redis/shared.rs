@@ -17,6 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use super::client::{auth_refused, name_connection};
 use super::keys::{Keys, RedisOptions};
+use super::scripts;
 use crate::transport::confirm::{self, SharedConfirms};
 use crate::transport::types::{CancelReason, ConsumerEvent, DeliverySender};
 use crate::content::exchange::ExchangeKind;
@@ -83,6 +84,9 @@ pub(super) struct Shared {
     /// to `publish_wait`.
     pub(super) max_unconfirmed: usize,
     pub(super) publish_wait: Duration,
+    /// When a `get` that found nothing last swept for what dead consumers
+    /// left (a poller has no fetch loop sweeping for it).
+    pub(super) idle_sweep: Mutex<Option<std::time::Instant>>,
 }
 
 /// A publish for the writer: its commands and the confirmation its answer
@@ -199,7 +203,13 @@ impl Shared {
     /// Keep this connection's liveness key (see [`Keys::alive`]).
     pub(super) fn refresh_alive(&self, pipe: &mut redis::Pipeline) {
         let ttl = u64::try_from(self.alive_ttl.as_millis()).unwrap_or(u64::MAX);
-        pipe.cmd("SET").arg(self.keys.alive(&self.owner)).arg(1).arg("PX").arg(ttl).ignore();
+        pipe.cmd("EVALSHA")
+            .arg(scripts::ALIVE.get_hash())
+            .arg(2)
+            .arg(self.keys.alive(&self.owner))
+            .arg(self.keys.gone(&self.owner))
+            .arg(ttl)
+            .ignore();
     }
 
     /// A connection of its own, with no reply timeout, for blocking commands.
