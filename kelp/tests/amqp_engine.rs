@@ -279,7 +279,7 @@ async fn a_broker_that_confirms_nothing_is_left_for_the_next() {
         async move { producer.publish("during").send().await }
     });
     let lost = next_matching(&mut events, "the connection lost", PATIENCE, |e| matches!(e, Event::ConnectionLost { .. })).await;
-    assert!(lost.to_string().contains("confirmed nothing"), "{lost}");
+    assert!(lost.to_string().contains("left a publish unconfirmed"), "{lost}");
     tokio::time::timeout(PATIENCE, during).await.unwrap().unwrap().expect("confirmed by the next broker");
     assert_eq!(conn.current_url().port(), Some(5672), "moved to the direct URL");
     let direct = Connection::new(&url).unwrap();

@@ -76,14 +76,14 @@ macro_rules! connection_builder_options {
             fn max_unconfirmed(b, n: usize) {
                 b.max_unconfirmed = n.max(1);
             }
-            /// Leave a broker that confirms nothing for this long while publishes
-            /// wait for their confirms, and fail over (default 15 s; `None` never).
+            /// Leave a broker that leaves a publish unconfirmed for this long, and
+            /// fail over (default 15 s; `None` never).
             ///
             /// Heartbeats catch a broker that went silent. A cluster node cut off
             /// from the other nodes by a network partition is not silent: it keeps
             /// its connections and heartbeats, and it confirms nothing that needs
-            /// the rest of the cluster (a quorum queue's majority). This catches
-            /// that. Time spent blocked by the broker (a memory or disk alarm)
+            /// the rest of the cluster (a quorum queue's majority), or a confirm
+            /// now and then. This catches that. Time spent blocked by the broker (a memory or disk alarm)
             /// does not count. What was not confirmed is published again on the
             /// next broker.
             ///

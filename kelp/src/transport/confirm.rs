@@ -37,6 +37,8 @@ struct Slot {
     /// Its delivery tag on the current channel; `None` once that channel is
     /// gone and the message waits to be published again.
     wire: Option<u64>,
+    /// When it was last written (the stall watchdog's measure).
+    sent: std::time::Instant,
     /// Kept until confirmed: for matching returns, and for re-publishing.
     message: Option<OutgoingMessage>,
     returned: Option<ReturnedMessage>,
@@ -58,9 +60,6 @@ pub(crate) struct Confirms {
     room: Option<Arc<tokio::sync::Notify>>,
     /// The broker channel whose delivery tags these are (0: none).
     owner: u64,
-    /// Acks and nacks received, for the stall watchdog: it compares this
-    /// count over time instead of stamping every publish.
-    settles: u64,
 }
 
 /// A process-wide unique id for a broker channel, to attach it to a
@@ -111,6 +110,7 @@ impl Confirms {
         self.slots.push_back(Slot {
             state: State::Waiting(None),
             wire,
+            sent: std::time::Instant::now(),
             message: Some(message),
             returned: None,
             abandoned: false,
@@ -166,6 +166,7 @@ impl Confirms {
         let wire = self.next_wire();
         if let Some(slot) = self.slot(ticket) {
             slot.wire = Some(wire);
+            slot.sent = std::time::Instant::now();
         }
     }
 
@@ -185,7 +186,6 @@ impl Confirms {
         if self.owner != owner {
             return;
         }
-        self.settles += 1;
         let slot = self.slots.iter_mut().find(|s| s.wire == Some(wire));
         if let Some(slot) = slot {
             let result = match &slot.message {
@@ -205,13 +205,15 @@ impl Confirms {
         self.waiting
     }
 
-    /// For the stall watchdog: whether a publish sent on channel `owner` is
-    /// still waiting for its confirm, and how many acks and nacks arrived in
-    /// all. Looks at the front only: confirmed publishes leave from there.
-    pub(crate) fn stall_probe(&self, owner: u64) -> (bool, u64) {
-        let waiting = self.owner == owner
-            && self.slots.iter().find(|s| matches!(s.state, State::Waiting(_))).is_some_and(|s| s.wire.is_some());
-        (waiting, self.settles)
+    /// For the stall watchdog: how long the oldest publish written on
+    /// channel `owner` has waited for its confirm, if one waits. Looks at
+    /// the front only: confirmed publishes leave from there.
+    pub(crate) fn stall_probe(&self, owner: u64) -> Option<std::time::Duration> {
+        if self.owner != owner {
+            return None;
+        }
+        let oldest = self.slots.iter().find(|s| matches!(s.state, State::Waiting(_)))?;
+        oldest.wire.map(|_| oldest.sent.elapsed())
     }
 
     /// A notifier woken whenever publishes are confirmed (to wait for room).
@@ -242,7 +244,6 @@ impl Confirms {
     /// else the one with that tag. Tags of the current channel increase
     /// along the queue, so the scan stops at the first later one.
     fn settle(&mut self, tag: u64, multiple: bool, outcome: impl Fn() -> Result<()>) {
-        self.settles += 1;
         for slot in &mut self.slots {
             let Some(wire) = slot.wire else { continue };
             if wire > tag {

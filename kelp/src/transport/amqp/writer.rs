@@ -82,8 +82,8 @@ async fn write_all_chunks(write: &mut WriteSide, mut chunks: Vec<Bytes>) -> std:
 ///
 /// A broker can also be alive and useless: a cluster node cut off from the
 /// others keeps its connections and heartbeats and confirms nothing that
-/// needs the cluster. When publishes wait longer than the confirm timeout
-/// with no ack or nack at all, the connection is failed so that recovery
+/// needs the cluster. When a publish waits longer than the confirm timeout
+/// (blocked time aside), the connection is failed so that recovery
 /// moves to another broker (see `Conn::stalled`).
 pub(super) async fn run_keeper(conn: Arc<Conn>, heartbeat: Option<Duration>) {
     let confirm_tick = conn.confirm_timeout.map(|t| (t / 4).max(Duration::from_millis(100)));
@@ -119,8 +119,8 @@ pub(super) async fn run_keeper(conn: Arc<Conn>, heartbeat: Option<Duration>) {
         }
         if let Some(waited) = conn.stalled() {
             conn.fail(Error::connection(format!(
-                "{} confirmed nothing for {} ms while publishes waited (confirm timeout {:?}): \
-                 leaving it, as a node cut off from its cluster would never confirm them",
+                "{} left a publish unconfirmed for {} ms (confirm timeout {:?}): leaving it, as a \
+                 node cut off from its cluster confirms nothing, or next to nothing",
                 conn.broker,
                 waited.as_millis(),
                 conn.confirm_timeout.unwrap_or_default()

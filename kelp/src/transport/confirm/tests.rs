@@ -139,3 +139,38 @@ fn dropped_confirmations_do_not_leak_and_failures_hand_back_messages() {
     assert_eq!(unknown.len(), 1);
     assert!(matches!(poll(&mut p), Poll::Ready(Err(e)) if e.is_connection()));
 }
+
+/// The watchdog's probe follows the oldest waiting publish: confirms of
+/// later ones (a quorum queue trickling a confirm now and then) do not make
+/// it younger; only its own confirm does, and a publish sent again is
+/// measured from its new write.
+#[test]
+fn the_stall_probe_ages_with_the_oldest_waiting_publish() {
+    let confirms = attached();
+    assert_eq!(lock(&confirms).stall_probe(1), None, "nothing waits");
+    for _ in 0..3 {
+        lock(&confirms).track(1, message(b"x", false)).unwrap();
+    }
+    let pause = std::time::Duration::from_millis(200);
+    std::thread::sleep(pause);
+    // The second and third are confirmed, not the first.
+    lock(&confirms).ack(1, 2, false);
+    lock(&confirms).ack(1, 3, false);
+    let age = lock(&confirms).stall_probe(1).expect("the first still waits");
+    assert!(age >= pause, "the oldest publish's age is {age:?}, less than the {pause:?} since it was written");
+    assert_eq!(lock(&confirms).stall_probe(2), None, "another channel's publishes are not this one's");
+    lock(&confirms).ack(1, 1, false);
+    assert_eq!(lock(&confirms).stall_probe(1), None, "all confirmed");
+
+    // Detached (its connection lost), a publish waits unwritten: no stall
+    // until it is written again, and then from that write.
+    lock(&confirms).track(1, message(b"y", false)).unwrap();
+    std::thread::sleep(pause);
+    lock(&confirms).attach(2);
+    assert_eq!(lock(&confirms).stall_probe(2), None, "unwritten on the new channel");
+    let unsent = lock(&confirms).unsent();
+    assert_eq!(unsent.len(), 1);
+    lock(&confirms).resent(unsent[0].0);
+    let age = lock(&confirms).stall_probe(2).expect("written again, waiting");
+    assert!(age < pause, "measured from the new write: {age:?}");
+}
