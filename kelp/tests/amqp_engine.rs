@@ -486,3 +486,33 @@ async fn the_unconfirmed_buffer_is_bounded() {
     }
     producer.publish(&6).send().await.unwrap();
 }
+
+/// Twenty producers start at once on one channel, each publishing a
+/// mandatory message nobody can route: every send must end with the
+/// broker's return, none with a success. A producer that published while
+/// another's confirm.select was still on its way used to be taken as not
+/// confirming: its send returned at once, unconfirmed, and shifted every
+/// later delivery tag by one, so that a broker ack confirmed a message it
+/// had not acked (found by the kill -9 failover test: confirmed messages
+/// the killed node never had).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_starting_together_on_one_channel_all_wait_for_their_confirms() {
+    let conn = Connection::new(&require_rabbitmq()).unwrap();
+    let nowhere = unique_name("no-such-queue");
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (conn, start, nowhere) = (conn.clone(), start.clone(), nowhere.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let producer = conn.producer().routing_key(nowhere).build().await.unwrap();
+            producer.publish(&i).mandatory(true).send().await
+        }));
+    }
+    let mut kinds = Vec::new();
+    for task in tasks {
+        let outcome = tokio::time::timeout(PATIENCE, task).await.expect("a send hangs").unwrap();
+        kinds.push(outcome.err().map(|e| e.kind()));
+    }
+    assert!(kinds.iter().all(|k| *k == Some(ErrorKind::Unroutable)), "every send returned unroutable: {kinds:?}");
+}

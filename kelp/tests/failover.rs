@@ -388,25 +388,37 @@ async fn the_worker_keeps_processing_across_two_failovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
     let _serial = ONE_AT_A_TIME.lock().await;
     let (a, b) = two_nodes().await;
     let conn = prefer_first(&a, &b)
         .build()
         .unwrap();
     let queue = Queue::new("inflight");
+    let mut events = conn.events();
     queue.declare(&conn.default_channel().await.unwrap()).await.unwrap();
     a.sync_metadata_async().await.unwrap();
     // 20 publishers share one channel: up to 20 unconfirmed at any time.
     const PER_TASK: u32 = 150;
     let mut tasks = Vec::new();
+    let confirmed_at = Arc::new(std::sync::Mutex::new(HashMap::<String, std::time::Instant>::new()));
     for t in 0..20 {
         let conn = conn.clone();
+        let confirmed_at = confirmed_at.clone();
         tasks.push(tokio::spawn(async move {
             let producer = conn.producer().routing_key("inflight").build().await.unwrap();
-            publish_numbered(&producer, &format!("t{t}"), PER_TASK).await
+            let mut sent = Vec::new();
+            for i in 0..PER_TASK {
+                let id = format!("t{t}-{i}");
+                producer.publish(&i).message_id(id.clone()).send().await.unwrap();
+                confirmed_at.lock().unwrap().insert(id.clone(), std::time::Instant::now());
+                sent.push(id);
+            }
+            sent
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed_at = std::time::Instant::now();
     a.kill();
     let mut sent = Vec::new();
     for t in tasks {
@@ -414,14 +426,33 @@ async fn many_publishes_in_flight_through_kill_9_arrive_at_least_once() {
     }
     a.restart_async().await.unwrap();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for url in [a.url(), b.url()] {
+    let mut on_node: HashMap<String, Vec<&str>> = HashMap::new();
+    for (name, url) in [("a", a.url()), ("b", b.url())] {
         for id in drain_ids(&url, &queue).await {
-            *seen.entry(id).or_default() += 1;
+            *seen.entry(id.clone()).or_default() += 1;
+            on_node.entry(id).or_default().push(name);
         }
     }
     let lost: Vec<&String> = sent.iter().filter(|id| !seen.contains_key(*id)).collect();
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
     eprintln!("in-flight failover: {} confirmed, {} distinct found, {duplicates} duplicates", sent.len(), seen.len());
+    if !lost.is_empty() {
+        eprintln!("node a's log after its restart:\n{}", a.log_tail(60));
+        // What the client saw, and where the neighbours of a lost id ended up.
+        while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(10), events.recv()).await {
+            eprintln!("event: {event}");
+        }
+        for id in &lost {
+            let at = confirmed_at.lock().unwrap()[*id];
+            let rel = if at > killed_at { format!("+{:?}", at - killed_at) } else { format!("-{:?}", killed_at - at) };
+            eprintln!("{id} confirmed {rel} from the kill");
+            let (task, n) = id.rsplit_once('-').unwrap();
+            let n: u32 = n.parse().unwrap();
+            let around: Vec<String> =
+                (n.saturating_sub(3)..n + 4).map(|i| format!("{task}-{i}: {:?}", on_node.get(&format!("{task}-{i}")))).collect();
+            eprintln!("around {id}: {around:?}");
+        }
+    }
     assert!(lost.is_empty(), "{} confirmed messages lost: {lost:?}", lost.len());
 }
 

@@ -189,9 +189,11 @@ impl Channel {
         let channel = self.transport_channel().await?;
         if self.core.enable_confirms() {
             self.supervisor().channel_settings_changed();
-            channel.confirm_select().await?;
         }
-        Ok(())
+        // Every caller, not only the first: a second producer on this
+        // channel must not publish before the broker channel is in confirm
+        // mode (once it is, this returns at once).
+        channel.confirm_select().await
     }
 
     /// True once [`confirm_select`](Channel::confirm_select) was called.

@@ -397,16 +397,20 @@ impl TransportChannel for AmqpChannel {
         if self.shared.confirm_mode.load(Ordering::Acquire) {
             return Ok(());
         }
+        // Confirm mode starts for the broker with the select itself: every
+        // publish written after it gets a delivery tag, so it must be
+        // tracked, even before the select-ok is back. Marked as the select
+        // is queued, under the same lock as publishes take: a publish
+        // tracked by the old mode would shift every later tag by one, and
+        // a broker ack would then confirm a message it never acked.
         let reply = self
-            .call(AMQPClass::Confirm(confirm_class::AMQPMethod::Select(confirm_class::Select {
-                nowait: false,
-            })))
+            .shared
+            .call_marking(AMQPClass::Confirm(confirm_class::AMQPMethod::Select(confirm_class::Select { nowait: false })), || {
+                self.shared.confirm_mode.store(true, Ordering::Release)
+            })
             .await?;
         match reply {
-            Reply::Method(AMQPClass::Confirm(confirm_class::AMQPMethod::SelectOk(_))) => {
-                self.shared.confirm_mode.store(true, Ordering::Release);
-                Ok(())
-            }
+            Reply::Method(AMQPClass::Confirm(confirm_class::AMQPMethod::SelectOk(_))) => Ok(()),
             other => Err(unexpected_reply("confirm.select-ok", &other)),
         }
     }
@@ -426,8 +430,9 @@ impl TransportChannel for AmqpChannel {
         }
         let seq = conn.send(|out| {
             // The sequence number is taken under the outbound lock, so it is
-            // the order in which the broker sees the publishes.
-            let seq = match confirming {
+            // the order in which the broker sees the publishes; the mode is
+            // read there too (a confirm.select may have been queued since).
+            let seq = match self.shared.confirm_mode.load(Ordering::Acquire) {
                 true => match confirm::lock(&self.shared.confirms).track(self.shared.owner, message.clone()) {
                     Some(seq) => Some(seq),
                     // A newer channel took over (this one's connection is

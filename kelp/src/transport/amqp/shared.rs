@@ -432,12 +432,22 @@ impl ChannelShared {
 
     /// Send a synchronous method and wait for the broker's reply.
     pub(crate) async fn call(&self, method: AMQPClass) -> Result<Reply> {
+        self.call_marking(method, || {}).await
+    }
+
+    /// [`call`](Self::call), running `written` under the outbound lock as
+    /// the method is queued: what is written after it on this channel is
+    /// seen by the broker after it too.
+    pub(crate) async fn call_marking(&self, method: AMQPClass, written: impl FnOnce()) -> Result<Reply> {
         let _one_at_a_time = self.rpc.lock().await;
         self.check_open()?;
         let (tx, rx) = oneshot::channel();
         self.conn.command(ReaderCmd::Expect(self.id, tx))?;
-        self.conn
-            .send(|out| codec::put_method(&mut out.head, self.id, method))?;
+        self.conn.send(|out| {
+            codec::put_method(&mut out.head, self.id, method)?;
+            written();
+            Ok(())
+        })?;
         match rx.await {
             Ok(reply) => reply,
             Err(_) => Err(self.check_open().err().unwrap_or_else(|| self.conn.closed_error())),
