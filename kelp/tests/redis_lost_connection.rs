@@ -146,3 +146,52 @@ async fn j_a_gone_connections_unacked_deliveries_are_given_back_to_a_poller() {
     drop(consumer);
     drop(gone);
 }
+
+/// The holder's keepalive moves its deliveries' time in Kombu's unacked
+/// index (so a long handler's message is not restored under it); kelp's
+/// held record moves with it, or a successor would take the record for
+/// someone else's and leave it to the visibility timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k_the_held_record_follows_the_keepalive() {
+    let server = start_server();
+    let queue = Queue::new("held-keepalive");
+    const N: usize = 5;
+    let ids: Vec<String> = (0..N).map(|i| format!("k-{i}")).collect();
+    publish_ids(&server.url(), &queue, &ids).await;
+    // A visibility timeout of 3 s refreshes held deliveries every second.
+    let conn = Connection::builder(server.url().as_str()).transport_option("visibility_timeout", 3.0).build().unwrap();
+    let mut consumer = conn.consumer([queue.clone()]).prefetch_count(10).build().await.unwrap();
+    let mut held_messages = Vec::new();
+    for _ in 0..N {
+        held_messages.push(next(&mut consumer, "the deliveries").await);
+    }
+    let key = match server.command(&["KEYS", "_kelp.held*"]) {
+        Ok(RespValue::Array(Some(keys))) if keys.len() == 1 => keys[0].as_text().expect("a key name"),
+        other => panic!("one held hash expected: {other:?}"),
+    };
+    let score = |tag: &str| match server.command(&["ZSCORE", "unacked_index", tag]) {
+        Ok(v) => v.as_text().and_then(|t| t.parse::<f64>().ok()),
+        Err(e) => panic!("ZSCORE: {e}"),
+    };
+    let held_at = |tag: &str| match server.command(&["HGET", &key, tag]) {
+        Ok(v) => v.as_text().and_then(|t| t.split('\u{6}').next().and_then(|at| at.parse::<f64>().ok())),
+        Err(e) => panic!("HGET: {e}"),
+    };
+    let tags: Vec<String> = match server.command(&["HKEYS", &key]) {
+        Ok(RespValue::Array(Some(tags))) => tags.iter().filter_map(|t| t.as_text()).collect(),
+        other => panic!("HKEYS answered {other:?}"),
+    };
+    assert_eq!(tags.len(), N);
+    let first = score(&tags[0]).expect("recorded in the unacked index");
+    eventually("the keepalive refreshes the unacked index", PATIENCE, async || score(&tags[0]).is_some_and(|s| s > first + 0.5)).await;
+    // One refresh writes both; read them until a refresh is not half-seen.
+    eventually("every held record carries its index time", PATIENCE, async || {
+        tags.iter().all(|tag| matches!((score(tag), held_at(tag)), (Some(s), Some(h)) if (s - h).abs() < 1e-3))
+    })
+    .await;
+    for m in held_messages {
+        m.ack().await.unwrap();
+    }
+    eventually("nothing held once acked", PATIENCE, async || held(&server) == 0).await;
+    conn.close().await.unwrap();
+}

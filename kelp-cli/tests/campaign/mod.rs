@@ -20,10 +20,25 @@ pub fn init_logs() {
     }
 }
 
-/// Fault rounds per scenario: `KELP_CAMPAIGN_ROUNDS`, else 2 (the test
-/// suite's short form; `scripts/campaign.sh` runs the long one).
+/// The short form's rounds per scenario, unless `KELP_CAMPAIGN_ROUNDS` says.
+static DEFAULT_ROUNDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(2);
+
+/// Set the short form's rounds for this test binary (its scenarios cost
+/// more or less of CI's time).
+#[allow(dead_code)]
+pub fn set_default_rounds(n: u32) {
+    DEFAULT_ROUNDS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Fault rounds per scenario: `KELP_CAMPAIGN_ROUNDS`, else the binary's
+/// default (the test suite's short form; `scripts/campaign.sh` runs the
+/// long one).
 pub fn rounds() -> u32 {
-    std::env::var("KELP_CAMPAIGN_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(2)
+    std::env::var("KELP_CAMPAIGN_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| DEFAULT_ROUNDS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Pause between rounds, so that traffic settles on the new topology.

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use super::keys;
 use super::shared::{ChannelInner, FANOUT_TAG, Shared, lock, now_secs};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -78,25 +79,32 @@ pub(super) async fn health_check(shared: Weak<Shared>, interval: Duration) {
         let channels: Vec<Arc<ChannelInner>> = lock(&shared.channels).iter().filter_map(Weak::upgrade).collect();
         if last_keepalive.elapsed() >= keepalive_every {
             last_keepalive = tokio::time::Instant::now();
-            let tags: Vec<String> = channels
+            let held: Vec<(String, String)> = channels
                 .iter()
                 .flat_map(|c| {
                     lock(&c.state)
                         .unacked
                         .values()
                         .filter(|u| !u.tag.starts_with(FANOUT_TAG))
-                        .map(|u| u.tag.clone())
+                        .map(|u| (u.tag.clone(), u.source.to_string()))
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            if !tags.is_empty() {
-                let now = now_secs();
+            if !held.is_empty() {
+                let now = format!("{:.6}", now_secs());
                 let mut zadd = redis::cmd("ZADD");
                 zadd.arg(shared.keys.unacked_index()).arg("XX");
-                for tag in &tags {
-                    zadd.arg(now).arg(tag);
+                // The held record carries the same time: a successor gives
+                // back only records still at the time their holder wrote.
+                let mut hset = redis::cmd("HSET");
+                hset.arg(shared.keys.held(&shared.owner));
+                for (tag, source) in &held {
+                    zadd.arg(&now).arg(tag);
+                    hset.arg(tag).arg(format!("{now}{}{source}", keys::SEP));
                 }
-                let _: Result<i64> = shared.query(&zadd, "refreshing unacked deliveries").await;
+                let mut pipe = redis::pipe();
+                pipe.add_command(zadd).ignore().add_command(hset).ignore();
+                let _: Result<()> = shared.pipe(&pipe, "refreshing unacked deliveries").await;
             }
         }
         let consuming = channels.iter().any(|c| !lock(&c.state).consumers.is_empty());
